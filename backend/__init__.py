@@ -1,0 +1,1 @@
+"""The backend: discovers emulators, aggregates their health, serves the fleet."""

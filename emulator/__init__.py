@@ -1,0 +1,1 @@
+"""The emulator supervisor: owns QEMU, measures its frame rate over VNC, serves health."""

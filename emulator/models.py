@@ -1,0 +1,90 @@
+"""The emulator supervisor's wire contract: the JSON its HTTP endpoints return.
+
+Defined once, here, next to its producer; the backend imports these models to parse what it
+probes. Field names of the original system (``overall_status``, ``qemu_healthy``,
+``video.display_active``, ``video.estimated_frame_rate``) are kept so existing scripts work.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from enum import StrEnum
+
+from pydantic import BaseModel, Field
+
+
+class OverallStatus(StrEnum):
+    STARTING = "starting"
+    HEALTHY = "healthy"
+    DEGRADED = "degraded"
+    UNHEALTHY = "unhealthy"
+
+
+class QemuFacts(BaseModel):
+    pid: int | None = Field(None, description="PID of the running QEMU, if any")
+    running: bool = Field(False, description="A QEMU process exists and has not exited")
+    qmp_status: str | None = Field(None, description="QMP query-status, e.g. running, paused")
+    qmp_latency_ms: float | None = Field(None, description="Latency of the last QMP probe")
+    uptime_seconds: float | None = Field(None, description="Age of the current QEMU process")
+    restarts: int = Field(0, description="Times the supervisor restarted QEMU")
+    last_exit: str | None = Field(None, description="Why the previous QEMU ended")
+    booted: bool = Field(False, description="QEMU has reached running at least once")
+    crash_loop: bool = Field(False, description="Restarts gave up: QEMU keeps dying")
+    accel: str = Field("tcg", description="Accelerator in use (tcg or kvm)")
+    profile: str = Field("testimage", description="Machine profile (testimage or win98)")
+
+
+class VideoFacts(BaseModel):
+    display_active: bool = Field(False, description="Frames arrive over VNC and are not blank")
+    estimated_frame_rate: float = Field(
+        0.0, description="Distinct frames per second observed over VNC (sliding window)"
+    )
+    width: int | None = None
+    height: int | None = None
+    last_frame_age_seconds: float | None = Field(
+        None, description="Seconds since the last framebuffer update arrived"
+    )
+    frames_total: int = Field(0, description="Distinct frames observed since start")
+    blank: bool = Field(False, description="The latest frame is a single colour")
+    vnc_connected: bool = False
+    vnc_reconnects: int = 0
+
+
+class DiskFacts(BaseModel):
+    image: str = Field(description="Base image (never written)")
+    format: str
+    virtual_size: int
+    actual_size: int | None = None
+    overlay: str = Field(description="This instance's copy-on-write overlay")
+    overlay_size: int | None = None
+
+
+class EmulatorStatus(BaseModel):
+    """Body of ``GET /health``."""
+
+    instance: str
+    overall_status: OverallStatus
+    qemu_healthy: bool
+    reasons: list[str] = Field(
+        default_factory=list, description="Why the status is not healthy, most important first"
+    )
+    timestamp: datetime
+    supervisor_uptime_seconds: float
+    qemu: QemuFacts
+    video: VideoFacts
+    disk: DiskFacts | None = None
+    errors: list[str] = Field(default_factory=list, description="Recent errors, newest last")
+
+
+class Readiness(BaseModel):
+    """Body of ``GET /ready`` and ``GET /startup``."""
+
+    ready: bool
+    reason: str | None = None
+
+
+class ResetResult(BaseModel):
+    """Body of ``POST /reset``."""
+
+    ok: bool
+    message: str

@@ -1,0 +1,1 @@
+"""locotui: the operator console for the emulator fleet."""

@@ -17,9 +17,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-request_id: contextvars.ContextVar[str | None] = contextvars.ContextVar(
-    "request_id", default=None
-)
+request_id: contextvars.ContextVar[str | None] = contextvars.ContextVar("request_id", default=None)
 
 _LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
 
@@ -93,8 +91,11 @@ def configure(
         root.addHandler(combined)
         root.addHandler(errors)
     # Third-party loggers are chatty at INFO (uvicorn's access log duplicates our own).
-    for noisy in ("uvicorn.access", "qemu.qmp", "httpx", "httpcore", "kubernetes"):
+    for noisy in ("uvicorn.access", "httpx", "httpcore", "kubernetes"):
         logging.getLogger(noisy).setLevel(max(root.level, logging.WARNING))
+    # qemu.qmp logs every failed connection attempt at ERROR while QEMU is still starting;
+    # the supervisor reports the failures that matter itself.
+    logging.getLogger("qemu.qmp").setLevel(logging.CRITICAL)
 
 
 def log(logger: logging.Logger, level: int, message: str, **context: Any) -> None:

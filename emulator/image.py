@@ -1,0 +1,226 @@
+"""Disk image checks and the per-instance copy-on-write overlay.
+
+Everything here runs before QEMU does, so a bad image is one clear line instead of a QEMU
+error three layers down. The base image is only ever opened read-only (``-U`` so a shared
+base in use by other instances is not locked against us); all writes go to the overlay.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import shutil
+import stat
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+from emulator.errors import ExitCode, SupervisorError
+
+SUPPORTED_FORMATS = ("raw", "qcow2")
+SECTOR = 512
+OVERLAY_NAME = "overlay.qcow2"
+
+
+@dataclass(frozen=True)
+class ImageInfo:
+    path: Path
+    format: str
+    virtual_size: int
+    actual_size: int | None
+
+
+async def _qemu_img(*args: str, time_limit: float = 30.0) -> tuple[int, str, str]:
+    if shutil.which("qemu-img") is None:
+        raise SupervisorError(
+            "qemu-img is not installed; run 'make setup' (Debian package qemu-utils)",
+            ExitCode.QEMU_MISSING,
+        )
+    proc = await asyncio.create_subprocess_exec(
+        "qemu-img",
+        *args,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    try:
+        out, err = await asyncio.wait_for(proc.communicate(), time_limit)
+    except TimeoutError:
+        proc.kill()
+        await proc.wait()
+        raise SupervisorError(
+            f"qemu-img {args[0]} did not finish within {time_limit:.0f} s", ExitCode.IMAGE_CORRUPT
+        ) from None
+    return proc.returncode or 0, out.decode(errors="replace"), err.decode(errors="replace")
+
+
+def _first_error_line(text: str) -> str:
+    for line in text.splitlines():
+        line = line.strip()
+        if line:
+            return line.removeprefix("qemu-img: ")
+    return "no details"
+
+
+def _check_file(path: Path) -> None:
+    try:
+        st = path.stat()
+    except FileNotFoundError:
+        raise SupervisorError(
+            f"disk image {path} does not exist; point --disk/LOCO_DISK_IMAGE at your image "
+            "(or create a test image with 'loco-emulator make-test-image')",
+            ExitCode.IMAGE_MISSING,
+        ) from None
+    except PermissionError:
+        raise SupervisorError(
+            f"disk image {path} cannot be reached: permission denied on a parent directory",
+            ExitCode.IMAGE_UNREADABLE,
+        ) from None
+    if not stat.S_ISREG(st.st_mode):
+        raise SupervisorError(
+            f"disk image {path} is not a regular file; give the path of the image file itself",
+            ExitCode.IMAGE_UNREADABLE,
+        )
+    try:
+        with path.open("rb") as fh:
+            fh.read(1)
+    except PermissionError:
+        raise SupervisorError(
+            f"disk image {path} is not readable by this user (uid {os.getuid()}); "
+            "fix its permissions or mount it readable",
+            ExitCode.IMAGE_UNREADABLE,
+        ) from None
+    except OSError as exc:
+        raise SupervisorError(
+            f"disk image {path} cannot be read: {exc.strerror}", ExitCode.IMAGE_UNREADABLE
+        ) from None
+    if st.st_size == 0:
+        raise SupervisorError(
+            f"disk image {path} is empty (0 bytes); the copy or download was incomplete",
+            ExitCode.IMAGE_CORRUPT,
+        )
+
+
+async def inspect_image(path: Path) -> ImageInfo:
+    """Verifies that ``path`` is a readable, consistent, bootable raw or qcow2 image."""
+    path = path.expanduser().absolute()
+    _check_file(path)
+    rc, out, err = await _qemu_img("info", "-U", "--output=json", str(path))
+    if rc != 0:
+        raise SupervisorError(
+            f"disk image {path} is not a disk image QEMU can open: {_first_error_line(err)}",
+            ExitCode.IMAGE_CORRUPT,
+        )
+    info = json.loads(out)
+    fmt = str(info.get("format"))
+    if fmt not in SUPPORTED_FORMATS:
+        raise SupervisorError(
+            f"disk image {path} is in {fmt} format, which is not supported; convert it with "
+            f"'qemu-img convert -O qcow2 {path} {path.with_suffix('.qcow2')}'",
+            ExitCode.IMAGE_UNSUPPORTED,
+        )
+    if info.get("backing-filename"):
+        raise SupervisorError(
+            f"disk image {path} is itself an overlay of {info['backing-filename']}; give the "
+            "base image (or flatten it with 'qemu-img convert -O qcow2')",
+            ExitCode.IMAGE_UNSUPPORTED,
+        )
+    size = path.stat().st_size
+    if fmt == "raw" and size % SECTOR:
+        raise SupervisorError(
+            f"disk image {path} is truncated: {size} bytes is not a whole number of "
+            f"{SECTOR}-byte sectors; copy the image again",
+            ExitCode.IMAGE_CORRUPT,
+        )
+    if fmt == "qcow2":
+        rc, out, err = await _qemu_img("check", "-U", "--output=json", str(path))
+        if rc in (2, 3) or "ERROR" in err:
+            raise SupervisorError(
+                f"disk image {path} is damaged (qemu-img check: {_first_error_line(err)}); "
+                "it is probably truncated; copy it again or try 'qemu-img check -r all' on a copy",
+                ExitCode.IMAGE_CORRUPT,
+            )
+        if rc not in (0,):
+            raise SupervisorError(
+                f"disk image {path} could not be checked: {_first_error_line(err)}",
+                ExitCode.IMAGE_CORRUPT,
+            )
+    await _check_boot_sector(path, fmt)
+    return ImageInfo(path, fmt, int(info["virtual-size"]), info.get("actual-size"))
+
+
+async def _check_boot_sector(path: Path, fmt: str) -> None:
+    """A disk a PC can boot ends its first sector with 0x55 0xAA; anything else is not one."""
+    with tempfile.TemporaryDirectory(prefix="loco-img-") as tmp:
+        sector_file = Path(tmp) / "sector.bin"
+        rc, _, err = await _qemu_img(
+            "dd",
+            "-U",
+            "-f",
+            fmt,
+            "-O",
+            "raw",
+            f"if={path}",
+            f"of={sector_file}",
+            f"bs={SECTOR}",
+            "count=1",
+        )
+        if rc != 0 or not sector_file.exists():
+            raise SupervisorError(
+                f"disk image {path}: cannot read its first sector: {_first_error_line(err)}",
+                ExitCode.IMAGE_CORRUPT,
+            )
+        sector = sector_file.read_bytes()
+    if len(sector) < SECTOR or sector[510:512] != b"\x55\xaa":
+        raise SupervisorError(
+            f"disk image {path} has no boot signature in its first sector: it is not a "
+            "bootable PC disk (wrong file, or wrong format?)",
+            ExitCode.IMAGE_CORRUPT,
+        )
+
+
+async def prepare_overlay(state_dir: Path, base: ImageInfo, fresh: bool = False) -> Path:
+    """Returns this instance's overlay on ``base``, creating it when missing or ``fresh``.
+
+    An existing overlay is kept across restarts (it holds the guest's disk state) as long as
+    it still sits on the same base; one on another base would show the guest a disk that
+    mixes two images, so that is refused rather than silently replaced.
+    """
+    state_dir.mkdir(parents=True, exist_ok=True)
+    overlay = state_dir / OVERLAY_NAME
+    if overlay.exists() and not fresh:
+        rc, out, err = await _qemu_img("info", "-U", "--output=json", str(overlay))
+        if rc != 0:
+            raise SupervisorError(
+                f"overlay {overlay} is unreadable ({_first_error_line(err)}); "
+                "start with --fresh-overlay to discard it",
+                ExitCode.OVERLAY,
+            )
+        info = json.loads(out)
+        backing = info.get("full-backing-filename") or info.get("backing-filename")
+        if not backing or Path(backing).absolute() != base.path:
+            raise SupervisorError(
+                f"overlay {overlay} belongs to base image {backing}, not {base.path}; start "
+                "with --fresh-overlay to discard it, or give the original base image",
+                ExitCode.OVERLAY,
+            )
+        rc, _, err = await _qemu_img("check", "-U", str(overlay))
+        if rc in (2, 3):
+            raise SupervisorError(
+                f"overlay {overlay} is damaged ({_first_error_line(err)}); "
+                "start with --fresh-overlay to discard it",
+                ExitCode.OVERLAY,
+            )
+        return overlay
+    tmp = state_dir / f".{OVERLAY_NAME}.new"
+    tmp.unlink(missing_ok=True)
+    rc, _, err = await _qemu_img(
+        "create", "-q", "-f", "qcow2", "-b", str(base.path), "-F", base.format, str(tmp)
+    )
+    if rc != 0:
+        tmp.unlink(missing_ok=True)
+        raise SupervisorError(
+            f"cannot create overlay in {state_dir}: {_first_error_line(err)}", ExitCode.OVERLAY
+        )
+    os.replace(tmp, overlay)
+    return overlay

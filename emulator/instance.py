@@ -1,0 +1,57 @@
+"""One emulator instance: the supervisor, the VNC sampler and the status they add up to."""
+
+from __future__ import annotations
+
+import time
+
+from emulator.framecount import FrameCounter
+from emulator.health import build_status
+from emulator.models import DiskFacts, EmulatorStatus
+from emulator.supervisor import Supervisor
+from emulator.vnc import VncSampler
+
+
+class EmulatorInstance:
+    def __init__(
+        self,
+        name: str,
+        supervisor: Supervisor,
+        sampler: VncSampler,
+        counter: FrameCounter,
+        disk: DiskFacts | None,
+    ) -> None:
+        self.name = name
+        self.supervisor = supervisor
+        self.sampler = sampler
+        self.counter = counter
+        self.disk = disk
+        self.started = time.monotonic()
+
+    def status(self) -> EmulatorStatus:
+        sup = self.supervisor
+        silent_for = None
+        if sup.qmp_silent_since is not None:
+            silent_for = time.monotonic() - sup.qmp_silent_since
+        errors = list(sup.errors)
+        if self.sampler.last_error and sup.running:
+            errors.append(f"VNC: {self.sampler.last_error}")
+        video = self.sampler.facts().model_copy(
+            update={
+                "estimated_frame_rate": round(self.counter.rate(), 2),
+                "frames_total": self.counter.frames_total,
+            }
+        )
+        if not sup.running or not sup.qmp_ok:
+            # A dead or frozen QEMU shows nothing new; the samplers only notice at a timeout.
+            video = video.model_copy(update={"display_active": False, "estimated_frame_rate": 0.0})
+        return build_status(
+            instance=self.name,
+            qemu=sup.facts(),
+            qmp_ok=sup.qmp_ok,
+            qmp_silent_for=silent_for,
+            video=video,
+            failures=sup.consecutive_failures,
+            supervisor_uptime=time.monotonic() - self.started,
+            disk=self.disk,
+            errors=errors,
+        )

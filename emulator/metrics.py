@@ -1,0 +1,84 @@
+"""Prometheus metrics of one supervisor, read from its status at scrape time.
+
+A collector that asks the instance for its status keeps every gauge consistent with
+``/health`` by construction; only QMP latency is a real histogram, fed by each probe.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+from prometheus_client import CollectorRegistry, Histogram
+from prometheus_client.core import (
+    CounterMetricFamily,
+    GaugeMetricFamily,
+    StateSetMetricFamily,
+)
+from prometheus_client.registry import Collector
+
+from emulator.instance import EmulatorInstance
+from emulator.models import OverallStatus
+
+
+class _StatusCollector(Collector):
+    def __init__(self, instance: EmulatorInstance) -> None:
+        self.instance = instance
+
+    def collect(self) -> Iterator[object]:  # type: ignore[override]
+        st = self.instance.status()
+        labels = ["instance"]
+        name = [st.instance]
+
+        def gauge(metric: str, doc: str, value: float) -> GaugeMetricFamily:
+            g = GaugeMetricFamily(metric, doc, labels=labels)
+            g.add_metric(name, value)
+            return g
+
+        def counter(metric: str, doc: str, value: float) -> CounterMetricFamily:
+            c = CounterMetricFamily(metric, doc, labels=labels)
+            c.add_metric(name, value)
+            return c
+
+        yield counter(
+            "loco_emulator_frames", "Distinct frames observed over VNC", st.video.frames_total
+        )
+        yield gauge(
+            "loco_emulator_fps",
+            "Distinct frames per second (sliding window)",
+            st.video.estimated_frame_rate,
+        )
+        yield counter("loco_emulator_qemu_restarts", "Times QEMU was restarted", st.qemu.restarts)
+        yield gauge(
+            "loco_emulator_qemu_up", "1 when QEMU runs and answers QMP", float(st.qemu_healthy)
+        )
+        yield gauge(
+            "loco_emulator_display_active",
+            "1 when live, non-blank frames arrive",
+            float(st.video.display_active),
+        )
+        yield counter("loco_emulator_vnc_reconnects", "VNC reconnections", st.video.vnc_reconnects)
+        if st.video.last_frame_age_seconds is not None:
+            yield gauge(
+                "loco_emulator_last_frame_age_seconds",
+                "Age of the latest VNC update",
+                st.video.last_frame_age_seconds,
+            )
+        state = StateSetMetricFamily(
+            "loco_emulator_health_state", "Overall health status", labels=labels
+        )
+        state.add_metric(name, {s.value: st.overall_status == s for s in OverallStatus})
+        yield state
+
+
+def create_registry(instance: EmulatorInstance) -> CollectorRegistry:
+    registry = CollectorRegistry(auto_describe=False)
+    registry.register(_StatusCollector(instance))
+    qmp_latency = Histogram(
+        "loco_emulator_qmp_latency_seconds",
+        "Round trip of the QMP query-status probe",
+        ["instance"],
+        buckets=(0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0),
+        registry=registry,
+    ).labels(instance.name)
+    instance.supervisor.on_qmp_latency = qmp_latency.observe
+    return registry

@@ -1,0 +1,189 @@
+"""``loco-emulator run``: checks, then supervisor + sampler + HTTP server until a signal."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import errno
+import logging
+import os
+import shutil
+import signal
+import socket
+import tempfile
+from datetime import UTC, datetime
+from pathlib import Path
+
+import uvicorn
+
+from emulator.config import Settings
+from emulator.errors import ExitCode, SupervisorError
+from emulator.framecount import FrameCounter, dump_path
+from emulator.http_api import create_app
+from emulator.image import inspect_image, prepare_overlay
+from emulator.instance import EmulatorInstance
+from emulator.jsonlog import log
+from emulator.models import DiskFacts
+from emulator.qemu_argv import build_argv, choose_accel
+from emulator.registration import LocalRegistration, remove_registration, write_registration
+from emulator.supervisor import Supervisor
+from emulator.vnc import VncSampler
+
+logger = logging.getLogger("emulator")
+
+# sun_path is 108 bytes; deep state dirs (test temp dirs, long PVC mounts) overflow it.
+MAX_SOCKET_PATH = 100
+
+
+class _Server(uvicorn.Server):
+    """uvicorn without its own signal handling: the supervisor orders the shutdown."""
+
+    @contextlib.contextmanager
+    def capture_signals(self):  # type: ignore[no-untyped-def]
+        yield
+
+
+def bind_port(host: str, port: int, what: str, flag: str) -> socket.socket:
+    sock = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind((host, port))
+    except OSError as exc:
+        sock.close()
+        if exc.errno == errno.EADDRINUSE:
+            raise SupervisorError(
+                f"{what} port {host}:{port} is already in use (another emulator?); "
+                f"choose another with {flag}",
+                ExitCode.PORT_IN_USE,
+            ) from None
+        raise SupervisorError(
+            f"cannot listen on {host}:{port} for {what}: {exc.strerror}", ExitCode.PORT_IN_USE
+        ) from None
+    return sock
+
+
+def qmp_socket_path(state_dir: Path) -> Path:
+    path = state_dir / "qmp.sock"
+    if len(str(path)) <= MAX_SOCKET_PATH:
+        return path
+    return Path(tempfile.mkdtemp(prefix="loco-qmp-")) / "qmp.sock"
+
+
+async def run(settings: Settings) -> int:
+    if shutil.which(settings.qemu_binary) is None:
+        raise SupervisorError(
+            f"{settings.qemu_binary} is not installed; run 'make setup' "
+            "(Debian package qemu-system-x86)",
+            ExitCode.QEMU_MISSING,
+        )
+    accel = choose_accel(settings.accel)
+    image = await inspect_image(settings.disk)
+    overlay = await prepare_overlay(settings.state_dir, image, settings.fresh_overlay)
+    log(
+        logger,
+        logging.INFO,
+        "disk ready",
+        image=str(image.path),
+        format=image.format,
+        virtual_size=image.virtual_size,
+        overlay=str(overlay),
+    )
+
+    http_sock = bind_port(settings.health_host, settings.health_port, "health", "--health-port")
+    # QEMU would only say "Address already in use" after starting; check before.
+    bind_port(settings.vnc.host, settings.vnc.port, "VNC", "--vnc").close()
+
+    qmp_socket = qmp_socket_path(settings.state_dir)
+    argv = build_argv(settings, overlay, qmp_socket, accel)
+    supervisor = Supervisor(
+        argv,
+        qmp_socket,
+        accel.accel,
+        settings.profile,
+        settings.effective_grace,
+        settings.max_restarts,
+        settings.name,
+    )
+    sampler = VncSampler(
+        settings.vnc.host if settings.vnc.host != "0.0.0.0" else "127.0.0.1",  # noqa: S104
+        settings.vnc.port,
+    )
+    disk = DiskFacts(
+        image=str(image.path),
+        format=image.format,
+        virtual_size=image.virtual_size,
+        actual_size=image.actual_size,
+        overlay=str(overlay),
+        overlay_size=overlay.stat().st_size,
+    )
+    counter = FrameCounter(supervisor, dump_path(settings.state_dir))
+    instance = EmulatorInstance(settings.name, supervisor, sampler, counter, disk)
+    if settings.control_token is None:
+        log(
+            logger,
+            logging.WARNING,
+            "no control token configured: /reset and /restart are "
+            "open to anyone who can reach the health port",
+        )
+
+    app = create_app(instance, settings.control_token)
+    server = _Server(uvicorn.Config(app, log_config=None, access_log=False, lifespan="off"))
+    log(
+        logger,
+        logging.INFO,
+        "supervisor starting",
+        instance=settings.name,
+        accel=accel.accel,
+        accel_reason=accel.reason,
+        profile=settings.profile,
+        health=f"http://{settings.health_host}:{settings.health_port}",
+        vnc=str(settings.vnc),
+    )
+
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
+        loop.add_signal_handler(sig, stop.set)
+
+    write_registration(
+        settings.state_dir,
+        LocalRegistration(
+            name=settings.name,
+            health_url=f"http://{_reachable(settings.health_host)}:{settings.health_port}",
+            vnc=f"{_reachable(settings.vnc.host)}:{settings.vnc.port}",
+            pid=os.getpid(),
+            state_dir=str(settings.state_dir),
+            log_file=str(settings.log_file) if settings.log_file else None,
+            started_at=datetime.now(UTC),
+        ),
+    )
+    sup_task = asyncio.create_task(supervisor.run(), name="supervisor")
+    vnc_task = asyncio.create_task(sampler.run(), name="vnc")
+    fps_task = asyncio.create_task(counter.run(), name="framecount")
+    http_task = asyncio.create_task(server.serve(sockets=[http_sock]), name="http")
+    try:
+        stop_task = asyncio.create_task(stop.wait())
+        done, _ = await asyncio.wait(
+            {stop_task, sup_task, http_task}, return_when=asyncio.FIRST_COMPLETED
+        )
+        for task in done:
+            if task is not stop_task and task.exception():
+                raise task.exception()  # type: ignore[misc]
+        log(logger, logging.INFO, "stopping: powering the guest down")
+        await supervisor.stop()
+    finally:
+        supervisor.kill_now()
+        remove_registration(settings.state_dir)
+        vnc_task.cancel()
+        fps_task.cancel()
+        server.should_exit = True
+        with contextlib.suppress(asyncio.CancelledError, Exception):
+            await asyncio.wait_for(asyncio.gather(http_task, vnc_task, fps_task), 5)
+        if qmp_socket.parent != settings.state_dir:
+            shutil.rmtree(qmp_socket.parent, ignore_errors=True)
+    log(logger, logging.INFO, "supervisor stopped", restarts=supervisor.restarts)
+    return ExitCode.OK
+
+
+def _reachable(host: str) -> str:
+    return "127.0.0.1" if host in ("0.0.0.0", "::", "") else host  # noqa: S104

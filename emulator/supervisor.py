@@ -1,0 +1,371 @@
+"""Owns the QEMU process: start, watch, probe over QMP, restart with backoff, stop cleanly.
+
+One supervisor per instance. It never decides health itself (``emulator.health`` does, from
+the facts kept here), so the rule can be read and tested in one place.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import ctypes
+import logging
+import signal
+import time
+from collections import deque
+from collections.abc import Callable
+from pathlib import Path
+
+from emulator.jsonlog import log
+from emulator.models import QemuFacts
+from emulator.qmp import Qmp, QmpCommandError, QmpUnavailable
+
+logger = logging.getLogger("emulator.supervisor")
+
+PROBE_INTERVAL = 1.0
+QMP_TIMEOUT = 1.0
+QMP_CONNECT_LIMIT = 15.0
+RUNNING_LIMIT = 10.0
+BACKOFF_MIN, BACKOFF_MAX = 1.0, 30.0
+# A QEMU that ran this long before dying was not crash-looping: start counting afresh.
+STABLE_AFTER = 60.0
+QUIT_WAIT = 5.0  # QEMU needs 1.5-1.9 s to exit after quit (PLATFORM.md)
+PR_SET_PDEATHSIG = 1
+
+
+def _die_with_parent() -> None:
+    """Runs in the child before exec: if the supervisor is killed, QEMU goes too."""
+    libc = ctypes.CDLL(None, use_errno=True)
+    libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
+
+
+def describe_exit(returncode: int, stderr_tail: deque[str]) -> str:
+    if returncode < 0:
+        try:
+            what = f"killed by {signal.Signals(-returncode).name}"
+        except ValueError:
+            what = f"killed by signal {-returncode}"
+    else:
+        what = f"exited with status {returncode}"
+    if stderr_tail:
+        what += f": {stderr_tail[-1]}"
+    return what
+
+
+class QemuStartError(Exception):
+    pass
+
+
+class Supervisor:
+    def __init__(
+        self,
+        argv: list[str],
+        qmp_socket: Path,
+        accel: str,
+        profile: str,
+        grace: float,
+        max_restarts: int = 5,
+        name: str = "emulator",
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.argv = argv
+        self.qmp_socket = qmp_socket
+        self.qmp = Qmp(qmp_socket, name)
+        self.accel, self.profile, self.grace = accel, profile, grace
+        self.max_restarts = max_restarts
+        self._clock = clock
+        self.proc: asyncio.subprocess.Process | None = None
+        self.started_at: float | None = None
+        self.restarts = 0
+        self.consecutive_failures = 0
+        self.last_exit: str | None = None
+        self.booted = False
+        self.crash_loop = False
+        self.qmp_status: str | None = None
+        self.qmp_ok = False
+        self.qmp_latency_ms: float | None = None
+        self.qmp_silent_since: float | None = None
+        self.next_start_at: float | None = None
+        self.errors: deque[str] = deque(maxlen=10)
+        self.stderr_tail: deque[str] = deque(maxlen=20)
+        self.on_qmp_latency: Callable[[float], None] | None = None
+        self._stderr_task: asyncio.Task[None] | None = None
+        self._restart = asyncio.Event()
+        self._stop = asyncio.Event()
+        self._stopped = asyncio.Event()
+        self.first_ready = asyncio.Event()
+
+    # -- facts ----------------------------------------------------------------------------
+
+    @property
+    def running(self) -> bool:
+        return self.proc is not None and self.proc.returncode is None
+
+    def facts(self) -> QemuFacts:
+        uptime = None
+        if self.running and self.started_at is not None:
+            uptime = round(self._clock() - self.started_at, 1)
+        return QemuFacts(
+            pid=self.proc.pid if self.running and self.proc else None,
+            running=self.running,
+            qmp_status=self.qmp_status if self.running else None,
+            qmp_latency_ms=self.qmp_latency_ms,
+            uptime_seconds=uptime,
+            restarts=self.restarts,
+            last_exit=self.last_exit,
+            booted=self.booted,
+            crash_loop=self.crash_loop,
+            accel=self.accel,
+            profile=self.profile,
+        )
+
+    def _error(self, message: str, **context: object) -> None:
+        self.errors.append(message)
+        log(logger, logging.ERROR, message, **context)
+
+    # -- the main loop --------------------------------------------------------------------
+
+    async def run(self) -> None:
+        """Runs QEMU until :meth:`stop`; always leaves no QEMU behind."""
+        try:
+            while not self._stop.is_set():
+                self._restart.clear()
+                if await self._start_once():
+                    await self._monitor()
+                if self._stop.is_set():
+                    break
+                if self._restart.is_set():
+                    await self._stop_qemu(graceful=False)
+                    self._count_restart(manual=True)
+                    continue
+                await self._after_failure()
+        finally:
+            await self._stop_qemu(graceful=self._stop.is_set())
+            self._stopped.set()
+
+    def _count_restart(self, manual: bool) -> None:
+        self.restarts += 1
+        if manual:
+            self.consecutive_failures = 0
+            self.crash_loop = False
+
+    async def _after_failure(self) -> None:
+        ran_for = self._clock() - (self.started_at or self._clock())
+        if ran_for >= STABLE_AFTER:
+            self.consecutive_failures = 0
+        self.consecutive_failures += 1
+        if self.consecutive_failures > self.max_restarts:
+            self.crash_loop = True
+            self._error(
+                f"QEMU failed {self.consecutive_failures} times in a row; not restarting it "
+                "until asked (POST /restart) or the supervisor is restarted",
+                last_exit=self.last_exit,
+            )
+            await self._wait_any(self._restart, self._stop)
+            if self._restart.is_set() and not self._stop.is_set():
+                self._count_restart(manual=True)
+            return
+        delay = min(BACKOFF_MAX, BACKOFF_MIN * 2 ** (self.consecutive_failures - 1))
+        self.next_start_at = self._clock() + delay
+        log(
+            logger,
+            logging.WARNING,
+            "restarting QEMU after backoff",
+            delay_seconds=delay,
+            attempt=self.consecutive_failures,
+            last_exit=self.last_exit,
+        )
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._wait_any(self._restart, self._stop), delay)
+        self.next_start_at = None
+        if not self._stop.is_set():
+            self._count_restart(manual=self._restart.is_set())
+
+    @staticmethod
+    async def _wait_any(*events: asyncio.Event) -> None:
+        waiters = [asyncio.create_task(e.wait()) for e in events]
+        try:
+            await asyncio.wait(waiters, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            for w in waiters:
+                w.cancel()
+
+    async def _spawn(self) -> asyncio.subprocess.Process:
+        self.qmp_socket.unlink(missing_ok=True)
+        self.stderr_tail.clear()
+        try:
+            proc = await asyncio.create_subprocess_exec(
+                *self.argv,
+                stdin=asyncio.subprocess.DEVNULL,
+                stdout=asyncio.subprocess.DEVNULL,
+                stderr=asyncio.subprocess.PIPE,
+                # Its own session: a Ctrl-C in the terminal reaches the supervisor, which then
+                # powers the guest down in order, instead of killing QEMU under it.
+                start_new_session=True,
+                preexec_fn=_die_with_parent,
+            )
+        except OSError as exc:
+            raise QemuStartError(f"cannot run {self.argv[0]}: {exc.strerror}") from exc
+        self.proc = proc
+        self.started_at = self._clock()
+        self.qmp_status, self.qmp_ok, self.qmp_silent_since = None, False, None
+        self._stderr_task = asyncio.create_task(self._read_stderr(proc))
+        log(logger, logging.INFO, "QEMU started", pid=proc.pid, argv=self.argv)
+        return proc
+
+    async def _read_stderr(self, proc: asyncio.subprocess.Process) -> None:
+        assert proc.stderr is not None
+        async for raw in proc.stderr:
+            line = raw.decode(errors="replace").rstrip()
+            if line:
+                self.stderr_tail.append(line)
+                log(logger, logging.WARNING, "qemu: " + line, pid=proc.pid)
+
+    async def _start_once(self) -> bool:
+        """Starts QEMU and waits until QMP says it runs; False (with the reason) if not."""
+        try:
+            proc = await self._spawn()
+            exited = asyncio.create_task(proc.wait())
+            try:
+                ready = asyncio.create_task(self._until_running())
+                done, _ = await asyncio.wait({exited, ready}, return_when=asyncio.FIRST_COMPLETED)
+                if ready in done:
+                    ready.result()
+                    return True
+                ready.cancel()
+                with contextlib.suppress(asyncio.CancelledError, Exception):
+                    await ready
+                # Let the stderr reader drain what QEMU said before it died.
+                await asyncio.sleep(0.05)
+                raise QemuStartError(describe_exit(proc.returncode or 0, self.stderr_tail))
+            finally:
+                exited.cancel()
+        except (QemuStartError, QmpUnavailable, QmpCommandError) as exc:
+            self.last_exit = f"start failed: {exc}"
+            self._error(f"QEMU did not start: {exc}")
+            await self._stop_qemu(graceful=False)
+            return False
+
+    async def _until_running(self) -> None:
+        await self.qmp.connect(QMP_CONNECT_LIMIT)
+        deadline = self._clock() + RUNNING_LIMIT
+        while True:
+            status = await self.qmp.execute("query-status", limit=2.0)
+            self.qmp_status = status.get("status")
+            if self.qmp_status == "running":
+                self.qmp_ok = True
+                self.booted = True
+                self.first_ready.set()
+                log(logger, logging.INFO, "QEMU is running", pid=self.proc and self.proc.pid)
+                return
+            if self._clock() > deadline:
+                raise QemuStartError(f"QEMU stayed in state {self.qmp_status!r}")
+            await asyncio.sleep(0.1)
+
+    async def _monitor(self) -> None:
+        """Probes QMP every second until QEMU exits, or a restart or stop is asked for."""
+        proc = self.proc
+        assert proc is not None
+        exited = asyncio.create_task(proc.wait())
+        try:
+            while True:
+                await self._wait_any_timeout(exited, PROBE_INTERVAL)
+                if exited.done():
+                    await asyncio.sleep(0.05)  # the stderr reader's last lines
+                    self.last_exit = describe_exit(proc.returncode or 0, self.stderr_tail)
+                    self.qmp_status, self.qmp_ok = None, False
+                    await self.qmp.close()
+                    self._error(f"QEMU {self.last_exit}", pid=proc.pid)
+                    return
+                if self._stop.is_set() or self._restart.is_set():
+                    return
+                await self._probe()
+        finally:
+            exited.cancel()
+
+    async def _wait_any_timeout(self, task: asyncio.Task[int], limit: float) -> None:
+        waiters = {
+            task,
+            asyncio.create_task(self._stop.wait()),
+            asyncio.create_task(self._restart.wait()),
+        }
+        try:
+            await asyncio.wait(waiters, timeout=limit, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            for w in waiters:
+                if w is not task:
+                    w.cancel()
+
+    async def _probe(self) -> None:
+        started = time.perf_counter()
+        try:
+            if not self.qmp.connected:
+                await self.qmp.connect(QMP_TIMEOUT)
+            status = await self.qmp.execute("query-status", limit=QMP_TIMEOUT)
+        except (QmpUnavailable, QmpCommandError) as exc:
+            if self.qmp_ok:
+                self._error(f"QMP stopped answering: {exc}")
+            self.qmp_ok = False
+            if self.qmp_silent_since is None:
+                self.qmp_silent_since = self._clock()
+            return
+        elapsed = time.perf_counter() - started
+        self.qmp_latency_ms = round(elapsed * 1000, 2)
+        if self.on_qmp_latency:
+            self.on_qmp_latency(elapsed)
+        if not self.qmp_ok:
+            log(logger, logging.INFO, "QMP answers again", status=status.get("status"))
+        self.qmp_ok = True
+        self.qmp_silent_since = None
+        self.qmp_status = status.get("status")
+
+    # -- actions --------------------------------------------------------------------------
+
+    async def reset(self) -> float:
+        """QMP system_reset: the guest reboots at once. Returns QEMU's answer time in s."""
+        if not self.running:
+            raise QmpUnavailable("QEMU is not running")
+        started = time.perf_counter()
+        await self.qmp.execute("system_reset", limit=3.0)
+        return time.perf_counter() - started
+
+    def request_restart(self) -> None:
+        """Hard restart: a new QEMU process (also leaves a crash loop)."""
+        self._restart.set()
+
+    async def stop(self) -> None:
+        """Powers the guest down (ACPI), then quits QEMU; returns when no QEMU is left."""
+        self._stop.set()
+        await self._stopped.wait()
+
+    async def _stop_qemu(self, graceful: bool) -> None:
+        proc = self.proc
+        if proc is None or proc.returncode is not None:
+            await self.qmp.close()
+            return
+        if graceful and self.qmp_ok:
+            with contextlib.suppress(QmpUnavailable, QmpCommandError):
+                await self.qmp.execute("system_powerdown", limit=1.0)
+                log(logger, logging.INFO, "asked the guest to power down", grace_seconds=self.grace)
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(proc.wait(), self.grace)
+        if proc.returncode is None and self.qmp_ok:
+            with contextlib.suppress(QmpUnavailable, QmpCommandError):
+                await self.qmp.execute("quit", limit=1.0)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(proc.wait(), QUIT_WAIT)
+        if proc.returncode is None:
+            # SIGKILL also ends a stopped (SIGSTOP) process, which SIGTERM would not.
+            with contextlib.suppress(ProcessLookupError):
+                proc.kill()
+            await proc.wait()
+        await self.qmp.close()
+        self.qmp_ok = False
+        self.qmp_status = None
+        log(logger, logging.INFO, "QEMU stopped", pid=proc.pid, returncode=proc.returncode)
+
+    def kill_now(self) -> None:
+        """Last resort for an unclean exit path: never leave QEMU running."""
+        if self.proc is not None and self.proc.returncode is None:
+            with contextlib.suppress(ProcessLookupError):
+                self.proc.kill()

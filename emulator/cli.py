@@ -14,7 +14,8 @@ from emulator.errors import ExitCode, SupervisorError
 
 EPILOG = """\
 Every flag of 'run' can also come from the environment variable named in its help;
-a flag wins over the environment. The control token is read only from
+a flag wins over the environment. LOCO_QEMU_BINARY names another QEMU build.
+The control token is read only from
 LOCO_CONTROL_TOKEN or LOCO_CONTROL_TOKEN_FILE, never from a flag (ps would show it).
 """
 
@@ -159,6 +160,7 @@ def settings_from(args: argparse.Namespace) -> Settings:
         shutdown_grace=grace,
         max_restarts=max_restarts,
         log_file=Path(log_file).absolute() if log_file else None,
+        qemu_binary=env("LOCO_QEMU_BINARY", "qemu-system-x86_64") or "qemu-system-x86_64",
     )
 
 

@@ -145,6 +145,15 @@ async def inspect_image(path: Path) -> ImageInfo:
                 f"disk image {path} could not be checked: {_first_error_line(err)}",
                 ExitCode.IMAGE_CORRUPT,
             )
+        # A cut-short copy can still pass the check when the cut only took data clusters;
+        # the image's own tables still say where it should end.
+        end = json.loads(out).get("image-end-offset") if out.strip() else None
+        if isinstance(end, int) and size < end:
+            raise SupervisorError(
+                f"disk image {path} is truncated: the file has {size} bytes but its own "
+                f"tables say it ends at {end}; copy the image again",
+                ExitCode.IMAGE_CORRUPT,
+            )
     await _check_boot_sector(path, fmt)
     return ImageInfo(path, fmt, int(info["virtual-size"]), info.get("actual-size"))
 

@@ -33,9 +33,10 @@ class EmulatorInstance:
         if sup.qmp_silent_since is not None:
             silent_for = time.monotonic() - sup.qmp_silent_since
         errors = list(sup.errors)
-        if self.sampler.last_error and sup.running:
+        video = self.sampler.facts()
+        if self.sampler.last_error and sup.running and not video.vnc_connected:
             errors.append(f"VNC: {self.sampler.last_error}")
-        video = self.sampler.facts().model_copy(
+        video = video.model_copy(
             update={
                 "estimated_frame_rate": round(self.counter.rate(), 2),
                 "frames_total": self.counter.frames_total,

@@ -106,6 +106,7 @@ class VncSampler:
 
     @property
     def last_error(self) -> str | None:
+        """Why the latest connection ended (kept after reconnecting, for the record)."""
         return self._last_error
 
     def latest_frame(self) -> Frame | None:
@@ -153,13 +154,13 @@ class VncSampler:
 
     async def _session(self) -> None:
         """One connection, until it fails (it never ends on its own)."""
-        reader, writer = await asyncio.wait_for(
-            asyncio.open_connection(self.host, self.port), CONNECT_TIMEOUT
-        )
+        # asyncio.timeout rather than wait_for: on 3.11, wait_for can swallow a cancellation
+        # that races with its inner task finishing, which would keep a stopped sampler alive.
+        async with asyncio.timeout(CONNECT_TIMEOUT):
+            reader, writer = await asyncio.open_connection(self.host, self.port)
         try:
-            client = await asyncio.wait_for(
-                Client.create(reader, writer, password=self.password), CONNECT_TIMEOUT
-            )
+            async with asyncio.timeout(CONNECT_TIMEOUT):
+                client = await Client.create(reader, writer, password=self.password)
             video = client.video
             self._rgb_index = [video.mode.index(c) for c in "rgb"]
             writer.write(_set_encodings(ENC_RAW, ENC_DESKTOP_SIZE))
@@ -168,7 +169,6 @@ class VncSampler:
             await writer.drain()
             self._connected = True
             self._connections += 1
-            self._last_error = None
             log(
                 logger,
                 logging.INFO,
@@ -181,7 +181,8 @@ class VncSampler:
             quiet_since = self._clock()
             while True:
                 try:
-                    kind = await asyncio.wait_for(reader.readexactly(1), FULL_REFRESH_AFTER)
+                    async with asyncio.timeout(FULL_REFRESH_AFTER):
+                        kind = await reader.readexactly(1)
                 except TimeoutError:
                     if self._clock() - quiet_since >= DEAD_AFTER:
                         raise TimeoutError(
@@ -195,7 +196,8 @@ class VncSampler:
                 await self._message(kind[0], reader, writer)
         finally:
             writer.close()
-            with contextlib.suppress(OSError, asyncio.CancelledError):
+            # Not CancelledError: swallowing it here would keep a cancelled sampler running.
+            with contextlib.suppress(OSError):
                 await writer.wait_closed()
 
     def _shape(self) -> tuple[int, int]:
@@ -232,9 +234,9 @@ class VncSampler:
         for _ in range(count):
             x, y, w, h, encoding = struct.unpack(">HHHHi", await reader.readexactly(12))
             if encoding == ENC_DESKTOP_SIZE:
+                # Not a new frame yet: the picture in the new size follows in the next update.
                 self._resize(w, h)
                 resized = True
-                changed = True
                 continue
             if encoding != ENC_RAW:
                 raise ProtocolError(f"VNC server used encoding {encoding}, which was not offered")

@@ -1,0 +1,196 @@
+"""Pure pieces of the supervisor: the health rule, rate estimate, argv, settings, logging."""
+
+from __future__ import annotations
+
+import io
+import json
+import logging
+import signal
+from collections import deque
+from pathlib import Path
+
+import pytest
+
+from emulator import jsonlog
+from emulator.auth import bearer_token, token_matches
+from emulator.config import Settings, VncAddress, read_token
+from emulator.errors import ExitCode, SupervisorError
+from emulator.framerate import Burst, BurstRateEstimator
+from emulator.health import build_status, derive, readiness
+from emulator.models import OverallStatus, QemuFacts, VideoFacts
+from emulator.qemu_argv import AccelChoice, build_argv, choose_accel
+from emulator.supervisor import describe_exit
+
+RUNNING = QemuFacts(pid=1, running=True, qmp_status="running", booted=True, uptime_seconds=60)
+LIVE = VideoFacts(display_active=True, vnc_connected=True, last_frame_age_seconds=0.1,
+                  frames_total=10)  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("qemu", "qmp_ok", "video", "failures", "expected", "reason_part"),
+    [
+        (RUNNING, True, LIVE, 0, OverallStatus.HEALTHY, None),
+        (RUNNING.model_copy(update={"crash_loop": True, "last_exit": "exited with status 3"}),
+         True, LIVE, 6, OverallStatus.UNHEALTHY, "exited with status 3"),
+        (QemuFacts(running=True), False, VideoFacts(), 0, OverallStatus.STARTING, "starting"),
+        (QemuFacts(last_exit="start failed: boom"), False, VideoFacts(), 1,
+         OverallStatus.UNHEALTHY, "boom"),
+        (RUNNING.model_copy(update={"running": False, "last_exit": "killed by SIGKILL"}), False,
+         LIVE, 1, OverallStatus.UNHEALTHY, "SIGKILL"),
+        (RUNNING, False, LIVE, 0, OverallStatus.UNHEALTHY, "QMP does not answer"),
+        (RUNNING.model_copy(update={"qmp_status": "paused"}), True, LIVE, 0,
+         OverallStatus.UNHEALTHY, "paused"),
+        (RUNNING, True, VideoFacts(vnc_connected=False), 0, OverallStatus.DEGRADED, "no VNC"),
+        (RUNNING, True, LIVE.model_copy(update={"display_active": False, "blank": True}), 0,
+         OverallStatus.DEGRADED, "blank"),
+        (RUNNING.model_copy(update={"uptime_seconds": 2}), True, VideoFacts(vnc_connected=True),
+         0, OverallStatus.STARTING, "no frame"),
+    ],
+)  # fmt: skip
+def test_health_rule(qemu, qmp_ok, video, failures, expected, reason_part) -> None:
+    status, reasons = derive(qemu, qmp_ok, None, video, failures)
+    assert status == expected
+    if reason_part is None:
+        assert reasons == []
+    else:
+        assert reason_part in reasons[0]
+
+
+def test_readiness_needs_qemu_and_display() -> None:
+    def build(qmp_ok: bool, video: VideoFacts):
+        return build_status("x", RUNNING, qmp_ok, None, video, 0, 1.0, None, [])
+
+    assert readiness(build(True, LIVE)).ready is True
+    not_ready = readiness(build(False, LIVE))
+    assert not_ready.ready is False and "QMP" in (not_ready.reason or "")
+    assert readiness(build(True, VideoFacts(vnc_connected=True))).ready is False
+
+
+def test_burst_rate_estimator_windows_and_resets() -> None:
+    est = BurstRateEstimator(window=10)
+    assert est.rate(0) == 0.0
+    est.add(Burst(ended_at=2, changes=40, span=2))
+    est.add(Burst(ended_at=7, changes=60, span=2))
+    assert est.rate(7) == pytest.approx(25.0)
+    assert est.frames_total == 100
+    assert est.rate(13) == pytest.approx(30.0), "the first burst left the window"
+    assert est.rate(30) == 0.0, "no recent burst: no frame rate"
+    est.clear()
+    assert est.rate(7) == 0.0 and est.frames_total == 100
+    with pytest.raises(ValueError):
+        BurstRateEstimator(window=0)
+
+
+def test_vnc_address_parsing() -> None:
+    vnc = VncAddress.parse("127.0.0.1:3")
+    assert (vnc.port, vnc.qemu_arg, str(vnc)) == (5903, "127.0.0.1:3", "127.0.0.1:5903")
+    for bad in ("127.0.0.1", "host:port", ":1", "h:99999", "a b:1"):
+        with pytest.raises(SupervisorError) as err:
+            VncAddress.parse(bad)
+        assert err.value.code == ExitCode.USAGE
+
+
+def test_accel_choice(tmp_path: Path) -> None:
+    missing = tmp_path / "kvm"
+    assert choose_accel("auto", missing).accel == "tcg"
+    assert "not usable" in choose_accel("auto", missing).reason
+    assert choose_accel("tcg", missing) == AccelChoice("tcg", "requested")
+    with pytest.raises(SupervisorError, match="--accel tcg"):
+        choose_accel("kvm", missing)
+    usable = tmp_path / "kvm-ok"
+    usable.touch()
+    assert choose_accel("kvm", usable).accel == "kvm"
+
+
+def test_argv_profiles_are_lists_without_shell(tmp_path: Path) -> None:
+    base = Settings(disk=tmp_path / "d.img", state_dir=tmp_path, name="x; rm -rf /")
+    overlay, sock = tmp_path / "o.qcow2", tmp_path / "q.sock"
+    test_argv = build_argv(base, overlay, sock, AccelChoice("tcg", ""))
+    assert test_argv[0] == "qemu-system-x86_64"
+    joined = " ".join(test_argv)
+    assert "-display none" in joined and "-vnc 127.0.0.1:0" in joined
+    assert f"unix:{sock},server=on,wait=off" in test_argv
+    assert f"file={overlay},format=qcow2,if=ide,index=0,media=disk" in test_argv
+    assert "-m 32" in joined
+    # The name goes into one argv element; nothing is ever interpreted by a shell.
+    assert "loco-x; rm -rf /,process=loco-x; rm -rf /" in test_argv
+    win98 = Settings(disk=tmp_path / "d.img", state_dir=tmp_path, profile="win98")
+    argv = " ".join(build_argv(win98, overlay, sock, AccelChoice("tcg", "")))
+    for part in ("-machine pc", "-cpu pentium3", "-vga cirrus", "-device sb16",
+                 "-nic user,model=ne2k_pci", "-m 256"):  # fmt: skip
+        assert part in argv
+    assert str(tmp_path / "d.img") not in argv, "QEMU only ever sees the overlay"
+
+
+def test_exit_descriptions() -> None:
+    tail: deque[str] = deque(["qemu: could not load PC BIOS"])
+    assert describe_exit(1, tail) == "exited with status 1: qemu: could not load PC BIOS"
+    assert describe_exit(-signal.SIGKILL, deque()) == "killed by SIGKILL"
+
+
+def test_control_token_sources(tmp_path: Path) -> None:
+    assert read_token(None, None) is None
+    assert read_token("abc", None) == "abc"
+    secret = tmp_path / "token"
+    secret.write_text("from-file\n")
+    assert read_token("abc", str(secret)) == "from-file"
+    with pytest.raises(SupervisorError, match="empty"):
+        (tmp_path / "empty").write_text("")
+        read_token(None, str(tmp_path / "empty"))
+    with pytest.raises(SupervisorError, match="LOCO_CONTROL_TOKEN_FILE"):
+        read_token(None, str(tmp_path / "missing"))
+
+
+def test_bearer_parsing_and_comparison() -> None:
+    assert bearer_token("Bearer abc") == "abc"
+    assert bearer_token("bearer  abc ") == "abc"
+    assert bearer_token("Basic abc") is None
+    assert bearer_token("Bearer ") is None
+    assert bearer_token(None) is None
+    assert token_matches("abc", "abc") and not token_matches("abd", "abc")
+    assert not token_matches(None, "abc")
+
+
+def test_json_log_lines_carry_context_and_request_id(tmp_path: Path) -> None:
+    stream = io.StringIO()
+    handler = logging.StreamHandler(stream)
+    handler.setFormatter(jsonlog.JsonFormatter())
+    logger = logging.getLogger("test.jsonlog")
+    logger.addHandler(handler)
+    logger.setLevel(logging.INFO)
+    token = jsonlog.request_id.set("req-1")
+    try:
+        jsonlog.log(logger, logging.WARNING, "disk ready", image="a.img", size=3)
+    finally:
+        jsonlog.request_id.reset(token)
+        logger.removeHandler(handler)
+    entry = json.loads(stream.getvalue())
+    assert entry["level"] == "warning" and entry["logger"] == "test.jsonlog"
+    assert entry["message"] == "disk ready"
+    assert entry["context"] == {"image": "a.img", "size": 3}
+    assert entry["request_id"] == "req-1"
+    assert entry["timestamp"].endswith("+00:00")
+
+
+def test_log_level_and_files(tmp_path: Path) -> None:
+    with pytest.raises(ValueError, match="LOG_LEVEL='loud'"):
+        jsonlog.parse_level("loud")
+    assert jsonlog.parse_level("warn") == logging.WARNING
+    log_file = tmp_path / "logs" / "emulator.log"
+    root = logging.getLogger()
+    saved = root.handlers[:], root.level
+    try:
+        jsonlog.configure("info", log_file=log_file)
+        logging.getLogger("t").info("hello")
+        logging.getLogger("t").error("broken")
+        for h in root.handlers:
+            h.flush()
+    finally:
+        for h in root.handlers:
+            if h not in saved[0]:
+                h.close()
+        root.handlers[:] = saved[0]
+        root.setLevel(saved[1])
+    assert "hello" in log_file.read_text() and "broken" in log_file.read_text()
+    errors = (tmp_path / "logs" / "emulator.error.log").read_text()
+    assert "broken" in errors and "hello" not in errors

@@ -1,0 +1,104 @@
+"""The VNC sampler against a scripted RFB server: size changes, bells, clipboard, bad data."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+
+import pytest
+
+from emulator import vnc
+from emulator.vnc import ENC_DESKTOP_SIZE, ENC_RAW, VncSampler
+from tests.emulator.rfb_peer import RfbPeer
+from tests.support.waiting import wait_until
+
+
+@contextlib.asynccontextmanager
+async def running(sampler: VncSampler):
+    task = asyncio.create_task(sampler.run())
+    try:
+        yield task
+    finally:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+
+
+async def next_request(session, deadline: float = 5.0) -> tuple[bool, int, int]:
+    return await asyncio.wait_for(session.requests.get(), deadline)
+
+
+async def test_follows_a_resolution_change_and_ignores_bell_and_clipboard() -> None:
+    async with RfbPeer(64, 40) as peer:
+        sampler = VncSampler("127.0.0.1", peer.port)
+        async with running(sampler):
+            session = await asyncio.wait_for(peer.sessions.get(), 5)
+            assert await next_request(session) == (False, 64, 40)
+            assert ENC_RAW in session.encodings and ENC_DESKTOP_SIZE in session.encodings
+            session.frame(64, 40, (0, 0, 255))  # blue-green-red order: red
+            await session.writer.drain()
+            frame = await asyncio.wait_for(sampler.wait_for_frame(0), 5)
+            assert frame.rgb.shape == (40, 64, 3)
+            assert tuple(frame.rgb[0, 0]) == (255, 0, 0)
+            assert await next_request(session) == (True, 64, 40)
+
+            # asyncvnc would misread these two; the sampler must take them in its stride.
+            session.bell()
+            session.cut_text("clipboard from the guest")
+            # Windows 98 switching mode while booting: a DesktopSize, then the new picture.
+            session.desktop_size(80, 50)
+            await session.writer.drain()
+            assert await next_request(session) == (False, 80, 50)
+            session.frame(80, 50, (255, 0, 0))  # blue
+            await session.writer.drain()
+            frame = await asyncio.wait_for(sampler.wait_for_frame(frame.seq), 5)
+            assert frame.rgb.shape == (50, 80, 3)
+            assert tuple(frame.rgb[10, 10]) == (0, 0, 255)
+            facts = sampler.facts()
+            assert (facts.width, facts.height) == (80, 50)
+            assert facts.vnc_connected and facts.vnc_reconnects == 0
+            assert facts.blank is True and facts.display_active is False, "one colour = blank"
+
+            # A partial update that changes part of the picture makes it non-blank and live.
+            session.frame(8, 8, (0, 255, 0), x=8, y=8)
+            await session.writer.drain()
+            await asyncio.wait_for(sampler.wait_for_frame(frame.seq), 5)
+            facts = sampler.facts()
+            assert facts.blank is False and facts.display_active is True
+            assert peer.connections == 1
+
+
+async def test_out_of_bounds_rectangle_reconnects_instead_of_hanging() -> None:
+    async with RfbPeer(32, 32) as peer:
+        sampler = VncSampler("127.0.0.1", peer.port)
+        async with running(sampler):
+            session = await asyncio.wait_for(peer.sessions.get(), 5)
+            await next_request(session)
+            session.frame(64, 64, (1, 2, 3))  # larger than the announced framebuffer
+            await session.writer.drain()
+            second = await asyncio.wait_for(peer.sessions.get(), 5)
+            assert await next_request(second) == (False, 32, 32)
+            assert "outside the 32x32 framebuffer" in (sampler.last_error or "")
+            await wait_until(
+                lambda: asyncio.sleep(0, sampler.facts()),
+                lambda f: f.vnc_connected and f.vnc_reconnects == 1,
+                5,
+                what="reconnected",
+            )
+
+
+async def test_quiet_server_gets_full_refresh_requests_then_is_dropped(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # Scaled-down timers: the logic is the same at 3.5 s / 10 s.
+    monkeypatch.setattr(vnc, "FULL_REFRESH_AFTER", 0.2)
+    monkeypatch.setattr(vnc, "DEAD_AFTER", 0.7)
+    async with RfbPeer(16, 16) as peer:
+        sampler = VncSampler("127.0.0.1", peer.port)
+        async with running(sampler):
+            session = await asyncio.wait_for(peer.sessions.get(), 5)
+            assert await next_request(session) == (False, 16, 16)
+            # Nothing is sent: the sampler asks again for a full frame, then gives up.
+            assert await next_request(session, 2) == (False, 16, 16)
+            await asyncio.wait_for(peer.sessions.get(), 5)
+            assert "no VNC update" in (sampler.last_error or "")

@@ -1,0 +1,387 @@
+"""RBAC: the backend gets exactly what its code uses, in its namespace only.
+
+The rules the backend needs are not written down here by hand: they are derived from the
+Kubernetes client calls in backend/ (AST), so a new call without a matching rule in the
+chart, or a rule nothing uses any more, fails this test. Then the rendered Role is loaded
+into the API simulator (tests/kubesim) and the backend's real discovery and actions run
+with exactly those permissions.
+"""
+
+from __future__ import annotations
+
+import ast
+import asyncio
+import functools
+import re
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from kubernetes import client as k8s_client
+from kubernetes.client.exceptions import ApiException
+
+from tests.deploy.chart import NAMESPACE, ROOT, VARIANTS, render
+
+Permission = tuple[str, str, str]  # (apiGroup, resource, verb)
+
+# Kubernetes client API classes the backend may use, and their API group.
+API_CLASSES: dict[type, str] = {
+    k8s_client.CoreV1Api: "",
+    k8s_client.AppsV1Api: "apps",
+    k8s_client.EventsV1Api: "events.k8s.io",
+}
+VERBS = {
+    "list": "list",
+    "read": "get",
+    "delete": "delete",
+    "patch": "patch",
+    "replace": "update",
+    "create": "create",
+}
+# snake_case resource in a method name -> RBAC resource
+RESOURCES = {
+    "pod": "pods",
+    "pod_log": "pods/log",
+    "pod_status": "pods/status",
+    "pod_eviction": "pods/eviction",
+    "event": "events",
+    "stateful_set": "statefulsets",
+    "stateful_set_scale": "statefulsets/scale",
+    "stateful_set_status": "statefulsets/status",
+    "namespace": "namespaces",
+    "secret": "secrets",
+    "config_map": "configmaps",
+    "service": "services",
+    "endpoints": "endpoints",
+}
+_API_CALL = re.compile(r"^(list|read|delete|patch|replace|create|connect)_")
+_METHOD = re.compile(
+    r"^(list|read|delete|patch|replace|create)_(namespaced_)?([a-z_]+?)(_for_all_namespaces)?$"
+)
+
+
+# API methods every authenticated user may call (discovery), needing no rule.
+NO_RULE_NEEDED = {"get_api_resources"}
+
+
+def _api_group_of(method: str) -> str | None:
+    """The API group when ``method`` is an API call of a client class, else None."""
+    for cls, group in API_CLASSES.items():
+        if _API_CALL.match(method) and method in vars(cls):
+            return group
+    return None
+
+
+@functools.cache
+def permissions_used_by_backend() -> dict[Permission, list[str]]:
+    """Every (group, resource, verb) the backend's code can ask for, with where it does."""
+    used: dict[Permission, list[str]] = {}
+    for path in sorted((ROOT / "backend").rglob("*.py")):
+        tree = ast.parse(path.read_text(), filename=str(path))
+        calls = {id(n.func): n for n in ast.walk(tree) if isinstance(n, ast.Call)}
+        for node in ast.walk(tree):
+            if not isinstance(node, ast.Attribute):
+                continue
+            group = _api_group_of(node.attr)
+            if group is None or node.attr in NO_RULE_NEEDED:
+                continue
+            where = f"{path.relative_to(ROOT)}:{node.lineno} {node.attr}"
+            m = _METHOD.match(node.attr.removesuffix("_with_http_info"))
+            assert m, f"{where}: a Kubernetes API call this test cannot map to RBAC"
+            verb_word, namespaced, resource_word, all_namespaces = m.groups()
+            assert namespaced and not all_namespaces, (
+                f"{where} is cluster-wide: the chart grants the backend a namespaced Role only"
+            )
+            assert resource_word in RESOURCES, f"{where}: add {resource_word!r} to RESOURCES"
+            resource = RESOURCES[resource_word]
+            call = calls.get(id(node))
+            verbs = [VERBS[verb_word]]
+            watch = call is not None and any(
+                k.arg == "watch" and isinstance(k.value, ast.Constant) and k.value.value is True
+                for k in call.keywords
+            )
+            if verb_word == "list" and (call is None or watch):
+                # passed as a function (to a Watch) or called with watch=True
+                verbs = ["watch"] if watch else ["list", "watch"]
+            for verb in verbs:
+                used.setdefault((group, resource, verb), []).append(where)
+    return used
+
+
+def granted(rules: list[dict[str, Any]]) -> set[Permission]:
+    return {
+        (group, resource, verb)
+        for rule in rules
+        for group in rule["apiGroups"]
+        for resource in rule["resources"]
+        for verb in rule["verbs"]
+    }
+
+
+def all_roles_and_bindings() -> Iterator[tuple[str, dict[str, Any]]]:
+    for variant, values in VARIANTS.items():
+        for doc in render(values).docs:
+            yield variant, doc
+
+
+# ------------------------------------------------------------------------ static checks
+
+
+def test_backend_uses_what_the_chart_expects() -> None:
+    """Guards the derivation itself: the calls we know the backend makes are found."""
+    used = permissions_used_by_backend()
+    assert ("", "pods", "list") in used
+    assert ("", "pods", "watch") in used
+    assert ("", "pods", "delete") in used
+    assert ("", "pods/log", "get") in used
+
+
+def test_backend_role_grants_exactly_what_the_backend_uses() -> None:
+    role = render().get("Role", "loco-backend")
+    have = granted(role["rules"])
+    need = permissions_used_by_backend()
+    missing = {p: need[p] for p in need.keys() - have}
+    unused = have - need.keys()
+    assert not missing, f"the backend calls these but its Role does not allow them: {missing}"
+    assert not unused, f"the backend's Role allows these but no backend code uses them: {unused}"
+    assert role["rules"] == [
+        {"apiGroups": [""], "resources": ["pods"], "verbs": ["list", "watch", "delete"]},
+        {"apiGroups": [""], "resources": ["pods/log"], "verbs": ["get"]},
+    ]
+
+
+def test_backend_role_is_bound_to_the_backend_only() -> None:
+    r = render()
+    binding = r.get("RoleBinding", "loco-backend")
+    assert binding["roleRef"] == {
+        "apiGroup": "rbac.authorization.k8s.io",
+        "kind": "Role",
+        "name": "loco-backend",
+    }
+    assert binding["subjects"] == [
+        {"kind": "ServiceAccount", "name": "loco-backend", "namespace": NAMESPACE}
+    ]
+    assert r.backend_pod["spec"]["serviceAccountName"] == "loco-backend"
+    assert r.backend_pod["spec"]["automountServiceAccountToken"] is True
+    # the token is mounted into the backend pod only, not into every pod using the account
+    assert r.get("ServiceAccount", "loco-backend")["automountServiceAccountToken"] is False
+
+
+def test_emulators_have_no_api_access() -> None:
+    r = render()
+    assert r.emulator_pod["spec"]["serviceAccountName"] == "loco-emulator"
+    assert r.emulator_pod["spec"]["automountServiceAccountToken"] is False
+    assert r.get("ServiceAccount", "loco-emulator")["automountServiceAccountToken"] is False
+    for binding in r.all("RoleBinding"):
+        assert {"kind": "ServiceAccount", "name": "loco-emulator", "namespace": NAMESPACE} not in (
+            binding.get("subjects") or []
+        )
+
+
+def test_no_wildcards_and_nothing_cluster_wide() -> None:
+    for variant, doc in all_roles_and_bindings():
+        assert doc["kind"] not in ("ClusterRole", "ClusterRoleBinding"), variant
+        if doc["kind"] == "Role":
+            for rule in doc["rules"]:
+                for key in ("apiGroups", "resources", "verbs"):
+                    assert "*" not in rule[key], f"{variant}: wildcard in {doc['metadata']['name']}"
+                assert "resourceNames" not in rule or rule["resourceNames"]
+                assert "nonResourceURLs" not in rule
+                # nothing that reads or writes secrets, nothing that escalates
+                assert not {"secrets", "roles", "rolebindings", "pods/exec"} & set(
+                    rule["resources"]
+                )
+                assert not {"escalate", "bind", "impersonate"} & set(rule["verbs"])
+        if doc["kind"] == "RoleBinding":
+            assert doc["roleRef"]["kind"] == "Role", variant
+
+
+def test_operator_and_read_only_roles() -> None:
+    r = render()
+    operator = granted(r.get("Role", "loco-operator")["rules"])
+    viewer = granted(r.get("Role", "loco-viewer")["rules"])
+    read = {
+        (g, res, v)
+        for g, res in (("", "pods"), ("", "events"), ("apps", "statefulsets"))
+        for v in ("get", "list", "watch")
+    } | {("", "pods/log", "get")}
+    assert viewer == read
+    assert operator == read | {
+        ("", "pods", "delete"),
+        ("apps", "statefulsets", "patch"),
+        ("apps", "statefulsets/scale", "get"),
+        ("apps", "statefulsets/scale", "patch"),
+    }
+    # no bindings unless subjects are given
+    assert r.maybe("RoleBinding", "loco-operator") is None
+    assert r.maybe("RoleBinding", "loco-viewer") is None
+
+
+def test_operator_roles_bound_to_given_subjects() -> None:
+    r = render(VARIANTS["bound-roles"])
+    op = r.get("RoleBinding", "loco-operator")
+    assert op["roleRef"]["name"] == "loco-operator" and op["roleRef"]["kind"] == "Role"
+    assert op["subjects"] == [{"kind": "Group", "name": "oncall"}]
+    assert r.get("RoleBinding", "loco-viewer")["subjects"] == [{"kind": "User", "name": "ada"}]
+
+
+def test_optional_roles_can_be_left_out() -> None:
+    r = render(VARIANTS["no-optional-roles"])
+    assert [d["metadata"]["name"] for d in r.all("Role")] == ["loco-backend"]
+
+
+def test_backend_role_can_be_left_to_the_user() -> None:
+    r = render({"rbac": {"create": False}})
+    assert r.maybe("Role", "loco-backend") is None
+    assert r.maybe("RoleBinding", "loco-backend") is None
+    assert r.get("ServiceAccount", "loco-backend")
+
+
+# ------------------------------------------------------------------------ against the simulator
+
+
+def sim_rules(role: dict[str, Any], namespace: str) -> tuple[Any, ...]:
+    from tests.kubesim import Rule
+
+    return tuple(
+        Rule(
+            verbs=tuple(rule["verbs"]),
+            resources=tuple(rule["resources"]),
+            api_groups=tuple(rule["apiGroups"]),
+            namespaces=(namespace,),
+        )
+        for rule in role["rules"]
+    )
+
+
+class Sink:
+    def __init__(self) -> None:
+        self.targets: dict[str, Any] = {}
+        self.states: list[Any] = []
+        self.removed: list[str] = []
+
+    def sync(self, targets: list[Any]) -> None:
+        self.targets = {t.name: t for t in targets}
+
+    def upsert(self, target: Any) -> None:
+        self.targets[target.name] = target
+
+    def remove(self, name: str) -> None:
+        self.removed.append(name)
+        self.targets.pop(name, None)
+
+    def discovery_state(self, state: Any) -> None:
+        self.states.append(state)
+
+
+async def until(predicate: Any, what: str, timeout: float = 15.0) -> None:
+    loop = asyncio.get_running_loop()
+    end = loop.time() + timeout
+    while not predicate():
+        assert loop.time() < end, f"timed out waiting for {what}"
+        await asyncio.sleep(0.02)
+
+
+@pytest.fixture
+def cluster(tmp_path: Path) -> Iterator[Any]:
+    """The simulator with the chart's StatefulSet created through the API (3 pods)."""
+    from tests.kubesim import KubeSim
+
+    sim = KubeSim(namespace=NAMESPACE, emulators=0, kubeconfig=tmp_path / "kubeconfig")
+    sim.start()
+    try:
+        with sim.api_client() as admin:
+            apps = k8s_client.AppsV1Api(admin)
+            apps.create_namespaced_stateful_set(NAMESPACE, render().statefulset)
+        sim.wait_pods_ready(3, timeout=15, namespace=NAMESPACE)
+        yield sim
+    finally:
+        sim.stop()
+
+
+def token_for(sim: Any, name: str, role: dict[str, Any]) -> Any:
+    from tests.kubesim import Token
+
+    token = Token(
+        f"{name}-token", f"system:serviceaccount:{NAMESPACE}:{name}", sim_rules(role, NAMESPACE)
+    )
+    sim.add_token(token)
+    return token
+
+
+async def test_backend_works_with_exactly_its_role(cluster: Any) -> None:
+    from backend.breaker import TargetBreaker
+    from backend.discovery.kubernetes import KubernetesDiscovery
+    from backend.kube_actions import KubeActions
+    from backend.models import NamespaceSource
+
+    sim = cluster
+    token = token_for(sim, "loco-backend", render().get("Role", "loco-backend"))
+    api = sim.api_client(token)
+    breaker = TargetBreaker("kubernetes-api", 3, 5.0)
+    discovery = KubernetesDiscovery(
+        api, NAMESPACE, NamespaceSource.SERVICE_ACCOUNT, breaker, resync_seconds=30
+    )
+    sink = Sink()
+    task = asyncio.create_task(discovery.run(sink))
+    try:
+        names = [f"loco-emulator-{i}" for i in range(3)]
+        await until(lambda: sorted(sink.targets) == names, "3 emulators discovered")
+        assert all(s.ok for s in sink.states), [s.error for s in sink.states]
+        for target in sink.targets.values():
+            assert target.health_url.endswith(":8080")
+            assert target.vnc.endswith(":5900")
+        actions = KubeActions(api, breaker)
+        assert isinstance(await actions.pod_log_tail(NAMESPACE, "loco-emulator-1", 10), str)
+        await actions.delete_pod(NAMESPACE, "loco-emulator-1")
+        # the watch (not only the list) works: the deletion arrives as an event
+        await until(lambda: "loco-emulator-1" in sink.removed, "deletion seen by the watch")
+    finally:
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+        await discovery.close()
+
+
+async def test_read_only_role_cannot_restart(cluster: Any) -> None:
+    from backend.breaker import TargetBreaker
+    from backend.kube_actions import KubeActions
+
+    sim = cluster
+    token = token_for(sim, "viewer", render().get("Role", "loco-viewer"))
+    actions = KubeActions(sim.api_client(token), TargetBreaker("kubernetes-api", 3, 5.0))
+    # viewers read logs ...
+    assert isinstance(await actions.pod_log_tail(NAMESPACE, "loco-emulator-0", 5), str)
+    # ... but do not restart emulators
+    with pytest.raises(ApiException) as info:
+        await actions.delete_pod(NAMESPACE, "loco-emulator-0")
+    assert info.value.status == 403
+
+
+async def test_backend_without_watch_cannot_discover(cluster: Any) -> None:
+    """The simulator enforces verbs: dropping one from the Role breaks the backend."""
+    from backend.breaker import TargetBreaker
+    from backend.discovery.kubernetes import KubernetesDiscovery
+    from backend.models import NamespaceSource
+
+    sim = cluster
+    role = render().get("Role", "loco-backend")
+    crippled = {
+        "rules": [
+            {**rule, "verbs": [v for v in rule["verbs"] if v != "watch"]} for rule in role["rules"]
+        ]
+    }
+    api = sim.api_client(token_for(sim, "no-watch", crippled))
+    discovery = KubernetesDiscovery(
+        api, NAMESPACE, NamespaceSource.SERVICE_ACCOUNT, TargetBreaker("api", 3, 5.0)
+    )
+    sink = Sink()
+    task = asyncio.create_task(discovery.run(sink))
+    try:
+        await until(lambda: any(not s.ok for s in sink.states), "a failed discovery state")
+        error = next(s.error for s in sink.states if not s.ok)
+        assert "403" in error and "watch" in error
+    finally:
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+        await discovery.close()

@@ -8,6 +8,7 @@ base in use by other instances is not locked against us); all writes go to the o
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import json
 import os
 import shutil
@@ -19,6 +20,8 @@ from pathlib import Path
 from emulator.errors import ExitCode, SupervisorError
 
 SUPPORTED_FORMATS = ("raw", "qcow2")
+FINGERPRINT_NAME = "base.json"
+_FINGERPRINT_SPAN = 1024 * 1024
 SECTOR = 512
 OVERLAY_NAME = "overlay.qcow2"
 
@@ -188,6 +191,18 @@ async def _check_boot_sector(path: Path, fmt: str) -> None:
         )
 
 
+def fingerprint(path: Path) -> dict[str, object]:
+    """Size plus a hash of the first and last MiB: cheap even for a multi-GiB image, and a
+    replaced image (same path, other content) almost always differs in one of them."""
+    size = path.stat().st_size
+    digest = hashlib.sha256()
+    with path.open("rb") as fh:
+        digest.update(fh.read(_FINGERPRINT_SPAN))
+        fh.seek(max(0, size - _FINGERPRINT_SPAN))
+        digest.update(fh.read(_FINGERPRINT_SPAN))
+    return {"path": str(path), "size": size, "sha256_head_tail": digest.hexdigest()}
+
+
 async def prepare_overlay(state_dir: Path, base: ImageInfo, fresh: bool = False) -> Path:
     """Returns this instance's overlay on ``base``, creating it when missing or ``fresh``.
 
@@ -220,6 +235,23 @@ async def prepare_overlay(state_dir: Path, base: ImageInfo, fresh: bool = False)
                 "start with --fresh-overlay to discard it",
                 ExitCode.OVERLAY,
             )
+        recorded = state_dir / FINGERPRINT_NAME
+        current = await asyncio.to_thread(fingerprint, base.path)
+        if recorded.exists():
+            try:
+                before = json.loads(recorded.read_text())
+            except (OSError, ValueError):
+                before = None
+            if before != current:
+                raise SupervisorError(
+                    f"base image {base.path} has changed since overlay {overlay} was made on "
+                    "it; the guest would see a mix of both disks. Start with --fresh-overlay "
+                    "to discard the overlay (the guest's changes are lost), or put the "
+                    "original image back",
+                    ExitCode.OVERLAY,
+                )
+        else:
+            recorded.write_text(json.dumps(current))
         return overlay
     tmp = state_dir / f".{OVERLAY_NAME}.new"
     tmp.unlink(missing_ok=True)
@@ -232,4 +264,6 @@ async def prepare_overlay(state_dir: Path, base: ImageInfo, fresh: bool = False)
             f"cannot create overlay in {state_dir}: {_first_error_line(err)}", ExitCode.OVERLAY
         )
     os.replace(tmp, overlay)
+    current = await asyncio.to_thread(fingerprint, base.path)
+    (state_dir / FINGERPRINT_NAME).write_text(json.dumps(current))
     return overlay

@@ -162,6 +162,23 @@ async def test_overlay_is_kept_refused_on_another_base_and_renewed_on_request(
     assert str(b) in out
 
 
+async def test_replaced_base_image_is_refused(tmp_path: Path) -> None:
+    from emulator.errors import SupervisorError
+
+    base = tmp_path / "base.img"
+    write_test_image(base)
+    state = tmp_path / "state"
+    await prepare_overlay(state, await inspect_image(base))
+    await prepare_overlay(state, await inspect_image(base))  # unchanged: fine
+    write_test_image(base, fps=12)  # same path, other content
+    with pytest.raises(SupervisorError) as err:
+        await prepare_overlay(state, await inspect_image(base))
+    assert err.value.code == ExitCode.OVERLAY
+    assert "has changed since overlay" in str(err.value)
+    await prepare_overlay(state, await inspect_image(base), fresh=True)
+    await prepare_overlay(state, await inspect_image(base))
+
+
 def test_bad_flags_and_settings(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     image = tmp_path / "g.img"
     write_test_image(image)

@@ -14,12 +14,9 @@ import tempfile
 from datetime import UTC, datetime
 from pathlib import Path
 
-import uvicorn
-
 from emulator.config import Settings
 from emulator.errors import ExitCode, SupervisorError
 from emulator.framecount import FrameCounter, dump_path
-from emulator.http_api import create_app
 from emulator.image import inspect_image, prepare_overlay
 from emulator.instance import EmulatorInstance
 from emulator.jsonlog import log
@@ -35,16 +32,12 @@ logger = logging.getLogger("emulator")
 MAX_SOCKET_PATH = 100
 
 
-class _Server(uvicorn.Server):
-    """uvicorn without its own signal handling: the supervisor orders the shutdown."""
-
-    @contextlib.contextmanager
-    def capture_signals(self):  # type: ignore[no-untyped-def]
-        yield
-
-
 def bind_port(host: str, port: int, what: str, flag: str) -> socket.socket:
-    sock = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET)
+    # IPPROTO_TCP explicitly: asyncio only sets TCP_NODELAY on accepted connections when the
+    # listening socket says it is TCP, and without it every small answer waits ~40 ms for
+    # the peer's delayed ACK.
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM, socket.IPPROTO_TCP)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     try:
         sock.bind((host, port))
@@ -126,8 +119,6 @@ async def run(settings: Settings) -> int:
             "open to anyone who can reach the health port",
         )
 
-    app = create_app(instance, settings.control_token)
-    server = _Server(uvicorn.Config(app, log_config=None, access_log=False, lifespan="off"))
     log(
         logger,
         logging.INFO,
@@ -139,29 +130,34 @@ async def run(settings: Settings) -> int:
         health=f"http://{settings.health_host}:{settings.health_port}",
         vnc=str(settings.vnc),
     )
-
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
         loop.add_signal_handler(sig, stop.set)
 
-    write_registration(
-        settings.state_dir,
-        LocalRegistration(
-            name=settings.name,
-            health_url=f"http://{_reachable(settings.health_host)}:{settings.health_port}",
-            vnc=f"{_reachable(settings.vnc.host)}:{settings.vnc.port}",
-            pid=os.getpid(),
-            state_dir=str(settings.state_dir),
-            log_file=str(settings.log_file) if settings.log_file else None,
-            started_at=datetime.now(UTC),
-        ),
-    )
+    # QEMU first: it boots in its own process while this one loads the HTTP stack, which
+    # takes the better part of a second of imports.
     sup_task = asyncio.create_task(supervisor.run(), name="supervisor")
     vnc_task = asyncio.create_task(sampler.run(), name="vnc")
     fps_task = asyncio.create_task(counter.run(), name="framecount")
-    http_task = asyncio.create_task(server.serve(sockets=[http_sock]), name="http")
+    http_task: asyncio.Task[None] | None = None
+    server = None
     try:
+        await supervisor.spawned.wait()
+        server = _http_server(instance, settings.control_token)
+        http_task = asyncio.create_task(server.serve(sockets=[http_sock]), name="http")
+        write_registration(
+            settings.state_dir,
+            LocalRegistration(
+                name=settings.name,
+                health_url=f"http://{_reachable(settings.health_host)}:{settings.health_port}",
+                vnc=f"{_reachable(settings.vnc.host)}:{settings.vnc.port}",
+                pid=os.getpid(),
+                state_dir=str(settings.state_dir),
+                log_file=str(settings.log_file) if settings.log_file else None,
+                started_at=datetime.now(UTC),
+            ),
+        )
         stop_task = asyncio.create_task(stop.wait())
         done, _ = await asyncio.wait(
             {stop_task, sup_task, http_task}, return_when=asyncio.FIRST_COMPLETED
@@ -174,15 +170,36 @@ async def run(settings: Settings) -> int:
     finally:
         supervisor.kill_now()
         remove_registration(settings.state_dir)
+        sup_task.cancel()
         vnc_task.cancel()
         fps_task.cancel()
-        server.should_exit = True
+        pending = [sup_task, vnc_task, fps_task]
+        if server is not None and http_task is not None:
+            server.should_exit = True
+            pending.append(http_task)
         with contextlib.suppress(asyncio.CancelledError, Exception):
-            await asyncio.wait_for(asyncio.gather(http_task, vnc_task, fps_task), 5)
+            await asyncio.wait_for(asyncio.gather(*pending, return_exceptions=True), 5)
+        http_sock.close()
         if qmp_socket.parent != settings.state_dir:
             shutil.rmtree(qmp_socket.parent, ignore_errors=True)
     log(logger, logging.INFO, "supervisor stopped", restarts=supervisor.restarts)
     return ExitCode.OK
+
+
+def _http_server(instance: EmulatorInstance, token: str | None):  # type: ignore[no-untyped-def]
+    import uvicorn
+
+    from emulator.http_api import create_app
+
+    class Server(uvicorn.Server):
+        """uvicorn without its own signal handling: the supervisor orders the shutdown."""
+
+        @contextlib.contextmanager
+        def capture_signals(self):  # type: ignore[no-untyped-def]
+            yield
+
+    app = create_app(instance, token)
+    return Server(uvicorn.Config(app, log_config=None, access_log=False, lifespan="off"))
 
 
 def _reachable(host: str) -> str:

@@ -94,6 +94,7 @@ class Supervisor:
         self._stop = asyncio.Event()
         self._stopped = asyncio.Event()
         self.first_ready = asyncio.Event()
+        self.spawned = asyncio.Event()  # set once the first start attempt has spawned or failed
 
     # -- facts ----------------------------------------------------------------------------
 
@@ -207,6 +208,7 @@ class Supervisor:
         except OSError as exc:
             raise QemuStartError(f"cannot run {self.argv[0]}: {exc.strerror}") from exc
         self.proc = proc
+        self.spawned.set()
         self.started_at = self._clock()
         self.qmp_status, self.qmp_ok, self.qmp_silent_since = None, False, None
         self._stderr_task = asyncio.create_task(self._read_stderr(proc))
@@ -241,6 +243,7 @@ class Supervisor:
             finally:
                 exited.cancel()
         except (QemuStartError, QmpUnavailable, QmpCommandError) as exc:
+            self.spawned.set()  # the attempt is over; waiters must not hang on a failed spawn
             self.last_exit = f"start failed: {exc}"
             self._error(f"QEMU did not start: {exc}")
             await self._stop_qemu(graceful=False)

@@ -34,10 +34,12 @@ test-fast: setup
 	$(BIN)/python -m pytest -m 'not slow' -q
 
 demo: setup
-	$(BIN)/python -m emulator.demo
+	$(BIN)/locotui demo --instances $(DEMO_INSTANCES)
 
 bench: setup
-	$(BIN)/python -m bench
+	$(BIN)/python -m bench.bench_emulator
+	$(BIN)/python -m bench.bench_backend
+	$(BIN)/python -m bench.bench_tui
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import ctypes
 import logging
 import signal
 import time
@@ -16,6 +15,7 @@ from collections import deque
 from collections.abc import Callable
 from pathlib import Path
 
+from emulator.childproc import die_with_parent
 from emulator.jsonlog import log
 from emulator.models import QemuFacts
 from emulator.qmp import Qmp, QmpCommandError, QmpUnavailable
@@ -30,13 +30,6 @@ BACKOFF_MIN, BACKOFF_MAX = 1.0, 30.0
 # A QEMU that ran this long before dying was not crash-looping: start counting afresh.
 STABLE_AFTER = 60.0
 QUIT_WAIT = 5.0  # QEMU needs 1.5-1.9 s to exit after quit (PLATFORM.md)
-PR_SET_PDEATHSIG = 1
-
-
-def _die_with_parent() -> None:
-    """Runs in the child before exec: if the supervisor is killed, QEMU goes too."""
-    libc = ctypes.CDLL(None, use_errno=True)
-    libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
 
 
 def describe_exit(returncode: int, stderr_tail: deque[str]) -> str:
@@ -203,7 +196,7 @@ class Supervisor:
                 # Its own session: a Ctrl-C in the terminal reaches the supervisor, which then
                 # powers the guest down in order, instead of killing QEMU under it.
                 start_new_session=True,
-                preexec_fn=_die_with_parent,
+                preexec_fn=die_with_parent,
             )
         except OSError as exc:
             raise QemuStartError(f"cannot run {self.argv[0]}: {exc.strerror}") from exc

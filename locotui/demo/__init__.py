@@ -1,0 +1,1 @@
+"""The local demo: a fleet of test emulators, the backend and Prometheus on this machine."""

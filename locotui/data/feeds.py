@@ -1,0 +1,182 @@
+"""Keeps a :class:`~locotui.data.fleet.FleetModel` fed: the backend's event stream, and the
+Kubernetes-only fallback while the backend is gone.
+
+Policy: the backend's ``/api/events`` stream is the source of truth. When it has not been
+connected for ``fallback_after`` seconds and a Kubernetes client is available, the pod
+watch starts and the fleet shows pods without emulator health (entries with
+``origin == Origin.KUBERNETES``). As soon as the backend is connected again the watch
+stops and the backend's snapshot replaces the fallback view. Without a backend URL, the
+watch runs from the start.
+
+Usage (on the UI's loop)::
+
+    feeds = FleetFeeds(fleet, backend=BackendClient(url, token=...), kube=kube_or_None)
+    await feeds.start()
+    ...
+    await feeds.stop()
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Awaitable, Callable
+from typing import TYPE_CHECKING, Any
+
+from locotui.data.backend_client import BackendClient
+from locotui.data.errors import DataError
+from locotui.data.fleet import FleetModel, Source
+from locotui.data.link import Backoff, LinkChange, LinkState
+
+if TYPE_CHECKING:
+    # The Kubernetes client is imported only when the fallback starts (it is slow to
+    # import and many sessions never need it).
+    from locotui.data.kube_client import KubeClient
+
+__all__ = ["FleetFeeds"]
+
+logger = logging.getLogger("locotui.feeds")
+
+KubeFactory = Callable[[], Awaitable["KubeClient"]]
+
+
+class FleetFeeds:
+    def __init__(
+        self,
+        fleet: FleetModel,
+        *,
+        backend: BackendClient | None = None,
+        kube: KubeClient | KubeFactory | None = None,
+        fallback_after: float = 5.0,
+        backoff: Callable[[], Backoff] = Backoff,
+        idle_timeout: float = 45.0,
+    ) -> None:
+        self.fleet = fleet
+        self.backend = backend
+        self._kube_or_factory = kube
+        # A factory is a plain callable; a KubeClient instance is not callable.
+        self.kube: KubeClient | None = None if kube is None or callable(kube) else kube
+        self.fallback_after = fallback_after
+        self._backoff = backoff
+        self.idle_timeout = idle_timeout
+        self._backend_task: asyncio.Task[None] | None = None
+        self._kube_task: asyncio.Task[None] | None = None
+        self._fallback_timer: asyncio.TimerHandle | None = None
+
+    @property
+    def fallback_active(self) -> bool:
+        return self._kube_task is not None and not self._kube_task.done()
+
+    async def start(self) -> None:
+        loop = asyncio.get_running_loop()
+        if self.backend is not None:
+            self.fleet.set_link(Source.BACKEND, LinkState.CONNECTING, detail=self.backend.base_url)
+            self._backend_task = loop.create_task(self._run_backend(), name="feed-backend")
+        elif self._kube_or_factory is not None:
+            self._start_fallback()
+
+    async def stop(self) -> None:
+        if self._fallback_timer is not None:
+            self._fallback_timer.cancel()
+            self._fallback_timer = None
+        tasks = [t for t in (self._backend_task, self._kube_task) if t is not None]
+        for t in tasks:
+            t.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        self._backend_task = self._kube_task = None
+        for source in (Source.BACKEND, Source.KUBERNETES):
+            if self.fleet.links[source].state is not LinkState.IDLE:
+                self.fleet.set_link(source, LinkState.STOPPED)
+
+    async def reconnect(self) -> None:
+        """Drops the backend stream and connects again at once (the "refresh" key)."""
+        if self.backend is None:
+            return
+        if self._backend_task is not None:
+            self._backend_task.cancel()
+            with contextlib.suppress(BaseException):
+                await self._backend_task
+        self._backend_task = asyncio.get_running_loop().create_task(self._run_backend())
+
+    # ------------------------------------------------------------------ backend
+    async def _run_backend(self) -> None:
+        assert self.backend is not None
+        try:
+            async for item in self.backend.events(
+                backoff=self._backoff(), idle_timeout=self.idle_timeout
+            ):
+                if isinstance(item, LinkChange):
+                    item = LinkChange(
+                        item.state,
+                        item.error,
+                        item.retry_in,
+                        item.attempt,
+                        item.at,
+                        item.detail or self.backend.base_url,
+                    )
+                    self._on_backend_link(item)
+                self.fleet.apply_event(item)
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:  # the feed must not die silently
+            logger.exception("backend feed crashed")
+            self.fleet.set_link(Source.BACKEND, LinkState.FAILED, error=f"feed crashed: {exc}")
+            self._arm_fallback(0.0)
+
+    def _on_backend_link(self, change: LinkChange) -> None:
+        if change.state is LinkState.CONNECTED:
+            if self._fallback_timer is not None:
+                self._fallback_timer.cancel()
+                self._fallback_timer = None
+            self._stop_fallback()
+        else:
+            self._arm_fallback(self.fallback_after)
+
+    def _arm_fallback(self, delay: float) -> None:
+        if self._kube_or_factory is None or self.fallback_active or self._fallback_timer:
+            return
+        loop = asyncio.get_running_loop()
+        self._fallback_timer = loop.call_later(delay, self._start_fallback)
+
+    # ------------------------------------------------------------------ kubernetes
+    def _start_fallback(self) -> None:
+        self._fallback_timer = None
+        if self.fallback_active or self.fleet.live:
+            return
+        self._kube_task = asyncio.get_running_loop().create_task(self._run_kube(), name="feed-kube")
+
+    def _stop_fallback(self) -> None:
+        if self._kube_task is not None and not self._kube_task.done():
+            self._kube_task.cancel()
+            self.fleet.set_link(Source.KUBERNETES, LinkState.IDLE, detail="standby")
+        self._kube_task = None
+
+    async def _run_kube(self) -> None:
+        self.fleet.set_link(Source.KUBERNETES, LinkState.CONNECTING)
+        if self.kube is None:
+            factory = self._kube_or_factory
+            assert factory is not None and callable(factory)
+            try:
+                self.kube = await factory()
+            except DataError as exc:
+                self.fleet.set_link(Source.KUBERNETES, LinkState.FAILED, error=str(exc))
+                return
+        from locotui.data.kube_client import PodChange, PodSnapshot, pod_instance
+
+        kube = self.kube
+        async for item in kube.watch_pods(backoff=self._backoff()):
+            if isinstance(item, LinkChange):
+                self.fleet.set_link(Source.KUBERNETES, item)
+            elif isinstance(item, PodSnapshot):
+                self.fleet.apply_pods(pod_instance(p) for p in item.pods)
+            elif isinstance(item, PodChange):
+                self.fleet.apply_pod_change(item.kind, pod_instance(item.pod))
+
+    # For tests and the UI's status bar.
+    def describe(self) -> dict[str, Any]:
+        return {
+            "backend": self.backend.base_url if self.backend else None,
+            "kubernetes": self.kube.detail if self.kube else None,
+            "fallback_active": self.fallback_active,
+        }

@@ -9,7 +9,7 @@ import sys
 from pathlib import Path
 
 from emulator import jsonlog
-from emulator.config import Settings, VncAddress, env, read_token
+from emulator.config import Settings, VncAddress, env, parse_sampling, read_token
 from emulator.errors import ExitCode, SupervisorError
 
 EPILOG = """\
@@ -95,6 +95,12 @@ def _parser() -> argparse.ArgumentParser:
         "--max-restarts", type=int, help="failures in a row before giving up (LOCO_MAX_RESTARTS, 5)"
     )
     run.add_argument("--log-file", help="also write log lines here (LOCO_LOG_FILE)")
+    run.add_argument(
+        "--fps-sampling",
+        metavar="BURST/PERIOD",
+        help="frame counting: sample the screen BURST seconds every PERIOD seconds "
+        "(LOCO_FPS_SAMPLING, 2/5); a shorter burst costs less CPU, counts less precisely",
+    )
 
     image = sub.add_parser("make-test-image", help="write the bootable test guest image")
     image.add_argument("out", help="output file (raw disk image, 1 MiB)")
@@ -145,6 +151,7 @@ def settings_from(args: argparse.Namespace) -> Settings:
     max_restarts = args.max_restarts
     if max_restarts is None:
         max_restarts = _int(env("LOCO_MAX_RESTARTS"), "LOCO_MAX_RESTARTS") or 5
+    burst, period = parse_sampling(args.fps_sampling or env("LOCO_FPS_SAMPLING", "2/5") or "")
     return Settings(
         disk=Path(disk),
         state_dir=Path(state_dir).absolute(),
@@ -161,6 +168,8 @@ def settings_from(args: argparse.Namespace) -> Settings:
         max_restarts=max_restarts,
         log_file=Path(log_file).absolute() if log_file else None,
         qemu_binary=env("LOCO_QEMU_BINARY", "qemu-system-x86_64") or "qemu-system-x86_64",
+        fps_burst=burst,
+        fps_period=period,
     )
 
 

@@ -67,6 +67,9 @@ class Settings:
     shutdown_grace: float | None = None
     max_restarts: int = 5
     log_file: Path | None = None
+    # Frame counting: seconds of screendump sampling per period (see emulator.framerate).
+    fps_burst: float = 2.0
+    fps_period: float = 5.0
 
     @property
     def effective_memory_mb(self) -> int:
@@ -81,6 +84,22 @@ class Settings:
             return self.shutdown_grace
         # The test guest has no ACPI handler; waiting for it would only delay every stop.
         return 15.0 if self.profile == "win98" else 0.5
+
+
+def parse_sampling(value: str) -> tuple[float, float]:
+    """``BURST/PERIOD`` in seconds, e.g. ``2/5``: sample for BURST seconds every PERIOD."""
+    burst_s, sep, period_s = value.partition("/")
+    try:
+        burst, period = float(burst_s), float(period_s)
+    except ValueError:
+        burst = period = -1.0
+    if not sep or not 0.5 <= burst <= period <= 600:
+        raise SupervisorError(
+            f"--fps-sampling/LOCO_FPS_SAMPLING={value!r}: give BURST/PERIOD in seconds with "
+            "0.5 <= BURST <= PERIOD, e.g. 2/5 (the default) or 1/10 for less overhead",
+            ExitCode.USAGE,
+        )
+    return burst, period
 
 
 def read_token(token: str | None, token_file: str | None) -> str | None:

@@ -109,7 +109,14 @@ async def run(settings: Settings) -> int:
         overlay=str(overlay),
         overlay_size=overlay.stat().st_size,
     )
-    counter = FrameCounter(supervisor, dump_path(settings.state_dir))
+    counter = FrameCounter(
+        supervisor,
+        dump_path(settings.state_dir),
+        burst=settings.fps_burst,
+        period=settings.fps_period,
+        # At least two bursts inside the window, so one missed burst does not zero the rate.
+        window=max(12.0, 2.5 * settings.fps_period),
+    )
     instance = EmulatorInstance(settings.name, supervisor, sampler, counter, disk)
     if settings.control_token is None:
         log(

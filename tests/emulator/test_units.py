@@ -90,6 +90,16 @@ def test_vnc_address_parsing() -> None:
         assert err.value.code == ExitCode.USAGE
 
 
+def test_sampling_setting() -> None:
+    from emulator.config import parse_sampling
+
+    assert parse_sampling("2/5") == (2.0, 5.0)
+    assert parse_sampling("1/10") == (1.0, 10.0)
+    for bad in ("5/2", "2", "a/b", "0.1/5", "2/5000"):
+        with pytest.raises(SupervisorError, match="BURST/PERIOD"):
+            parse_sampling(bad)
+
+
 def test_accel_choice(tmp_path: Path) -> None:
     missing = tmp_path / "kvm"
     assert choose_accel("auto", missing).accel == "tcg"

@@ -55,7 +55,7 @@ def build_argv(
     argv = [
         settings.qemu_binary,
         "-name",
-        f"loco-{settings.name},process=loco-{settings.name}",
+        f"{settings.name},process=qemu-{settings.name}",
         "-accel",
         accel.accel,
         "-m",

@@ -56,12 +56,19 @@ class Child:
     def running(self) -> bool:
         return self.proc is not None and self.proc.poll() is None
 
+    @property
+    def console_path(self) -> Path:
+        """stderr of the process: what it says when it cannot even start logging."""
+        return self.log_path.with_suffix(".stderr")
+
     def log_tail(self, lines: int = 5) -> str:
-        try:
-            text = self.log_path.read_text(errors="replace").splitlines()
-        except OSError:
-            return "(no log)"
-        return "\n".join(text[-lines:]) or "(empty log)"
+        text: list[str] = []
+        for path in dict.fromkeys((self.log_path, self.console_path)):
+            try:
+                text += path.read_text(errors="replace").splitlines()[-lines:]
+            except OSError:
+                continue
+        return "\n".join(text[-2 * lines :]) or "(nothing logged)"
 
 
 @dataclass
@@ -153,12 +160,14 @@ class DemoStack:
         return env
 
     def _spawn(self, child: Child) -> None:
-        with child.log_path.open("ab") as log:
+        # Log lines go to the --log-file (which the console's log view reads); stdout would
+        # only repeat them, and stderr keeps what a process says before logging starts.
+        with child.console_path.open("ab") as console:
             child.proc = subprocess.Popen(
                 child.argv,
                 stdin=subprocess.DEVNULL,
-                stdout=log,
-                stderr=subprocess.STDOUT,
+                stdout=subprocess.DEVNULL,
+                stderr=console,
                 env=child.env,
                 start_new_session=True,
                 preexec_fn=die_with_parent,
@@ -200,6 +209,8 @@ class DemoStack:
                     f"127.0.0.1:{display}",
                     "--name",
                     name,
+                    "--log-file",
+                    str(self.state_dir / "logs" / f"{name}.log"),
                 ],
                 self.state_dir / "logs" / f"{name}.log",
                 self._env(),
@@ -239,6 +250,8 @@ class DemoStack:
                 "127.0.0.1",
                 "--port",
                 str(port),
+                "--log-file",
+                str(self.state_dir / "logs" / "backend.log"),
             ],
             self.state_dir / "logs" / "backend.log",
             self._env(),
@@ -267,7 +280,7 @@ class DemoStack:
                 f"--web.listen-address=127.0.0.1:{port}",
                 "--log.level=warn",
             ],
-            self.state_dir / "logs" / "prometheus.log",
+            self.state_dir / "logs" / "prometheus.stderr",
             self._env(),
             url=f"http://127.0.0.1:{port}",
         )

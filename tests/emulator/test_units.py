@@ -123,7 +123,7 @@ def test_argv_profiles_are_lists_without_shell(tmp_path: Path) -> None:
     assert f"file={overlay},format=qcow2,if=ide,index=0,media=disk" in test_argv
     assert "-m 32" in joined
     # The name goes into one argv element; nothing is ever interpreted by a shell.
-    assert "loco-x; rm -rf /,process=loco-x; rm -rf /" in test_argv
+    assert "x; rm -rf /,process=qemu-x; rm -rf /" in test_argv
     win98 = Settings(disk=tmp_path / "d.img", state_dir=tmp_path, profile="win98")
     argv = " ".join(build_argv(win98, overlay, sock, AccelChoice("tcg", "")))
     for part in ("-machine pc", "-cpu pentium3", "-vga cirrus", "-device sb16",

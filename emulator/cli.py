@@ -9,7 +9,14 @@ import sys
 from pathlib import Path
 
 from emulator import jsonlog
-from emulator.config import Settings, VncAddress, env, parse_sampling, read_token
+from emulator.config import (
+    Settings,
+    VncAddress,
+    check_name,
+    env,
+    parse_sampling,
+    read_token,
+)
 from emulator.errors import ExitCode, SupervisorError
 
 EPILOG = """\
@@ -161,7 +168,7 @@ def settings_from(args: argparse.Namespace) -> Settings:
         profile=profile,  # type: ignore[arg-type]
         accel=accel,  # type: ignore[arg-type]
         memory_mb=memory,
-        name=args.name or env("LOCO_INSTANCE_NAME") or socket.gethostname(),
+        name=check_name(args.name or env("LOCO_INSTANCE_NAME") or socket.gethostname()),
         control_token=read_token(env("LOCO_CONTROL_TOKEN"), env("LOCO_CONTROL_TOKEN_FILE")),
         fresh_overlay=fresh,
         shutdown_grace=grace,

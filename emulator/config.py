@@ -86,6 +86,21 @@ class Settings:
         return 15.0 if self.profile == "win98" else 0.5
 
 
+_NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$")
+
+
+def check_name(name: str) -> str:
+    """Instance names end up in metrics labels, file names and QEMU's -name: keep them to
+    what a Kubernetes pod name may contain."""
+    if not _NAME_RE.match(name):
+        raise SupervisorError(
+            f"instance name {name!r} is not valid: use letters, digits, '.', '_' and '-' "
+            "(at most 63, starting with a letter or digit)",
+            ExitCode.USAGE,
+        )
+    return name
+
+
 def parse_sampling(value: str) -> tuple[float, float]:
     """``BURST/PERIOD`` in seconds, e.g. ``2/5``: sample for BURST seconds every PERIOD."""
     burst_s, sep, period_s = value.partition("/")

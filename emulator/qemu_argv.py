@@ -48,6 +48,12 @@ def choose_accel(requested: str, kvm_device: Path = Path("/dev/kvm")) -> AccelCh
     return AccelChoice("kvm", "auto: bare-metal KVM available")
 
 
+def qemu_opt(value: object) -> str:
+    """A value inside a QEMU option list: a comma there would start another option, and
+    QEMU's own escape for it is a doubled comma."""
+    return str(value).replace(",", ",,")
+
+
 def build_argv(
     settings: Settings, overlay: Path, qmp_socket: Path, accel: AccelChoice
 ) -> list[str]:
@@ -55,7 +61,7 @@ def build_argv(
     argv = [
         settings.qemu_binary,
         "-name",
-        f"{settings.name},process=qemu-{settings.name}",
+        f"{qemu_opt(settings.name)},process=qemu-{qemu_opt(settings.name)}",
         "-accel",
         accel.accel,
         "-m",
@@ -66,7 +72,7 @@ def build_argv(
         "-vnc",
         settings.vnc.qemu_arg,
         "-qmp",
-        f"unix:{qmp_socket},server=on,wait=off",
+        f"unix:{qemu_opt(qmp_socket)},server=on,wait=off",
         "-serial",
         "none",
         "-parallel",
@@ -90,7 +96,7 @@ def build_argv(
             "-nic",
             "user,model=ne2k_pci",
             "-drive",
-            f"file={overlay},format=qcow2,if=ide,index=0,media=disk",
+            f"file={qemu_opt(overlay)},format=qcow2,if=ide,index=0,media=disk",
             "-boot",
             "c",
         ]
@@ -101,6 +107,6 @@ def build_argv(
             "-vga",
             "std",
             "-drive",
-            f"file={overlay},format=qcow2,if=ide,index=0,media=disk",
+            f"file={qemu_opt(overlay)},format=qcow2,if=ide,index=0,media=disk",
         ]
     return argv

@@ -90,6 +90,15 @@ def test_vnc_address_parsing() -> None:
         assert err.value.code == ExitCode.USAGE
 
 
+def test_instance_names() -> None:
+    from emulator.config import check_name
+
+    assert check_name("loco-emulator-0") == "loco-emulator-0"
+    for bad in ("", "-x", "a b", "a,b", "x" * 64, "../etc"):
+        with pytest.raises(SupervisorError, match="not valid"):
+            check_name(bad)
+
+
 def test_sampling_setting() -> None:
     from emulator.config import parse_sampling
 
@@ -124,6 +133,10 @@ def test_argv_profiles_are_lists_without_shell(tmp_path: Path) -> None:
     assert "-m 32" in joined
     # The name goes into one argv element; nothing is ever interpreted by a shell.
     assert "x; rm -rf /,process=qemu-x; rm -rf /" in test_argv
+    odd = Settings(disk=tmp_path / "d.img", state_dir=tmp_path, name="a,debug-threads=on")
+    odd_argv = build_argv(odd, tmp_path / "o,v.qcow2", sock, AccelChoice("tcg", ""))
+    assert "a,,debug-threads=on,process=qemu-a,,debug-threads=on" in odd_argv
+    assert any(a.startswith(f"file={tmp_path}/o,,v.qcow2,format=qcow2") for a in odd_argv)
     win98 = Settings(disk=tmp_path / "d.img", state_dir=tmp_path, profile="win98")
     argv = " ".join(build_argv(win98, overlay, sock, AccelChoice("tcg", "")))
     for part in ("-machine pc", "-cpu pentium3", "-vga cirrus", "-device sb16",

@@ -1,0 +1,121 @@
+"""Prometheus metrics of one backend process.
+
+Each app gets its own :class:`CollectorRegistry` so tests can build several apps in one
+process without "duplicated timeseries" errors. The backend runs as one process (the state
+Enum does not work in prometheus-client's multiprocess mode), which DESIGN.md requires.
+Project-specific names start with ``loco_backend_``; the HTTP latency histogram keeps the
+conventional name ``http_request_duration_seconds`` so stock dashboards work.
+"""
+
+from __future__ import annotations
+
+import contextlib
+
+from prometheus_client import CollectorRegistry, Counter, Enum, Gauge, Histogram
+
+from backend.models import BreakerState, InstanceStatus
+
+_LATENCY_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5)
+
+
+class BackendMetrics:
+    def __init__(self, registry: CollectorRegistry | None = None) -> None:
+        self.registry = registry or CollectorRegistry()
+        r = self.registry
+        self.http_duration = Histogram(
+            "http_request_duration_seconds",
+            "HTTP request latency by route template",
+            ["method", "route", "status_code"],
+            buckets=_LATENCY_BUCKETS,
+            registry=r,
+        )
+        self.active_connections = Gauge(
+            "loco_backend_active_connections",
+            "HTTP requests in progress, including open event streams",
+            registry=r,
+        )
+        self.sse_clients = Gauge("loco_backend_sse_clients", "Open /api/events streams", registry=r)
+        self.instances = Gauge(
+            "loco_backend_instances", "Instances by derived status", ["status"], registry=r
+        )
+        for status in InstanceStatus:
+            self.instances.labels(status.value).set(0)
+        self.stale_instances = Gauge(
+            "loco_backend_stale_instances", "Instances showing last-known data", registry=r
+        )
+        self.breaker_state = Enum(
+            "loco_backend_circuit_breaker_state",
+            "Circuit breaker state per target",
+            ["target"],
+            states=[s.value for s in BreakerState],
+            registry=r,
+        )
+        self.breaker_failures = Gauge(
+            "loco_backend_circuit_breaker_failures",
+            "Consecutive failures counted by the breaker",
+            ["target"],
+            registry=r,
+        )
+        self.discovery_sync_duration = Histogram(
+            "loco_backend_discovery_sync_duration_seconds",
+            "Time a full discovery sync (list) took",
+            ["source"],
+            buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),
+            registry=r,
+        )
+        self.discovery_last_sync = Gauge(
+            "loco_backend_discovery_last_sync_timestamp_seconds",
+            "Unix time of the last successful full sync",
+            ["source"],
+            registry=r,
+        )
+        self.discovery_errors = Counter(
+            "loco_backend_discovery_errors",
+            "Discovery failures (API unreachable, bad answers, unreadable files)",
+            ["source", "kind"],
+            registry=r,
+        )
+        self.discovery_relists = Counter(
+            "loco_backend_discovery_relists",
+            "Full relists, by reason (start, resync, gone, error)",
+            ["source", "reason"],
+            registry=r,
+        )
+        self.discovery_up = Gauge(
+            "loco_backend_discovery_up", "1 while discovery is in contact", registry=r
+        )
+        self.probe_duration = Histogram(
+            "loco_backend_probe_duration_seconds",
+            "Latency of emulator /health probes",
+            ["result"],
+            buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5),
+            registry=r,
+        )
+        self.fps = Gauge(
+            "loco_backend_instance_fps",
+            "Frame rate each emulator reports (absent while its health is stale)",
+            ["instance"],
+            registry=r,
+        )
+        self.actions = Counter(
+            "loco_backend_actions",
+            "Reset/restart requests by outcome",
+            ["action", "result"],
+            registry=r,
+        )
+        self.fleet_events = Counter(
+            "loco_backend_fleet_events",
+            "Change events published to streams",
+            ["type"],
+            registry=r,
+        )
+
+    def set_breaker(self, target: str, state: BreakerState, failures: int) -> None:
+        self.breaker_state.labels(target).state(state.value)
+        self.breaker_failures.labels(target).set(failures)
+
+    def forget_target(self, target: str) -> None:
+        # Removed instances must not linger as series (pods churn; names are unbounded).
+        for metric in (self.breaker_state, self.breaker_failures, self.fps):
+            with contextlib.suppress(KeyError):
+                metric.remove(target)

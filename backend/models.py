@@ -1,0 +1,266 @@
+"""The backend's wire contract: the JSON that ``loco-backend`` serves.
+
+Defined once, here, next to its producer; the TUI imports these models to parse what it
+reads. The emulator's own ``/health`` body is embedded unchanged as
+:class:`emulator.models.EmulatorStatus` (never redefined here).
+
+Stability: fields are only ever added (with defaults), never renamed or removed, so an
+older TUI keeps parsing a newer backend. Unknown fields are ignored on parse.
+
+Server-sent events on ``GET /api/events`` carry one of the :data:`FleetEvent` models as the
+JSON ``data`` of each event; the SSE ``event:`` name equals the model's ``type`` field and
+the SSE ``id:`` equals its ``seq``. Parse with ``FLEET_EVENT_ADAPTER.validate_json(data)``.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from enum import StrEnum
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, TypeAdapter
+
+from emulator.models import EmulatorStatus
+
+__all__ = [
+    "FLEET_EVENT_ADAPTER",
+    "ActionResult",
+    "BackendHealth",
+    "BreakerInfo",
+    "BreakerState",
+    "DiscoveryEvent",
+    "DiscoveryMode",
+    "DiscoveryState",
+    "ErrorBody",
+    "FleetEvent",
+    "Instance",
+    "InstanceEvent",
+    "InstanceList",
+    "InstanceSource",
+    "InstanceStatus",
+    "NamespaceSource",
+    "PodCondition",
+    "PodFacts",
+    "ReadinessCheck",
+    "ReadinessReport",
+    "RemovedEvent",
+    "SnapshotEvent",
+]
+
+
+class _Wire(BaseModel):
+    # Ignore unknown fields so an older client parses a newer server's output.
+    model_config = ConfigDict(extra="ignore")
+
+
+class InstanceSource(StrEnum):
+    """Where the backend learned about an instance (also the discovery mode)."""
+
+    KUBERNETES = "kubernetes"
+    STATIC = "static"
+    LOCAL = "local"
+
+
+DiscoveryMode = InstanceSource
+
+
+class InstanceStatus(StrEnum):
+    """The one derived status of an instance; see ``backend/status_rule.py`` for the rule."""
+
+    HEALTHY = "healthy"
+    DEGRADED = "degraded"
+    UNHEALTHY = "unhealthy"
+    STARTING = "starting"
+    UNKNOWN = "unknown"
+
+
+class BreakerState(StrEnum):
+    CLOSED = "closed"
+    OPEN = "open"
+    HALF_OPEN = "half_open"
+
+
+class NamespaceSource(StrEnum):
+    """Which rule chose the Kubernetes namespace (first match wins, in this order)."""
+
+    FLAG = "flag"
+    ENV = "env"
+    SERVICE_ACCOUNT = "service_account"
+    KUBECONFIG = "kubeconfig"
+    DEFAULT = "default"
+
+
+class PodCondition(_Wire):
+    type: str = Field(description="e.g. Ready, ContainersReady, PodScheduled, Initialized")
+    status: str = Field(description="True, False or Unknown")
+    reason: str | None = None
+    message: str | None = None
+    last_transition_time: datetime | None = None
+
+
+class PodFacts(_Wire):
+    """What Kubernetes says about the pod (kubernetes discovery only)."""
+
+    phase: str | None = Field(None, description="Pending, Running, Succeeded, Failed, Unknown")
+    ready: bool = Field(False, description="The pod's Ready condition is True")
+    restarts: int = Field(0, description="Sum of container restart counts")
+    node: str | None = None
+    ip: str | None = None
+    start_time: datetime | None = Field(
+        None, description="When the kubelet started the pod; age = now - start_time"
+    )
+    created_at: datetime | None = None
+    deleting: bool = Field(False, description="The pod has a deletionTimestamp (terminating)")
+    waiting_reason: str | None = Field(
+        None, description="A container's waiting reason, e.g. CrashLoopBackOff, ImagePullBackOff"
+    )
+    uid: str | None = None
+    resource_version: str | None = None
+    conditions: list[PodCondition] = Field(default_factory=list)
+
+
+class BreakerInfo(_Wire):
+    """The circuit breaker in front of this instance's supervisor."""
+
+    state: BreakerState = BreakerState.CLOSED
+    failures: int = Field(0, description="Consecutive failed calls (reset by one success)")
+    since: datetime | None = Field(None, description="When the breaker entered this state")
+    retry_at: datetime | None = Field(
+        None, description="While open: when the next call will be let through (half-open trial)"
+    )
+
+
+class Instance(_Wire):
+    """One emulator as the backend sees it."""
+
+    name: str
+    source: InstanceSource
+    status: InstanceStatus = Field(description="Derived by the documented status rule")
+    status_reason: str | None = Field(
+        None, description="Why the status is what it is, short and human-readable"
+    )
+    pod: PodFacts | None = Field(None, description="Kubernetes pod facts; null for static/local")
+    health: EmulatorStatus | None = Field(
+        None, description="The emulator's last /health body (last-known when stale)"
+    )
+    fps: float | None = Field(
+        None, description="Current frame rate; null when no fresh health is available"
+    )
+    breaker: BreakerInfo = Field(default_factory=BreakerInfo)
+    stale: bool = Field(False, description="Some of what is shown is last-known, not current")
+    stale_since: datetime | None = None
+    stale_reason: str | None = Field(
+        None, description="What is stale: the health probe failing, or discovery out of contact"
+    )
+    last_error: str | None = Field(None, description="Most recent probe or discovery error")
+    last_probe_at: datetime | None = Field(None, description="When the last probe finished")
+    last_ok_at: datetime | None = Field(None, description="When a probe last succeeded")
+    health_url: str | None = Field(None, description="Base URL of the emulator's supervisor")
+    vnc: str | None = Field(None, description="host:port of the instance's VNC server")
+    logs_available: bool = Field(
+        False, description="GET /api/instances/{name}/logs can serve this instance's log"
+    )
+
+
+class DiscoveryState(_Wire):
+    source: InstanceSource
+    ok: bool = Field(description="The last discovery attempt succeeded")
+    synced: bool = Field(False, description="Discovery has completed at least one full sync")
+    last_sync: datetime | None = Field(None, description="When the last full sync completed")
+    error: str | None = None
+    namespace: str | None = Field(None, description="Kubernetes namespace (kubernetes only)")
+    namespace_source: NamespaceSource | None = None
+    detail: str | None = Field(
+        None, description="Where discovery looks: static file, local directory, or API server"
+    )
+
+
+class InstanceList(_Wire):
+    """Body of ``GET /api/instances``; items sorted by name."""
+
+    items: list[Instance]
+    generated_at: datetime = Field(description="When this view of the fleet last changed")
+    revision: int = Field(0, description="Increases with every change of the fleet")
+    discovery: DiscoveryState
+
+
+class SnapshotEvent(_Wire):
+    """First event on every /api/events stream: replace everything you have with this."""
+
+    type: Literal["snapshot"] = "snapshot"
+    seq: int
+    fleet: InstanceList
+
+
+class InstanceEvent(_Wire):
+    """An instance appeared or changed: insert or replace it by name."""
+
+    type: Literal["instance"] = "instance"
+    seq: int
+    instance: Instance
+
+
+class RemovedEvent(_Wire):
+    """An instance is gone from discovery: drop it."""
+
+    type: Literal["removed"] = "removed"
+    seq: int
+    name: str
+
+
+class DiscoveryEvent(_Wire):
+    """Discovery's own state changed (e.g. the Kubernetes API became unreachable)."""
+
+    type: Literal["discovery"] = "discovery"
+    seq: int
+    discovery: DiscoveryState
+
+
+FleetEvent = Annotated[
+    SnapshotEvent | InstanceEvent | RemovedEvent | DiscoveryEvent,
+    Field(discriminator="type"),
+]
+FLEET_EVENT_ADAPTER: TypeAdapter[Any] = TypeAdapter(FleetEvent)
+
+
+class ActionResult(_Wire):
+    """Body of ``POST /api/instances/{name}/reset`` and ``/restart``."""
+
+    ok: bool
+    action: Literal["reset", "restart"]
+    instance: str
+    message: str
+    at: datetime
+
+
+class ErrorBody(_Wire):
+    """Body of every error response."""
+
+    error: str = Field(description="Machine-readable code, e.g. not_found, unauthorized")
+    message: str = Field(description="What went wrong, for a person")
+    detail: Any | None = None
+
+
+class BackendHealth(_Wire):
+    """Body of ``GET /health``."""
+
+    status: Literal["ok"] = "ok"
+    version: str
+    uptime_seconds: float
+    rss_bytes: int | None
+    discovery: InstanceSource
+    discovery_ok: bool
+    instances: int
+    python: str
+
+
+class ReadinessCheck(_Wire):
+    ok: bool
+    detail: str | None = None
+
+
+class ReadinessReport(_Wire):
+    """Body of ``GET /ready`` (200 when ready, 503 otherwise)."""
+
+    ready: bool
+    checks: dict[str, ReadinessCheck]

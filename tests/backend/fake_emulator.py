@@ -1,0 +1,246 @@
+"""A tiny stand-in for emulator supervisors: a *probe target*, not the thing under test.
+
+One HTTP server answers for any number of instances: ``/health`` etc. for the default
+instance, ``/i/{name}/health`` etc. for named ones, so a static file can point a thousand
+instances at one process. Bodies are real :class:`emulator.models.EmulatorStatus` JSON.
+The server can be stopped and started again on the same port, to drive circuit breakers
+with real connection failures.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import io
+import socket
+import struct
+import zlib
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Annotated
+
+import uvicorn
+from fastapi import FastAPI, Header, Query
+from fastapi.responses import JSONResponse, Response
+
+from emulator.models import (
+    EmulatorStatus,
+    OverallStatus,
+    QemuFacts,
+    ResetResult,
+    VideoFacts,
+)
+
+Width = Annotated[int, Query(ge=16, le=1920)]
+Auth = Annotated[str | None, Header()]
+
+
+def tiny_png(width: int) -> bytes:
+    """A valid grey PNG of ``width`` x ``width//2`` pixels (no Pillow needed)."""
+    height = max(1, width // 2)
+    raw = b"".join(b"\x00" + b"\x80" * width for _ in range(height))
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return (
+            struct.pack(">I", len(data))
+            + kind
+            + data
+            + struct.pack(">I", zlib.crc32(kind + data) & 0xFFFFFFFF)
+        )
+
+    buf = io.BytesIO()
+    buf.write(b"\x89PNG\r\n\x1a\n")
+    buf.write(chunk(b"IHDR", struct.pack(">IIBBBBB", width, height, 8, 0, 0, 0, 0)))
+    buf.write(chunk(b"IDAT", zlib.compress(raw)))
+    buf.write(chunk(b"IEND", b""))
+    return buf.getvalue()
+
+
+@dataclass
+class FakeInstance:
+    name: str
+    overall_status: OverallStatus = OverallStatus.HEALTHY
+    fps: float = 25.0
+    reasons: list[str] = field(default_factory=list)
+    resets: int = 0
+    restarts: int = 0
+    thumbnails: int = 0
+    health_delay: float = 0.0
+    frame_ready: bool = True
+
+    def status(self) -> EmulatorStatus:
+        healthy = self.overall_status is OverallStatus.HEALTHY
+        return EmulatorStatus(
+            instance=self.name,
+            overall_status=self.overall_status,
+            qemu_healthy=healthy,
+            reasons=list(self.reasons),
+            timestamp=datetime.now(UTC),
+            supervisor_uptime_seconds=12.5,
+            qemu=QemuFacts(pid=4242, running=True, qmp_status="running", booted=True),
+            video=VideoFacts(
+                display_active=healthy, estimated_frame_rate=self.fps, width=640, height=400
+            ),
+        )
+
+
+class FakeEmulators:
+    """State of every fake instance plus the HTTP server serving them."""
+
+    def __init__(self, names: list[str] | None = None, token: str | None = None) -> None:
+        self.instances: dict[str, FakeInstance] = {}
+        for name in names or ["fake"]:
+            self.instances[name] = FakeInstance(name)
+        self.default = next(iter(self.instances))
+        self.token = token
+        self.port: int | None = None
+        self._server: uvicorn.Server | None = None
+        self._task: asyncio.Task[None] | None = None
+        self.app = self._build()
+
+    def url(self, name: str | None = None) -> str:
+        """Base URL of one instance (what a static file's ``health_url`` holds)."""
+        assert self.port is not None, "server not started"
+        if name is None or name == self.default:
+            return f"http://127.0.0.1:{self.port}"
+        return f"http://127.0.0.1:{self.port}/i/{name}"
+
+    def add(self, name: str) -> FakeInstance:
+        self.instances[name] = FakeInstance(name)
+        return self.instances[name]
+
+    def _build(self) -> FastAPI:
+        app = FastAPI()
+
+        def inst(name: str | None) -> FakeInstance | None:
+            return self.instances.get(name or self.default)
+
+        async def health(name: str | None) -> Response:
+            i = inst(name)
+            if i is None:
+                return JSONResponse({"error": "no such instance"}, status_code=404)
+            if i.health_delay:
+                await asyncio.sleep(i.health_delay)
+            return Response(i.status().model_dump_json(), media_type="application/json")
+
+        def thumb(name: str | None, width: int) -> Response:
+            i = inst(name)
+            if i is None:
+                return JSONResponse({"error": "no such instance"}, status_code=404)
+            if not i.frame_ready:
+                return JSONResponse({"message": "no frame yet"}, status_code=503)
+            i.thumbnails += 1
+            return Response(tiny_png(width), media_type="image/png")
+
+        def control(name: str | None, action: str, authorization: str | None) -> Response:
+            i = inst(name)
+            if i is None:
+                return JSONResponse({"error": "no such instance"}, status_code=404)
+            if self.token is not None and authorization != f"Bearer {self.token}":
+                return JSONResponse({"message": "the control token is wrong"}, status_code=403)
+            if action == "reset":
+                i.resets += 1
+                return JSONResponse(ResetResult(ok=True, message="system_reset sent").model_dump())
+            i.restarts += 1
+            return JSONResponse(
+                ResetResult(ok=True, message="QEMU restart requested").model_dump(),
+                status_code=202,
+            )
+
+        @app.post("/_admin/{name}/status/{overall}")
+        async def admin(name: str, overall: OverallStatus) -> Response:
+            # Lets a benchmark in another process change what an instance reports.
+            i = inst(name)
+            if i is None:
+                return JSONResponse({"error": "no such instance"}, status_code=404)
+            i.overall_status = overall
+            return JSONResponse({"ok": True})
+
+        @app.get("/health")
+        async def h0() -> Response:
+            return await health(None)
+
+        @app.get("/i/{name}/health")
+        async def h1(name: str) -> Response:
+            return await health(name)
+
+        @app.get("/thumbnail.png")
+        async def t0(width: Width = 320) -> Response:
+            return thumb(None, width)
+
+        @app.get("/i/{name}/thumbnail.png")
+        async def t1(name: str, width: Width = 320) -> Response:
+            return thumb(name, width)
+
+        @app.post("/reset")
+        async def r0(authorization: Auth = None) -> Response:
+            return control(None, "reset", authorization)
+
+        @app.post("/i/{name}/reset")
+        async def r1(name: str, authorization: Auth = None) -> Response:
+            return control(name, "reset", authorization)
+
+        @app.post("/restart")
+        async def s0(authorization: Auth = None) -> Response:
+            return control(None, "restart", authorization)
+
+        @app.post("/i/{name}/restart")
+        async def s1(name: str, authorization: Auth = None) -> Response:
+            return control(name, "restart", authorization)
+
+        return app
+
+    async def start(self) -> None:
+        """Serves on 127.0.0.1 (a free port the first time, the same port afterwards)."""
+        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind(("127.0.0.1", self.port or 0))
+        sock.listen(512)
+        self.port = sock.getsockname()[1]
+        config = uvicorn.Config(
+            self.app, log_config=None, access_log=False, lifespan="off", loop="asyncio"
+        )
+        self._server = uvicorn.Server(config)
+        self._task = asyncio.get_running_loop().create_task(self._server.serve(sockets=[sock]))
+        async with asyncio.timeout(10):
+            while not self._server.started:
+                if self._task.done():
+                    self._task.result()
+                await asyncio.sleep(0.005)
+
+    async def stop(self) -> None:
+        """Stops serving: new connections are refused (a real outage)."""
+        if self._server is None or self._task is None:
+            return
+        self._server.should_exit = True
+        self._server.force_exit = True
+        with contextlib.suppress(asyncio.CancelledError):
+            await self._task
+        self._server = None
+        self._task = None
+
+    async def __aenter__(self) -> FakeEmulators:
+        await self.start()
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.stop()
+
+
+async def _serve_forever(count: int, port_file: Path) -> None:
+    fake = FakeEmulators([f"loco-{n}" for n in range(count)])
+    await fake.start()
+    port_file.write_text(str(fake.port))
+    await asyncio.Event().wait()
+
+
+if __name__ == "__main__":
+    import argparse
+
+    parser = argparse.ArgumentParser(description="Serve N fake supervisors (for benchmarks)")
+    parser.add_argument("--instances", type=int, default=10)
+    parser.add_argument("--port-file", type=Path, required=True)
+    ns = parser.parse_args()
+    with contextlib.suppress(KeyboardInterrupt):
+        asyncio.run(_serve_forever(ns.instances, ns.port_file))

@@ -14,6 +14,7 @@ from pathlib import Path
 import httpx
 import pytest
 
+from tests.support.processes import descendants
 from tests.support.supervisor import wait_gone
 
 pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("qemu")]
@@ -42,20 +43,6 @@ def wait_for_line(log: Path, pattern: str, proc: subprocess.Popen[str], deadline
             raise AssertionError(f"demo exited {proc.returncode}:\n{text}")
         time.sleep(0.1)
     raise AssertionError(f"{pattern!r} not seen within {deadline} s:\n{log.read_text()}")
-
-
-def descendants(pid: int) -> list[int]:
-    out = subprocess.run(["ps", "-e", "-o", "pid=,ppid="], capture_output=True, text=True)
-    children: dict[int, list[int]] = {}
-    for line in out.stdout.splitlines():
-        p, pp = (int(x) for x in line.split())
-        children.setdefault(pp, []).append(p)
-    found, todo = [], [pid]
-    while todo:
-        for child in children.get(todo.pop(), []):
-            found.append(child)
-            todo.append(child)
-    return found
 
 
 def test_two_demos_side_by_side_then_nothing_left(tmp_path: Path) -> None:

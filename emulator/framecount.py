@@ -18,6 +18,7 @@ from pathlib import Path
 
 from emulator.framerate import Burst, BurstRateEstimator
 from emulator.qmp import QmpCommandError, QmpUnavailable
+from emulator.registration import pid_alive
 from emulator.supervisor import Supervisor
 
 logger = logging.getLogger("emulator.framecount")
@@ -28,7 +29,21 @@ def dump_path(state_dir: Path) -> Path:
     another user plant a symlink for QEMU to write through."""
     shm = Path("/dev/shm")  # noqa: S108 - used only through a private mkdtemp directory
     base = shm if shm.is_dir() and os.access(shm, os.W_OK) else state_dir
-    return Path(tempfile.mkdtemp(prefix="loco-screen-", dir=base)) / "screen.ppm"
+    _remove_orphans(base)
+    return Path(tempfile.mkdtemp(prefix=f"loco-screen-{os.getpid()}-", dir=base)) / "screen.ppm"
+
+
+def _remove_orphans(base: Path) -> None:
+    """Drops directories left by supervisors that were killed before they could clean up
+    (their pid is in the name); only our own, and only when that process is gone."""
+    for entry in base.glob("loco-screen-*-*"):
+        pid = entry.name.split("-")[2]
+        try:
+            mine = entry.stat().st_uid == os.getuid()
+        except OSError:
+            continue
+        if mine and pid.isdigit() and not pid_alive(int(pid)):
+            shutil.rmtree(entry, ignore_errors=True)
 
 
 class FrameCounter:

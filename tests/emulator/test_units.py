@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import os
 import json
 import logging
 import signal
@@ -217,3 +218,14 @@ def test_log_level_and_files(tmp_path: Path) -> None:
     assert "hello" in log_file.read_text() and "broken" in log_file.read_text()
     errors = (tmp_path / "logs" / "emulator.error.log").read_text()
     assert "broken" in errors and "hello" not in errors
+
+
+def test_screen_dump_dirs_of_dead_supervisors_are_removed(tmp_path: Path) -> None:
+    from emulator import framecount
+
+    dead = tmp_path / "loco-screen-999999999-abc"
+    dead.mkdir()
+    alive = tmp_path / f"loco-screen-{os.getpid()}-def"
+    alive.mkdir()
+    framecount._remove_orphans(tmp_path)
+    assert not dead.exists() and alive.exists()

@@ -8,9 +8,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
-import random
 import shutil
-import socket
 import subprocess
 import tempfile
 import time
@@ -25,6 +23,7 @@ from qemu.qmp import QMPClient
 
 from emulator.testimage import decode_frame_counter, write_test_image
 from emulator.testimage.synth import render_frame
+from tests.support.ports import free_vnc_display
 
 pytestmark = [
     pytest.mark.slow,
@@ -36,20 +35,6 @@ pytestmark = [
 QEMU = "qemu-system-x86_64"
 BOOT_DEADLINE = 30.0  # s from launch to the first decodable frame (TCG, loaded CI box)
 COUNTER_BAND = slice(160, 240)  # rows 0.40-0.60 of a 400-row screen
-
-
-def _free_vnc_display() -> int:
-    """A display number whose port (5900 + N) is free right now on 127.0.0.1."""
-    candidates = list(range(20, 100))
-    random.shuffle(candidates)  # parallel test runs should not all race for the same one
-    for display in candidates:
-        with socket.socket() as s:
-            try:
-                s.bind(("127.0.0.1", 5900 + display))
-            except OSError:
-                continue
-            return display
-    raise RuntimeError("no free VNC display between :20 and :99")
 
 
 @dataclass
@@ -122,7 +107,7 @@ async def booted(image: Path, work: Path) -> AsyncIterator[Guest]:
     qmp: QMPClient | None = None
     try:
         for _attempt in range(5):
-            display = _free_vnc_display()
+            display = free_vnc_display()
             with errlog.open("wb") as err:
                 proc = subprocess.Popen(
                     [QEMU, "-accel", "tcg", "-drive", f"file={image},format=raw", "-m", "32",

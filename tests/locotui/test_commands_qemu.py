@@ -106,7 +106,7 @@ async def test_status_logs_and_soft_reset_against_a_real_emulator(
             # Healthy comes first; the frame rate follows with the first sampling burst.
             if r.code == 0 and json.loads(r.out)["instances"][0]["fps"]:
                 break
-            assert r.code == 1, r  # starting/degraded while the guest warms up; never 2
+            assert r.code in (0, 1), r  # starting/degraded while the guest warms up; never 2
             assert time.monotonic() < deadline, r.out
             await asyncio.sleep(0.5)
         doc = json.loads(r.out)

@@ -134,7 +134,7 @@ def test_demo_from_the_keyboard(terminal: tuple[Terminal, Path]) -> None:
     # Restart the second tile (resets and restarts of one instance are rate-limited):
     # a new QEMU, so its uptime starts again.
     before = uptime_of(term.screen(), "loco-2") or 0
-    term.keys("Right")
+    term.keys("l")  # vi-style: move right
     term.keys("R")
     term.wait(lambda s: "Restart QEMU of loco-2" in s, 10, "restart confirmation")
     term.keys("y")
@@ -148,7 +148,7 @@ def test_demo_from_the_keyboard(terminal: tuple[Terminal, Path]) -> None:
     )
 
     # The log view shows the supervisor's own lines, including the restart.
-    term.keys("l")
+    term.keys("L")
     logs = term.wait(lambda s: "QEMU started" in s and "logs" in s, 15, "log lines")
     assert "logs  loco-2" in logs, "the focused tile's logs"
     term.keys("Escape")

@@ -1,0 +1,803 @@
+"""The operator console: a live fleet of emulators as tiles or a table.
+
+Data flows one way: :class:`~locotui.data.feeds.FleetFeeds` writes into the
+:class:`~locotui.data.fleet.FleetModel`; the model coalesces changes (at most
+``max_rate`` notifications a second); one render worker (``group="render"``,
+``exclusive=True``) waits for the next notification and repaints. A burst of 200 changes
+is one repaint, and two repaints never overlap (Dolphie's single refresh worker). Time
+moves on once a second (ages, countdowns) through a 1 Hz tick that only repaints what
+changed. Thumbnails have a worker of their own that fetches the tiles on screen at most
+once per ``thumbnail_interval``.
+
+Malformed data never reaches a widget as an exception: the model turns it into
+``Entry.error`` (shown on that tile in red) or a link error (shown in the header).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import signal
+import threading
+from collections import deque
+from collections.abc import Awaitable, Callable, Iterable
+from dataclasses import replace
+from datetime import datetime
+from pathlib import Path
+from typing import Any, ClassVar
+
+from textual import events, on, work
+from textual.app import App, ComposeResult
+from textual.binding import Binding, BindingType
+from textual.command import CommandPalette
+from textual.containers import Vertical
+from textual.screen import Screen
+from textual.widgets import Footer, Input
+
+from backend.models import BreakerState
+from locotui.config import Settings
+from locotui.data.actions import ActionKind, ActionRunner, AuditLog
+from locotui.data.backend_client import BackendClient
+from locotui.data.feeds import FleetFeeds
+from locotui.data.fleet import FilterError, FleetModel, Origin, Source
+from locotui.data.history import HistoryProvider, make_history
+from locotui.data.kube_client import KubeClient
+from locotui.data.link import LinkState
+from locotui.keymap import ACTIONS
+from locotui.ui.clock import Clock
+from locotui.ui.grid import TileGrid
+from locotui.ui.header import Banner, FleetHeader, HeaderInfo
+from locotui.ui.table import FleetTable
+from locotui.ui.thumbs import ThumbnailCache
+from locotui.ui.tile import THUMB_LOADING, Thumb
+
+__all__ = ["MUTATING", "LocoApp"]
+
+MUTATING = frozenset({"soft_reset", "restart_pod", "rolling_restart"})
+"""Actions that change the fleet: disabled (and shown disabled) in read-only mode."""
+
+MAIN_ONLY = frozenset(
+    {
+        "open_detail",
+        "toggle_view",
+        "filter",
+        "clear_filter",
+        "sort_next",
+        "sort_reverse",
+        "unhealthy_only",
+        "select",
+        "select_all",
+        "clear_selection",
+        "toggle_thumbnails",
+        "zoom",
+    }
+)
+"""Actions about the fleet list: hidden on the detail, log and audit screens."""
+
+# Footer labels (short) for the actions the footer shows; the help screen and the command
+# palette use the keymap's longer descriptions.
+FOOTER: dict[str, str] = {
+    "quit": "Quit",
+    "help": "Help",
+    "filter": "Filter",
+    "sort_next": "Sort",
+    "unhealthy_only": "Unhealthy",
+    "select": "Select",
+    "open_detail": "Detail",
+    "logs": "Logs",
+    "soft_reset": "Reset",
+    "restart_pod": "Restart",
+    "rolling_restart": "Rolling",
+    "toggle_view": "Table/Tiles",
+}
+
+# Footer order (most used first, so an 80-column footer shows the essentials).
+_ORDER = (
+    "help",
+    "quit",
+    "open_detail",
+    "logs",
+    "filter",
+    "unhealthy_only",
+    "sort_next",
+    "toggle_view",
+    "select",
+    "soft_reset",
+    "restart_pod",
+    "rolling_restart",
+    "command_palette",
+)
+# Handled by the log screen only; the app does not bind them.
+_SCREEN_ONLY = frozenset({"follow_logs", "save_logs"})
+
+
+def _binding(name: str) -> Binding:
+    action = ACTIONS[name]
+    label = FOOTER.get(name, action.description)
+    return Binding(
+        ",".join(action.default_keys),
+        name,
+        label,
+        show=name in FOOTER,
+        id=name,
+        tooltip=action.description,
+        # The palette and quit must work whatever has focus (even the filter input).
+        priority=name in ("command_palette",),
+    )
+
+
+def app_bindings() -> list[BindingType]:
+    names = [n for n in _ORDER if n in ACTIONS]
+    names += [n for n in ACTIONS if n not in names and n not in _SCREEN_ONLY]
+    return [_binding(n) for n in names]
+
+
+class FilterBar(Input):
+    """The ``/`` filter: filters as you type; Enter keeps it, Escape clears it."""
+
+    DEFAULT_CSS = """
+    FilterBar { dock: bottom; display: none; height: 3; border: tall $accent; }
+    FilterBar.-shown { display: block; }
+    FilterBar.-error { border: tall $error; }
+    """
+
+    BINDINGS: ClassVar[list[BindingType]] = [
+        Binding("escape", "cancel", "Clear filter", show=False),
+    ]
+
+    def action_cancel(self) -> None:
+        self.value = ""
+        self.app.call_later(self.app.action_close_filter)  # type: ignore[attr-defined]
+
+
+class LocoApp(App[int]):
+    """See the module docstring. Construct with the services; :mod:`locotui.cli` does."""
+
+    CSS_PATH = "app.tcss"
+    TITLE = "locotui"
+    ENABLE_COMMAND_PALETTE = True
+    BINDINGS: ClassVar[list[BindingType]] = app_bindings()
+
+    def __init__(
+        self,
+        settings: Settings,
+        *,
+        backend: BackendClient | None = None,
+        kube: KubeClient | None = None,
+        kube_note: str | None = None,
+        model: FleetModel | None = None,
+        clock: Clock | None = None,
+        start_feeds: bool = True,
+        thumb_fetch: Callable[[str, int], Awaitable[bytes]] | None = None,
+        history: HistoryProvider | None = None,
+        audit: AuditLog | None = None,
+        context: str | None = None,
+        audit_path: Path | None = None,
+        fallback_after: float = 5.0,
+    ) -> None:
+        super().__init__()
+        from locotui.ui.commands import FleetCommands, JumpCommands
+
+        self.COMMANDS = App.COMMANDS | {FleetCommands, JumpCommands}  # type: ignore[misc]
+        self.settings = settings
+        self.clock = clock or Clock()
+        self.backend = backend
+        self.kube = kube
+        self.kube_note = kube_note
+        self.model = model or FleetModel(
+            history_points=settings.history_points,
+            clock=self.clock.monotonic,
+            wall_clock=self.clock.time,
+        )
+        self.history: HistoryProvider = history or make_history(settings.prometheus_url, self.model)
+        self.audit = audit or AuditLog(path=audit_path)
+        self.runner = ActionRunner(
+            backend=backend,
+            kube=kube,
+            audit=self.audit,
+            read_only=settings.read_only,
+            fleet=self.model,
+        )
+        self.feeds: FleetFeeds | None = (
+            FleetFeeds(self.model, backend=backend, kube=kube, fallback_after=fallback_after)
+            if start_feeds
+            else None
+        )
+        self.read_only = settings.read_only
+        self.view_mode = settings.default_view
+        self.thumbnails_on = settings.thumbnails
+        self._cursor_hint: str | None = None
+        self._rendered_version = -1
+        self.header_info = HeaderInfo(
+            context=context or settings.kube_context or (kube.context if kube else None),
+            namespace=settings.namespace or (kube.namespace if kube else None),
+            namespace_source=kube.namespace_source if kube else None,
+            read_only=settings.read_only,
+            view=self.view_mode,
+            backend_url=settings.backend_url,
+        )
+        fetch = thumb_fetch or (backend.thumbnail if backend is not None else None)
+        self.thumbs: ThumbnailCache | None = ThumbnailCache(fetch) if fetch else None
+        self.renders = 0
+        # Breaker transitions seen this session, per instance (the detail screen shows
+        # them; the fleet model keeps fps and status history but not the breaker's).
+        self.breaker_history: dict[str, deque[tuple[datetime, str, int]]] = {}
+        self._thumb_wake = asyncio.Event()
+        self._thumb_at: dict[str, float] = {}
+        self._unsubscribe: Callable[[], None] | None = None
+        self._hup = False
+        with contextlib.suppress(Exception):
+            self.theme = settings.theme
+        # Only the actions the config file remaps: the defaults are the bindings already.
+        # (Textual applies a keymap to binding maps it shares between app instances, so a
+        # full keymap would also leak from one app to the next in one process: tests.)
+        keys = settings.keys
+        self.set_keymap(
+            {
+                name: value
+                for name, value in keys.textual_keymap().items()
+                if name in keys.overridden
+            }
+        )
+
+    # ------------------------------------------------------------------ layout
+    def compose(self) -> ComposeResult:
+        # Kept as attributes: App.query_one searches the *current* screen, which is a
+        # modal or the detail screen half of the time.
+        self.header = FleetHeader(self.model, self.header_info, id="header")
+        self.banner = Banner(self.model, self.header_info, id="banner")
+        self.grid = TileGrid(thumbnails=self.thumbnails_on and self.thumbs is not None, id="grid")
+        if self.thumbs is not None:
+            self.grid.thumb_source = self.thumbs.get
+        self.table = FleetTable(id="table")
+        self.filter_bar = FilterBar(
+            placeholder="filter: text or /regex/ (name, node, status, reason)", id="filter"
+        )
+        with Vertical(id="main"):
+            yield self.header
+            yield self.banner
+            yield self.grid
+            yield self.table
+            yield self.filter_bar
+        yield Footer()
+
+    def now(self) -> datetime:
+        return self.clock.now()
+
+    # ------------------------------------------------------------------ lifecycle
+    async def on_mount(self) -> None:
+        self._apply_view()
+        if self.read_only:
+            self.sub_title = "READ-ONLY"
+        for warning in self.settings.warnings:
+            self.notify(warning, severity="warning", timeout=10)
+        if self.kube_note:
+            self.notify(self.kube_note, title="Kubernetes", severity="warning", timeout=8)
+        if self.kube is None and self.model.links[Source.KUBERNETES].state is LinkState.IDLE:
+            self.model.set_link(Source.KUBERNETES, LinkState.IDLE, detail=self.kube_note)
+        self._install_hangup()
+        self._render_loop()
+        self.set_interval(1.0, self._tick, name="tick")
+        if self.thumbs is not None:
+            self._thumbnail_loop()
+        if self.settings.prometheus_url:
+            self._prometheus_loop()
+        if self.feeds is not None:
+            await self.feeds.start()
+        self._render()
+
+    async def on_unmount(self) -> None:
+        if self.feeds is not None:
+            with contextlib.suppress(Exception):
+                await self.feeds.stop()
+
+    def _install_hangup(self) -> None:
+        """A closed terminal (ssh dropped, tmux pane killed) must end the process, not
+        leave a console running headless with its watches and threads."""
+        try:
+            loop = asyncio.get_running_loop()
+            loop.add_signal_handler(signal.SIGHUP, self._on_hangup)
+            loop.add_signal_handler(signal.SIGTERM, self._on_hangup)
+        except (NotImplementedError, RuntimeError, ValueError):
+            pass  # not the main thread (tests) or no signals on this platform
+
+    def _on_hangup(self) -> None:
+        if self._hup:
+            os._exit(129)
+        self._hup = True
+        # If shutting down cleanly hangs (restoring a terminal that is gone can block the
+        # loop in the driver's thread joins), leave anyway: nobody is left to see it. A
+        # thread, not a loop timer, because the loop is what may be stuck.
+        watchdog = threading.Timer(3.0, os._exit, args=(129,))
+        watchdog.daemon = True
+        watchdog.start()
+        self.exit(return_code=129)
+
+    # ------------------------------------------------------------------ rendering
+    @work(exclusive=True, group="render", exit_on_error=False)
+    async def _render_loop(self) -> None:
+        """The one refresh worker: waits for the model's (coalesced) notification.
+
+        The model notifies at most ``max_rate`` times a second; on top of that the loop
+        paces itself by fleet size, because re-checking 200 rows ten times a second buys
+        nothing a person can see (a status change still shows within half a second).
+        Changes the operator makes (sort, filter, selection) do not wait for this loop:
+        their actions render at once.
+        """
+        seen = self.model.version
+        while True:
+            seen = await self.model.wait_changed(seen)
+            if self.model.version != self._rendered_version:
+                self._render()
+            await asyncio.sleep(_render_interval(len(self.model)))
+
+    @property
+    def cursor_name(self) -> str | None:
+        """The focused instance. The visible view owns it (keys move it synchronously);
+        the hint carries it across view switches and filters."""
+        if self.is_mounted and self.grid.is_mounted:
+            view = self.grid if self.view_mode == "tiles" else self.table
+            name = view.cursor_name
+            if name is not None:
+                return name
+        return self._cursor_hint
+
+    @cursor_name.setter
+    def cursor_name(self, name: str | None) -> None:
+        self._cursor_hint = name
+
+    def _render(self, cursor: str | None = None) -> None:
+        if not self.grid.is_mounted:
+            return  # shutting down
+        self.renders += 1
+        self._rendered_version = self.model.version
+        at = self.now()
+        entries = self.model.view()
+        selection = frozenset(self.model.selection)
+        names = {e.name for e in entries}
+        cursor = cursor or self.cursor_name
+        if cursor not in names:
+            cursor = entries[0].name if entries else None
+        if self.view_mode == "tiles":
+            self.grid.show(entries, selection, at, cursor)
+            self._apply_thumbs()
+        else:
+            self.table.show(
+                entries,
+                selection,
+                at,
+                cursor,
+                (self.model.sort_key, self.model.sort_reverse),
+            )
+        self._cursor_hint = self.cursor_name
+        self.header.update(self.clock.monotonic())
+        self.banner.update(self.clock.monotonic())
+        if self.thumbs is not None:
+            self.thumbs.forget_except(set(self.model.entries))
+        self._record_breakers(at)
+        for screen in self.screen_stack[1:]:
+            handler = getattr(screen, "fleet_changed", None)
+            if handler is not None:
+                handler()
+
+    def _record_breakers(self, at: datetime) -> None:
+        for name, entry in self.model.entries.items():
+            b = entry.instance.breaker
+            hist = self.breaker_history.get(name)
+            if hist is None:
+                hist = self.breaker_history[name] = deque(maxlen=50)
+            if not hist or hist[-1][1] != b.state.value:
+                hist.append((b.since or at, b.state.value, b.failures))
+        for gone in [n for n in self.breaker_history if n not in self.model.entries]:
+            del self.breaker_history[gone]
+
+    def _tick(self) -> None:
+        if not self.header.is_mounted:
+            return
+        at = self.now()
+        mono = self.clock.monotonic()
+        self.header.update(mono)
+        self.banner.update(mono)
+        if not self.on_main_screen():
+            handler = getattr(self.active_screen(), "tick", None)
+            if handler is not None:
+                handler(at)
+            return
+        if self.view_mode == "tiles":
+            self.grid.tick(at)
+        else:
+            self.table.tick(self.model.view(), frozenset(self.model.selection), at)
+
+    def _apply_view(self) -> None:
+        tiles = self.view_mode == "tiles"
+        self.grid.display = tiles
+        self.table.display = not tiles
+        self.header_info = replace(self.header_info, view=self.view_mode)
+        (self.grid if tiles else self.table).focus()
+
+    # ------------------------------------------------------------------ thumbnails
+    def _apply_thumbs(self) -> None:
+        """Hands cached pictures to tiles (after a reorder the tile may show another
+        instance than before); wakes the thumbnail loop only when a tile on screen has
+        no picture for its size yet (scrolled into view, resized, new instance)."""
+        if self.thumbs is None:
+            return
+        plan = self.grid.plan
+        missing = False
+        for tile in self.grid.tiles:
+            entry = tile.entry
+            if entry is None or not plan.thumb_rows:
+                continue
+            thumb = self.thumbs.get(entry.name, plan.thumb_cols, plan.thumb_rows)
+            if thumb is not None:
+                tile.set_thumb(thumb)
+            elif not can_have_picture(entry):
+                tile.set_thumb(_no_picture(entry))
+            else:
+                missing = True
+        if missing:
+            self._thumb_wake.set()
+
+    @work(exclusive=True, group="thumbnails", exit_on_error=False)
+    async def _thumbnail_loop(self) -> None:
+        """Fetches the frames of the tiles on screen, each at most once per interval.
+
+        One loop (not one task per tick) so a slow backend delays pictures instead of
+        piling up requests; between rounds it sleeps on an event that is set when a tile
+        on screen lacks a picture, so new tiles fill in at once.
+        """
+        assert self.thumbs is not None
+        interval = self.settings.thumbnail_interval
+        while True:
+            self._thumb_wake.clear()
+            if (
+                self.thumbnails_on
+                and self.view_mode == "tiles"
+                and self.on_main_screen()
+                and self.grid.plan.thumb_rows
+            ):
+                await self._fetch_visible(interval)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._thumb_wake.wait(), timeout=interval / 2)
+
+    async def _fetch_visible(self, interval: float) -> None:
+        assert self.thumbs is not None
+        thumbs = self.thumbs
+        plan = self.grid.plan
+        now = self.clock.monotonic()
+        due = [
+            t.entry.name
+            for t in self.grid.visible_tiles()
+            if t.entry is not None
+            and can_have_picture(t.entry)
+            and (
+                thumbs.get(t.entry.name, plan.thumb_cols, plan.thumb_rows) is None
+                or now - self._thumb_at.get(t.entry.name, -1e9) >= interval * 0.95
+            )
+        ]
+        sem = asyncio.Semaphore(8)
+
+        async def one(name: str) -> None:
+            async with sem:
+                self._thumb_at[name] = self.clock.monotonic()
+                thumb = await thumbs.refresh(name, plan.thumb_cols, plan.thumb_rows)
+            if self.grid.plan != plan:
+                return
+            for tile in self.grid.tiles:
+                if tile.name_shown == name:
+                    tile.set_thumb(thumb)
+
+        await asyncio.gather(*(one(n) for n in due), return_exceptions=True)
+
+    # ------------------------------------------------------------------ prometheus
+    @work(exclusive=True, group="prometheus", exit_on_error=False)
+    async def _prometheus_loop(self) -> None:
+        """Keeps the Prometheus link state current (history queries happen on demand)."""
+        check = getattr(self.history, "check", None)
+        if check is None:
+            return
+        delay = 2.0
+        while True:
+            self.model.set_link(
+                Source.PROMETHEUS, LinkState.CONNECTING, detail=self.settings.prometheus_url
+            )
+            try:
+                await check()
+            except Exception as exc:
+                self.model.set_link(
+                    Source.PROMETHEUS, LinkState.RECONNECTING, error=str(exc), retry_in=delay
+                )
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 60.0)
+                continue
+            delay = 2.0
+            self.model.set_link(Source.PROMETHEUS, LinkState.CONNECTED)
+            await asyncio.sleep(30.0)
+
+    # ------------------------------------------------------------------ cursor
+    @on(TileGrid.CursorMoved)
+    @on(FleetTable.CursorMoved)
+    def _cursor_moved(self, message: TileGrid.CursorMoved | FleetTable.CursorMoved) -> None:
+        if message.name is not None:
+            self.cursor_name = message.name
+
+    @on(TileGrid.Activated)
+    @on(FleetTable.Activated)
+    def _activated(self, message: TileGrid.Activated | FleetTable.Activated) -> None:
+        self.cursor_name = message.name
+        self.action_open_detail()
+
+    def focused_name(self) -> str | None:
+        """The instance an action is about: the open detail screen's, else the cursor's."""
+        name = getattr(self.active_screen(), "instance_name", None)
+        return name if isinstance(name, str) else self.cursor_name
+
+    def targets(self) -> list[str]:
+        screen_targets = getattr(self.active_screen(), "action_targets", None)
+        if callable(screen_targets):
+            return list(screen_targets())
+        return self.model.targets(self.cursor_name)
+
+    def jump_to(self, name: str) -> None:
+        """Shows ``name`` (clearing a filter that hides it) and puts the cursor on it."""
+        while len(self.screen_stack) > 1 and not isinstance(self.screen, CommandPalette):
+            self.pop_screen()
+        if name not in {e.name for e in self.model.view()}:
+            self.model.set_filter("")
+            self.model.set_unhealthy_only(False)
+            self.model.flush_now()
+        self._render(cursor=name)
+        if self.view_mode == "tiles":
+            self.grid.select_name(name)
+        else:
+            self.table.select_name(name)
+
+    def active_screen(self) -> Screen[Any]:
+        """The screen the operator is working in (the command palette sits on top of it
+        while open, and its commands are about that screen)."""
+        for screen in reversed(self.screen_stack):
+            if not isinstance(screen, CommandPalette):
+                return screen
+        return self.screen
+
+    def on_main_screen(self) -> bool:
+        return not self.screen_stack or self.active_screen() is self.screen_stack[0]
+
+    # ------------------------------------------------------------------ bindings state
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        if action in MUTATING and self.read_only:
+            return None  # shown greyed out in the footer; pressing it says why
+        if action in MAIN_ONLY and not self.on_main_screen():
+            return False
+        if action == "toggle_thumbnails" and self.thumbs is None:
+            return None
+        return True
+
+    async def on_key(self, event: events.Key) -> None:
+        """Keys of actions disabled by read-only mode arrive here (their binding does
+        not run): say why instead of doing nothing."""
+        if not self.read_only:
+            return
+        for action in MUTATING:
+            keys = self.settings.keys.keys_for(action)
+            if event.key in keys or (event.character and event.character in keys):
+                event.stop()
+                self.notify_read_only(action)
+                return
+
+    def notify_read_only(self, action: str) -> None:
+        self.notify(
+            f"{ACTIONS[action].description}: disabled (locotui runs with --read-only)",
+            title="Read-only",
+            severity="warning",
+        )
+
+    # ------------------------------------------------------------------ actions: view
+    def action_toggle_view(self) -> None:
+        cursor = self.cursor_name
+        self.view_mode = "table" if self.view_mode == "tiles" else "tiles"
+        self._apply_view()
+        self._render(cursor=cursor)
+        self.notify(f"{self.view_mode} view", timeout=1.5)
+
+    def action_toggle_thumbnails(self) -> None:
+        if self.thumbs is None:
+            self.notify("no thumbnail source (no backend)", severity="warning")
+            return
+        self.thumbnails_on = not self.thumbnails_on
+        self.grid.set_thumbnails(self.thumbnails_on)
+        self._render()
+        self._thumb_wake.set()
+
+    def action_filter(self) -> None:
+        bar = self.filter_bar
+        bar.add_class("-shown")
+        bar.value = self.model.filter_text
+        bar.focus()
+
+    def action_close_filter(self) -> None:
+        bar = self.filter_bar
+        bar.remove_class("-shown")
+        self._apply_view()
+
+    def action_clear_filter(self) -> None:
+        changed = bool(self.model.filter_text or self.model.unhealthy_only)
+        self.model.set_filter("")
+        self.model.set_unhealthy_only(False)
+        if changed:
+            self.notify("filter cleared", timeout=1.5)
+
+    @on(Input.Changed, "#filter")
+    def _filter_changed(self, event: Input.Changed) -> None:
+        bar = self.filter_bar
+        try:
+            self.model.set_filter(event.value)
+        except FilterError as exc:
+            bar.add_class("-error")
+            bar.border_title = str(exc)
+            return
+        bar.remove_class("-error")
+        bar.border_title = None
+        self._render()
+
+    @on(Input.Submitted, "#filter")
+    def _filter_submitted(self, event: Input.Submitted) -> None:
+        self.action_close_filter()
+
+    def action_sort_next(self) -> None:
+        key = self.model.cycle_sort()
+        self._render()
+        self.notify(f"sorted by {key.value}", timeout=1.5)
+
+    def action_sort_reverse(self) -> None:
+        self.model.set_sort(self.model.sort_key, not self.model.sort_reverse)
+        self._render()
+
+    def action_unhealthy_only(self) -> None:
+        self.model.set_unhealthy_only(not self.model.unhealthy_only)
+        self._render()
+
+    def action_select(self) -> None:
+        name = self.cursor_name
+        if name is None:
+            return
+        self.model.toggle(name)
+        self._render()
+        # Like a file manager: space marks and moves on, so several can be marked quickly.
+        if self.view_mode == "tiles":
+            self.grid.action_move(1, 0)
+        else:
+            self.table.action_cursor_down()
+
+    def action_select_all(self) -> None:
+        self.model.select_visible()
+        self._render()
+
+    def action_clear_selection(self) -> None:
+        self.model.clear_selection()
+        self._render()
+
+    def action_refresh(self) -> None:
+        if self.feeds is not None:
+            self.run_worker(self.feeds.reconnect(), group="reconnect", exclusive=True)
+        self._thumb_wake.set()
+        self.notify("reconnecting…", timeout=1.5)
+
+    # ------------------------------------------------------------------ actions: screens
+    def action_help(self) -> None:
+        from locotui.ui.screens.help import HelpScreen
+
+        self.push_screen(HelpScreen())
+
+    def action_open_detail(self, section: str | None = None) -> None:
+        from locotui.ui.screens.detail import DetailScreen
+
+        name = self.focused_name()
+        if name is None or self.model.get(name) is None:
+            self.notify("no instance under the cursor", severity="warning")
+            return
+        active = self.active_screen()
+        if isinstance(active, DetailScreen):
+            if section:
+                active.scroll_to_section(section)
+            return
+        self.push_screen(DetailScreen(name, section=section))
+
+    def action_history(self) -> None:
+        self.action_open_detail(section="history")
+
+    def action_zoom(self) -> None:
+        from locotui.ui.screens.zoom import ZoomScreen
+
+        name = self.focused_name()
+        if name is None or self.thumbs is None:
+            self.notify("nothing to zoom", severity="warning")
+            return
+        self.push_screen(ZoomScreen(name))
+
+    def action_logs(self) -> None:
+        from locotui.ui.screens.logs import LogScreen
+
+        names = self.targets()
+        if not names:
+            self.notify("no instance under the cursor", severity="warning")
+            return
+        self.push_screen(LogScreen(names))
+
+    def action_audit_log(self) -> None:
+        from locotui.ui.screens.audit import AuditScreen
+
+        self.push_screen(AuditScreen())
+
+    # ------------------------------------------------------------------ actions: mutations
+    def action_soft_reset(self) -> None:
+        self._confirm_action(ActionKind.SOFT_RESET, self.targets())
+
+    def action_restart_pod(self) -> None:
+        self._confirm_action(ActionKind.RESTART_POD, self.targets())
+
+    def action_rolling_restart(self) -> None:
+        targets = self.targets()
+        if not targets:
+            targets = [e.name for e in self.model.view()]
+        self._confirm_action(ActionKind.ROLLING_RESTART, targets)
+
+    def _confirm_action(self, kind: ActionKind, targets: list[str]) -> None:
+        from locotui.ui.screens.confirm import ActionScreen
+
+        if self.read_only:
+            self.notify_read_only(kind.value)
+            return
+        if not targets:
+            self.notify("no instance under the cursor or selected", severity="warning")
+            return
+        self.push_screen(ActionScreen(kind, targets, self.runner.describe(kind, targets)))
+
+    # ------------------------------------------------------------------ palette support
+    def palette_actions(self) -> Iterable[tuple[str, str, str]]:
+        """(action, label, help) of every action, for the command palette."""
+        for name, action in ACTIONS.items():
+            if name in ("command_palette",) or name in _SCREEN_ONLY:
+                continue
+            keys = ", ".join(self.settings.keys.keys_for(name))
+            enabled = self.check_action(name, ())
+            label = action.description
+            if enabled is None:
+                label += " (disabled)"
+            elif enabled is False:
+                continue
+            yield name, label, f"key: {keys}" if keys else ""
+
+    def instance_names(self) -> list[str]:
+        return list(self.model.names())
+
+
+def _render_interval(count: int) -> float:
+    """Seconds between two fleet repaints: 10/s for a handful of tiles, 2/s for hundreds."""
+    if count <= 30:
+        return 0.1
+    if count <= 100:
+        return 0.25
+    return 0.5
+
+
+def can_have_picture(entry: Any) -> bool:
+    """Worth asking for a frame: a backend instance with an address whose circuit is not
+    open (an open circuit means the backend would refuse at once)."""
+    inst = entry.instance
+    return (
+        entry.origin is Origin.BACKEND
+        and inst.health_url is not None
+        and inst.breaker.state is not BreakerState.OPEN
+    )
+
+
+def _no_picture(entry: Any) -> Thumb:
+    if entry.origin is Origin.KUBERNETES:
+        return Thumb(message="no picture: backend unreachable")
+    if entry.instance.health_url is None:
+        return Thumb(message="no supervisor address yet")
+    if entry.instance.breaker.state is BreakerState.OPEN:
+        return Thumb(message="no picture: supervisor unreachable", error=True)
+    return THUMB_LOADING

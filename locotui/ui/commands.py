@@ -1,0 +1,91 @@
+"""Command palette (ctrl+p): every action of the console, and jump-to-instance.
+
+Both providers list everything on an empty query (``discover``) and fuzzy-match as the
+operator types (``search``), so the palette doubles as a searchable key reference.
+"""
+
+from __future__ import annotations
+
+from functools import partial
+from typing import TYPE_CHECKING
+
+from textual.command import DiscoveryHit, Hit, Hits, Provider
+
+from locotui.ui import fmt
+
+if TYPE_CHECKING:
+    from locotui.ui.app import LocoApp
+
+__all__ = ["FleetCommands", "JumpCommands"]
+
+
+def _app(provider: Provider) -> LocoApp:
+    return provider.app  # type: ignore[return-value]
+
+
+class FleetCommands(Provider):
+    """Every console action, with its key as help text."""
+
+    async def _run(self, action: str) -> None:
+        app = _app(self)
+        if action in ("soft_reset", "restart_pod", "rolling_restart") and app.read_only:
+            app.notify_read_only(action)
+            return
+        await app.run_action(action)
+
+    def _items(self) -> list[tuple[str, str, str]]:
+        return list(_app(self).palette_actions())
+
+    async def discover(self) -> Hits:
+        for action, label, help_text in self._items():
+            yield DiscoveryHit(label, partial(self._run, action), help=help_text)
+
+    async def search(self, query: str) -> Hits:
+        matcher = self.matcher(query)
+        for action, label, help_text in self._items():
+            score = max(matcher.match(label), matcher.match(action.replace("_", " ")))
+            if score > 0:
+                yield Hit(
+                    score,
+                    matcher.highlight(label),
+                    partial(self._run, action),
+                    text=label,
+                    help=help_text,
+                )
+
+
+class JumpCommands(Provider):
+    """``jump: <instance>`` for every instance, with its status as help."""
+
+    def _items(self) -> list[tuple[str, str]]:
+        app = _app(self)
+        out = []
+        for name in app.instance_names():
+            entry = app.model.get(name)
+            if entry is None:
+                continue
+            status = f"{fmt.STATUS_SYMBOL[entry.status]} {entry.status.value}"
+            reason = fmt.reason_of(entry.instance)
+            out.append((name, status + (f" — {reason}" if reason else "")))
+        return out
+
+    def _jump(self, name: str) -> None:
+        _app(self).jump_to(name)
+
+    async def discover(self) -> Hits:
+        for name, help_text in self._items():
+            yield DiscoveryHit(f"jump: {name}", partial(self._jump, name), help=help_text)
+
+    async def search(self, query: str) -> Hits:
+        matcher = self.matcher(query)
+        for name, help_text in self._items():
+            label = f"jump: {name}"
+            score = max(matcher.match(label), matcher.match(name))
+            if score > 0:
+                yield Hit(
+                    score,
+                    matcher.highlight(label),
+                    partial(self._jump, name),
+                    text=label,
+                    help=help_text,
+                )

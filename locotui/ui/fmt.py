@@ -1,0 +1,206 @@
+"""How values read on screen: status symbols and colours, ages, fps, sparklines.
+
+Every status has a symbol as well as a colour, so the screen reads without colour (a
+monochrome terminal, a colour-blind operator, a screenshot pasted into a ticket).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from datetime import UTC, datetime
+
+from rich.text import Text
+
+from backend.models import BreakerState, Instance, InstanceStatus
+
+__all__ = [
+    "BREAKER_STYLE",
+    "STALE_MARK",
+    "STATUS_STYLE",
+    "STATUS_SYMBOL",
+    "age",
+    "breaker_text",
+    "fps_text",
+    "phase_style",
+    "pod_summary",
+    "since",
+    "span",
+    "sparkline",
+    "status_text",
+]
+
+STATUS_SYMBOL: dict[InstanceStatus, str] = {
+    InstanceStatus.HEALTHY: "●",
+    InstanceStatus.DEGRADED: "◐",
+    InstanceStatus.UNHEALTHY: "✖",
+    InstanceStatus.STARTING: "…",
+    InstanceStatus.UNKNOWN: "?",
+}
+
+# Theme variables are not available to Rich Text, so plain colour names: they map onto
+# the terminal's own palette in 256/16-colour mode and stay readable on dark and light.
+STATUS_STYLE: dict[InstanceStatus, str] = {
+    InstanceStatus.HEALTHY: "bold green",
+    InstanceStatus.DEGRADED: "bold yellow",
+    InstanceStatus.UNHEALTHY: "bold red",
+    InstanceStatus.STARTING: "bold cyan",
+    InstanceStatus.UNKNOWN: "bold magenta",
+}
+
+# Worst first: the order "sort by status" and the header counts use.
+STATUS_ORDER: tuple[InstanceStatus, ...] = (
+    InstanceStatus.UNHEALTHY,
+    InstanceStatus.DEGRADED,
+    InstanceStatus.UNKNOWN,
+    InstanceStatus.STARTING,
+    InstanceStatus.HEALTHY,
+)
+
+STALE_MARK = "~"
+
+BREAKER_STYLE: dict[BreakerState, str] = {
+    BreakerState.CLOSED: "green",
+    BreakerState.HALF_OPEN: "yellow",
+    BreakerState.OPEN: "bold red",
+}
+
+_BLOCKS = "▁▂▃▄▅▆▇█"
+
+
+def span(text: str, style: str = "") -> Text:
+    """A Text whose first part has ``style`` -- unlike ``Text(text, style=...)``, whose
+    style is the base of the whole line and leaks into everything appended later."""
+    out = Text()
+    out.append(text, style=style)
+    return out
+
+
+def phase_style(phase: str, ready: bool) -> str:
+    """Running and Ready reads plain; on the way (Pending, not Ready) yellow; broken red."""
+    if phase == "Running":
+        return "" if ready else "yellow"
+    if phase in ("Pending", "ContainerCreating", "PodInitializing", "Succeeded"):
+        return "yellow"
+    return "bold red"
+
+
+def now() -> datetime:
+    return datetime.now(UTC)
+
+
+def age(seconds: float | None) -> str:
+    """A duration about the way kubectl prints ages: 42s, 5m12s, 45m, 2h13m, 27h, 3d4h, 46d.
+
+    Precision drops as durations grow, so an old pod's age changes once a minute or
+    less, not every second (every change is a repaint and bytes on the wire).
+    """
+    if seconds is None or math.isnan(seconds):
+        return "-"
+    s = int(max(0.0, seconds))
+    if s < 120:
+        return f"{s}s"
+    m = s // 60
+    if m < 10:
+        return f"{m}m{s % 60}s" if s % 60 else f"{m}m"
+    h = m // 60
+    if h < 1:
+        return f"{m}m"
+    if h < 8:
+        return f"{h}h{m % 60}m" if m % 60 else f"{h}h"
+    d = h // 24
+    if h < 48:
+        return f"{h}h"
+    if d < 8:
+        return f"{d}d{h % 24}h" if h % 24 else f"{d}d"
+    return f"{d}d"
+
+
+def since(when: datetime | None, at: datetime | None = None) -> str:
+    """Age of a timestamp; naive datetimes are taken as UTC."""
+    if when is None:
+        return "-"
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=UTC)
+    return age(((at or now()) - when).total_seconds())
+
+
+def sparkline(values: Sequence[float | None], width: int, top: float | None = None) -> str:
+    """The last ``width`` values as block characters; a gap (no data) is a space.
+
+    Scaled to ``top`` (default: max(30, the largest value)) rather than to the minimum, so
+    a steady 25 fps reads as a flat high line, not as noise blown up to full height.
+    """
+    if width <= 0:
+        return ""
+    tail = list(values)[-width:]
+    present = [v for v in tail if v is not None and not math.isnan(v)]
+    scale = top if top is not None else max([30.0, *present])
+    out = []
+    for v in tail:
+        if v is None or math.isnan(v):
+            out.append(" ")
+            continue
+        frac = 0.0 if scale <= 0 else min(1.0, max(0.0, v / scale))
+        out.append(_BLOCKS[min(len(_BLOCKS) - 1, int(frac * (len(_BLOCKS) - 1) + 0.5))])
+    return "".join(out).rjust(width)
+
+
+def status_text(inst: Instance, *, word: bool = True) -> Text:
+    """``● healthy`` in the status colour, with ``~stale`` when it is last-known data."""
+    st = inst.status
+    text = span(STATUS_SYMBOL.get(st, "?"), STATUS_STYLE.get(st, "bold"))
+    if word:
+        text.append(f" {st.value}", style=STATUS_STYLE.get(st, "bold"))
+    if inst.stale:
+        text.append(f" {STALE_MARK}stale", style="bold italic yellow")
+    return text
+
+
+def fps_text(fps: float | None) -> str:
+    return "  -  " if fps is None else f"{fps:5.1f}"
+
+
+def breaker_text(inst: Instance, at: datetime | None = None) -> Text:
+    b = inst.breaker
+    label = {"half_open": "half-open"}.get(b.state.value, b.state.value)
+    text = span(label, BREAKER_STYLE.get(b.state, ""))
+    if b.state is BreakerState.OPEN:
+        if b.retry_at is not None:
+            when = b.retry_at if b.retry_at.tzinfo else b.retry_at.replace(tzinfo=UTC)
+            left = (when - (at or now())).total_seconds()
+            text.append(f" retry {age(left)}" if left > 0 else " retrying", style="red")
+        if b.failures:
+            text.append(f" ({b.failures} fails)", style="red")
+    elif b.failures:
+        text.append(f" {b.failures} fail{'s' if b.failures != 1 else ''}", style="yellow")
+    return text
+
+
+def pod_summary(inst: Instance, at: datetime | None = None) -> Text:
+    """``Running 1/1 ↻2 3h12m node-a`` (Kubernetes) or the source for static/local."""
+    pod = inst.pod
+    if pod is None:
+        return Text(f"{inst.source.value} · no pod", style="dim")
+    phase = pod.phase or "?"
+    if pod.deleting:
+        phase = "Terminating"
+    if pod.waiting_reason:
+        phase = pod.waiting_reason
+    text = span(phase, phase_style(phase, pod.ready))
+    text.append(f" {'ready' if pod.ready else 'not-ready'}", style="" if pod.ready else "yellow")
+    if pod.restarts:
+        text.append(f" ↻{pod.restarts}", style="yellow")
+    text.append(f" {since(pod.start_time or pod.created_at, at)}", style="dim")
+    if pod.node:
+        text.append(f" {pod.node}", style="dim")
+    return text
+
+
+def reason_of(inst: Instance) -> str | None:
+    """The one line that says why: the status reason, else the last error."""
+    if inst.status_reason:
+        return inst.status_reason
+    if inst.health is not None and inst.health.reasons:
+        return inst.health.reasons[0]
+    return inst.last_error

@@ -1,0 +1,456 @@
+"""Enter: everything about one instance.
+
+A bigger picture refreshed twice a second; the full emulator health (every field of
+``EmulatorStatus``: QEMU, video, disk, reasons, errors); the instance as the backend sees
+it (status reason, staleness, probe times); the circuit breaker and its history; the pod
+(phase, conditions) with its recent Kubernetes events; fps and status history (Prometheus
+when configured, else this session's own).
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any, ClassVar
+
+from rich.console import Console, ConsoleOptions, Group, RenderableType, RenderResult
+from rich.table import Table
+from rich.text import Text
+from textual import work
+from textual.app import ComposeResult
+from textual.binding import Binding, BindingType
+from textual.containers import Horizontal, Vertical, VerticalScroll
+from textual.screen import Screen
+from textual.widgets import Footer, Static
+
+from backend.models import BreakerState, Instance, InstanceStatus
+from locotui.data.errors import DataError
+from locotui.data.fleet import Entry, Origin
+from locotui.ui import fmt
+from locotui.ui.fmt import span
+from locotui.ui.picture import Picture
+
+if TYPE_CHECKING:
+    from locotui.ui.app import LocoApp
+
+__all__ = [
+    "DetailScreen",
+    "breaker_section",
+    "emulator_section",
+    "instance_section",
+    "pod_section",
+    "title_line",
+]
+
+SECTIONS = ("status", "emulator", "breaker", "pod", "events", "history")
+
+
+def _kv(title: str) -> Table:
+    t = Table(
+        box=None,
+        show_header=False,
+        expand=True,
+        title=title,
+        title_justify="left",
+        title_style="bold underline",
+        padding=(0, 1),
+    )
+    t.add_column("key", style="dim", no_wrap=True, min_width=16)
+    t.add_column("value")
+    return t
+
+
+def _val(value: Any, style: str = "") -> Text:
+    if value is None:
+        return Text("-", style="dim")
+    if isinstance(value, bool):
+        return Text("yes" if value else "no", style=style or ("green" if value else "yellow"))
+    if isinstance(value, datetime):
+        when = value if value.tzinfo else value.replace(tzinfo=UTC)
+        return Text(f"{when.astimezone(UTC):%Y-%m-%d %H:%M:%S}Z", style=style)
+    if isinstance(value, float):
+        return Text(f"{value:.2f}", style=style)
+    return Text(str(value), style=style)
+
+
+def _bytes(n: int | None) -> str:
+    if n is None:
+        return "-"
+    size = float(n)
+    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
+        if size < 1024 or unit == "TiB":
+            return f"{size:.1f} {unit}" if unit != "B" else f"{int(size)} B"
+        size /= 1024
+    return f"{n} B"
+
+
+def title_line(entry: Entry, at: datetime) -> Text:
+    inst = entry.instance
+    text = span(f" {entry.name} ", "bold reverse")
+    text.append("  ")
+    text.append_text(fmt.status_text(inst))
+    text.append(f"   {fmt.fps_text(inst.fps).strip()} fps", style="bold")
+    text.append(f"   source {inst.source.value}", style="dim")
+    if entry.origin is Origin.KUBERNETES:
+        text.append("   pod-only view (backend unreachable)", style="bold yellow")
+    if entry.error:
+        text.append(f"   ⚠ {entry.error}", style="bold red")
+    return text
+
+
+def instance_section(entry: Entry, at: datetime) -> Table:
+    inst = entry.instance
+    t = _kv("Status")
+    t.add_row("status", fmt.status_text(inst))
+    t.add_row("reason", _val(inst.status_reason, "yellow" if inst.status_reason else ""))
+    t.add_row("last error", _val(inst.last_error, "red" if inst.last_error else ""))
+    if entry.error:
+        t.add_row("data error", Text(entry.error, style="bold red"))
+    stale = span("yes", "bold yellow") if inst.stale else span("no", "green")
+    if inst.stale:
+        stale.append(f" since {fmt.since(inst.stale_since, at)}: {inst.stale_reason or '?'}")
+    t.add_row("stale", stale)
+    t.add_row(
+        "last probe",
+        Text(f"{fmt.since(inst.last_probe_at, at)} ago" if inst.last_probe_at else "never"),
+    )
+    t.add_row(
+        "last ok probe",
+        Text(f"{fmt.since(inst.last_ok_at, at)} ago" if inst.last_ok_at else "never"),
+    )
+    t.add_row("health url", _val(inst.health_url))
+    t.add_row("vnc", _val(inst.vnc))
+    t.add_row("logs", _val(inst.logs_available))
+    return t
+
+
+def emulator_section(inst: Instance, at: datetime) -> RenderableType:
+    h = inst.health
+    if h is None:
+        msg = (
+            "no emulator health: the backend is unreachable"
+            if inst.stale and inst.pod is not None and inst.health_url is None
+            else "no health received yet"
+        )
+        return Group(Text("Emulator", style="bold underline"), Text(msg, style="italic yellow"))
+    t = _kv("Emulator")
+    t.add_row(
+        "overall_status",
+        _val(
+            h.overall_status.value, fmt.STATUS_STYLE.get(InstanceStatus(h.overall_status.value), "")
+        ),
+    )
+    t.add_row("qemu_healthy", _val(h.qemu_healthy))
+    t.add_row("reasons", Text("; ".join(h.reasons) or "-", style="yellow" if h.reasons else "dim"))
+    t.add_row("timestamp", _val(h.timestamp))
+    t.add_row("supervisor up", Text(fmt.age(h.supervisor_uptime_seconds)))
+    q = h.qemu
+    t.add_row("qemu.pid", _val(q.pid))
+    t.add_row("qemu.running", _val(q.running))
+    t.add_row("qemu.qmp_status", _val(q.qmp_status, "" if q.qmp_status == "running" else "yellow"))
+    t.add_row(
+        "qemu.qmp_latency",
+        Text(f"{q.qmp_latency_ms:.1f} ms" if q.qmp_latency_ms is not None else "-"),
+    )
+    t.add_row("qemu.uptime", Text(fmt.age(q.uptime_seconds)))
+    t.add_row("qemu.restarts", _val(q.restarts, "yellow" if q.restarts else ""))
+    t.add_row("qemu.last_exit", _val(q.last_exit))
+    t.add_row("qemu.booted", _val(q.booted))
+    t.add_row("qemu.crash_loop", _val(q.crash_loop, "bold red" if q.crash_loop else "green"))
+    t.add_row("qemu.accel / profile", Text(f"{q.accel} / {q.profile}"))
+    v = h.video
+    t.add_row("video.display_active", _val(v.display_active))
+    t.add_row("video.frame_rate", Text(f"{v.estimated_frame_rate:.1f} fps"))
+    t.add_row("video.resolution", Text(f"{v.width}x{v.height}" if v.width and v.height else "-"))
+    t.add_row(
+        "video.last_frame_age",
+        Text(f"{v.last_frame_age_seconds:.1f} s" if v.last_frame_age_seconds is not None else "-"),
+    )
+    t.add_row("video.frames_total", _val(v.frames_total))
+    t.add_row("video.blank", _val(v.blank, "yellow" if v.blank else "green"))
+    t.add_row(
+        "video.vnc",
+        Text(
+            ("connected" if v.vnc_connected else "disconnected")
+            + (f", {v.vnc_reconnects} reconnects" if v.vnc_reconnects else ""),
+            style="" if v.vnc_connected else "yellow",
+        ),
+    )
+    if h.disk is not None:
+        d = h.disk
+        t.add_row(
+            "disk.image",
+            Text(
+                f"{d.image} ({d.format}, {_bytes(d.virtual_size)} virtual, "
+                f"{_bytes(d.actual_size)} on disk)"
+            ),
+        )
+        t.add_row("disk.overlay", Text(f"{d.overlay} ({_bytes(d.overlay_size)})"))
+    else:
+        t.add_row("disk", _val(None))
+    errors = Text()
+    for err in h.errors[-10:]:
+        errors.append(f"• {err}\n", style="red")
+    t.add_row("errors", errors if h.errors else Text("none", style="dim"))
+    return t
+
+
+def breaker_section(
+    inst: Instance, history: list[tuple[datetime, str, int]], at: datetime
+) -> Table:
+    b = inst.breaker
+    t = _kv("Circuit breaker")
+    t.add_row("state", fmt.breaker_text(inst, at))
+    t.add_row("failures", _val(b.failures))
+    t.add_row("since", Text(f"{fmt.since(b.since, at)} ago" if b.since else "-"))
+    t.add_row("retry at", _val(b.retry_at))
+    if history:
+        lines = Text()
+        for when, state, failures in history[-8:]:
+            lines.append(f"{when.astimezone(UTC):%H:%M:%S}Z ", style="dim")
+            lines.append(state, style=fmt.BREAKER_STYLE.get(BreakerState(state), ""))
+            lines.append(f" ({failures} failures)\n" if failures else "\n", style="dim")
+        t.add_row("history", lines)
+    else:
+        t.add_row("history", Text("no changes seen in this session", style="dim"))
+    return t
+
+
+def pod_section(inst: Instance, at: datetime) -> RenderableType:
+    pod = inst.pod
+    if pod is None:
+        return Group(
+            Text("Pod", style="bold underline"),
+            Text(f"{inst.source.value} instance: no pod", style="dim"),
+        )
+    t = _kv("Pod")
+    t.add_row("phase", fmt.pod_summary(inst, at))
+    t.add_row("ready", _val(pod.ready))
+    t.add_row("restarts", _val(pod.restarts, "yellow" if pod.restarts else ""))
+    t.add_row("waiting reason", _val(pod.waiting_reason, "bold red" if pod.waiting_reason else ""))
+    t.add_row("terminating", _val(pod.deleting, "bold red" if pod.deleting else "green"))
+    t.add_row("node / ip", Text(f"{pod.node or '-'} / {pod.ip or '-'}"))
+    t.add_row("started", Text(f"{fmt.since(pod.start_time, at)} ago" if pod.start_time else "-"))
+    t.add_row("uid", _val(pod.uid, "dim"))
+    conds = Table(box=None, show_header=True, header_style="dim", padding=(0, 1))
+    for col in ("condition", "status", "reason", "since"):
+        conds.add_column(col, no_wrap=col != "reason")
+    for c in pod.conditions:
+        conds.add_row(
+            c.type,
+            Text(c.status, style="green" if c.status == "True" else "yellow"),
+            (c.reason or "") + (f": {c.message}" if c.message else ""),
+            fmt.since(c.last_transition_time, at),
+        )
+    t.add_row("conditions", conds if pod.conditions else Text("-", style="dim"))
+    return t
+
+
+def events_section(events: list[Any] | None, error: str | None, at: datetime) -> RenderableType:
+    title = Text("Kubernetes events", style="bold underline")
+    if error:
+        return Group(title, Text(error, style="bold red"))
+    if events is None:
+        return Group(title, Text("⋯ loading", style="italic cyan"))
+    if not events:
+        return Group(title, Text("no recent events", style="dim"))
+    t = Table(box=None, show_header=True, header_style="dim", expand=True, padding=(0, 1))
+    for col in ("age", "type", "reason", "count", "message"):
+        t.add_column(col, no_wrap=col != "message")
+    for ev in events[-15:]:
+        t.add_row(
+            fmt.since(ev.last_seen, at),
+            Text(ev.type, style="yellow" if ev.type == "Warning" else ""),
+            ev.reason,
+            str(ev.count),
+            ev.message,
+        )
+    return Group(title, t)
+
+
+class _Sparkline:
+    """A sparkline as wide as the space it is given, sized when it is rendered (so it
+    does not depend on whether the layout had settled when the data arrived)."""
+
+    def __init__(self, label: str, values: list[float], suffix: str) -> None:
+        self.label, self.values, self.suffix = label, values, suffix
+
+    def __rich_console__(self, console: Console, options: ConsoleOptions) -> RenderResult:
+        room = max(10, options.max_width - len(self.label) - len(self.suffix))
+        line = span(self.label, "dim")
+        line.append(fmt.sparkline(self.values, room), style="cyan")
+        line.append(self.suffix, style="dim")
+        line.no_wrap = True
+        line.overflow = "ellipsis"
+        yield line
+
+
+def history_section(
+    fps: list[tuple[float, float]] | None,
+    status: list[tuple[float, InstanceStatus]] | None,
+    provider: str,
+    error: str | None,
+) -> RenderableType:
+    title = Text(f"History ({provider})", style="bold underline")
+    if error:
+        return Group(title, Text(error, style="bold red"))
+    if fps is None and status is None:
+        return Group(title, Text("⋯ loading", style="italic cyan"))
+    parts: list[RenderableType] = [title]
+    values = [v for _, v in fps or []]
+    if values:
+        parts.append(
+            _Sparkline(
+                "fps  ",
+                values,
+                f"  min {min(values):.1f} max {max(values):.1f} last {values[-1]:.1f}",
+            )
+        )
+    else:
+        parts.append(Text("fps  no samples yet", style="dim"))
+    if status:
+        line = span("status ", "dim")
+        for when, st in status[-12:]:
+            line.append(f"{datetime.fromtimestamp(when, UTC):%H:%M:%S} ", style="dim")
+            line.append(f"{fmt.STATUS_SYMBOL[st]} {st.value}  ", style=fmt.STATUS_STYLE[st])
+        parts.append(line)
+    return Group(*parts)
+
+
+class DetailScreen(Screen[None]):
+    DEFAULT_CSS = """
+    DetailScreen #detail-title { height: 1; background: $panel; }
+    DetailScreen #detail-body { height: 1fr; }
+    DetailScreen #detail-left { width: 1fr; height: 1fr; }
+    DetailScreen #detail-picture { height: 1fr; min-height: 8; border: round $panel-lighten-2; }
+    DetailScreen #history { height: auto; max-height: 8; padding: 0 1; }
+    DetailScreen #detail-right { width: 1fr; height: 1fr; }
+    DetailScreen #detail-right > Static { margin-bottom: 1; padding: 0 1; }
+    DetailScreen.-narrow #detail-body { layout: vertical; }
+    DetailScreen.-narrow #detail-left { height: 12; }
+    """
+
+    BINDINGS: ClassVar[list[BindingType]] = [
+        Binding("escape,q", "app.pop_screen", "Back"),
+    ]
+
+    def __init__(self, name: str, section: str | None = None) -> None:
+        super().__init__()
+        self.instance_name = name
+        self.section = section
+        self._events: list[Any] | None = None
+        self._events_error: str | None = None
+        self._fps: list[tuple[float, float]] | None = None
+        self._status: list[tuple[float, InstanceStatus]] | None = None
+        self._history_error: str | None = None
+        self._events_at = float("-inf")
+        self._history_at = float("-inf")
+
+    def action_targets(self) -> list[str]:
+        return [self.instance_name]
+
+    def compose(self) -> ComposeResult:
+        yield Static("", id="detail-title")
+        with Horizontal(id="detail-body"):
+            with Vertical(id="detail-left"):
+                picture = Picture(self.instance_name, interval=0.5, id="detail-picture")
+                picture.border_title = "live picture"
+                yield picture
+                yield Static("", id="history")
+            with VerticalScroll(id="detail-right"):
+                for section in SECTIONS:
+                    if section != "history":
+                        yield Static("", id=f"section-{section}")
+        yield Footer()
+
+    @property
+    def loco(self) -> LocoApp:
+        return self.app  # type: ignore[return-value]
+
+    def on_mount(self) -> None:
+        self._narrow(self.app.size.width)
+        self.fleet_changed()
+        self._load_events()
+        self._load_history()
+        if self.section:
+            self.call_after_refresh(self.scroll_to_section, self.section)
+
+    def on_resize(self) -> None:
+        self._narrow(self.size.width)
+
+    def _narrow(self, width: int) -> None:
+        self.set_class(width < 120, "-narrow")
+
+    def scroll_to_section(self, section: str) -> None:
+        target = self.query_one("#history" if section == "history" else f"#section-{section}")
+        target.scroll_visible(animate=False)
+        if section == "history":
+            self._load_history()
+
+    def fleet_changed(self) -> None:
+        entry = self.loco.model.get(self.instance_name)
+        at = self.loco.now()
+        if entry is None:
+            self.query_one("#detail-title", Static).update(
+                Text(
+                    f" {self.instance_name} is gone from the fleet (removed or filtered by "
+                    "discovery)",
+                    style="bold red",
+                )
+            )
+            return
+        self.query_one("#detail-title", Static).update(title_line(entry, at))
+        self.query_one("#section-status", Static).update(instance_section(entry, at))
+        self.query_one("#section-emulator", Static).update(emulator_section(entry.instance, at))
+        hist = list(self.loco.breaker_history.get(self.instance_name, ()))
+        self.query_one("#section-breaker", Static).update(breaker_section(entry.instance, hist, at))
+        self.query_one("#section-pod", Static).update(pod_section(entry.instance, at))
+        self.query_one("#section-events", Static).update(
+            events_section(self._events, self._events_error, at)
+        )
+        self._show_history()
+
+    def tick(self, at: datetime) -> None:
+        self.fleet_changed()
+        now = self.loco.clock.monotonic()
+        # Events and history are fetched, not pushed: refresh them every so often.
+        if now - self._events_at >= 10:
+            self._load_events()
+        if now - self._history_at >= 15:
+            self._load_history()
+
+    def _show_history(self) -> None:
+        self.query_one("#history", Static).update(
+            history_section(self._fps, self._status, self.loco.history.name, self._history_error)
+        )
+
+    @work(exclusive=True, group="detail-events", exit_on_error=False)
+    async def _load_events(self) -> None:
+        kube = self.loco.kube
+        entry = self.loco.model.get(self.instance_name)
+        if entry is not None and entry.instance.pod is None:
+            self._events, self._events_error = [], None  # not a pod: nothing to ask
+        elif kube is None:
+            self._events = None
+            self._events_error = "Kubernetes not configured: events unavailable"
+        else:
+            try:
+                self._events = await kube.pod_events(self.instance_name)
+                self._events_error = None
+            except DataError as exc:
+                self._events_error = str(exc)
+        self._events_at = self.loco.clock.monotonic()
+        self.fleet_changed()
+
+    @work(exclusive=True, group="detail-history", exit_on_error=False)
+    async def _load_history(self) -> None:
+        history = self.loco.history
+        self._history_at = self.loco.clock.monotonic()
+        try:
+            fps = await history.fps([self.instance_name], window=3600, step=15)
+            status = await history.status([self.instance_name], window=3600, step=15)
+            self._fps = fps.get(self.instance_name, [])
+            self._status = status.get(self.instance_name, [])
+            self._history_error = None
+        except DataError as exc:
+            self._history_error = str(exc)
+        self._show_history()

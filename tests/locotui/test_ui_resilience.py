@@ -1,0 +1,380 @@
+"""The console when things go wrong: backend gone, Kubernetes-only view, RBAC denials,
+malformed data, slow first probes (progressive loading), thumbnail pacing.
+
+Real processes and servers throughout: the real ``loco-backend``, the Kubernetes API
+simulator with the official client, and a small SSE server that sends what a broken
+backend might.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import socket
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+
+import pytest
+import uvicorn
+from fastapi import FastAPI
+from fastapi.responses import StreamingResponse
+
+from locotui.data.backend_client import BackendClient
+from locotui.data.fleet import Origin
+from locotui.data.kube_client import KubeClient
+from locotui.ui.app import LocoApp
+from locotui.ui.screens.confirm import ActionScreen
+from tests.kubesim import KubeSim
+from tests.locotui.test_ui_support import (
+    TOKEN,
+    BackendProcess,
+    FakeFleet,
+    demo_instances,
+    free_port,
+    screen_text,
+    ui_settings,
+    wait_for,
+)
+
+NAMES = ["loco-0", "loco-1", "loco-2"]
+
+
+@pytest.fixture(scope="module")
+def fleet() -> Iterator[FakeFleet]:
+    fakes = FakeFleet(NAMES, token=TOKEN).start()
+    fakes.baseline()
+    try:
+        yield fakes
+    finally:
+        fakes.stop()
+
+
+@pytest.fixture
+def kubesim(tmp_path: Path) -> Iterator[KubeSim]:
+    with KubeSim(namespace="loco", emulators=3, kubeconfig=tmp_path / "kubeconfig") as sim:
+        sim.wait_pods_ready(3)
+        yield sim
+
+
+def kube_client(sim: KubeSim, read_only: bool = False) -> KubeClient:
+    api = sim.api_client(token=sim.readonly if read_only else None)
+    return KubeClient(api, "loco", context="kubesim", server=sim.url)
+
+
+def closed_port_url() -> str:
+    return f"http://127.0.0.1:{free_port()}"
+
+
+# --------------------------------------------------------------------------- backend gone
+
+
+async def test_banner_while_backend_is_gone_and_recovery(fleet: FakeFleet, tmp_path: Path) -> None:
+    backend = BackendProcess(fleet.static_file(tmp_path / "static.json")).start()
+    try:
+        app = LocoApp(
+            ui_settings(backend.url, thumbnails=False),
+            backend=BackendClient(backend.url, token=TOKEN),
+        )
+        async with app.run_test(size=(160, 40)) as pilot:
+            await wait_for(pilot, lambda: len(app.model) == 3 and app.model.live, what="live")
+            assert not app.banner.has_class("-shown")
+            backend.kill()
+            await wait_for(
+                pilot,
+                lambda: app.banner.has_class("-shown"),
+                what="banner",
+                describe=lambda: screen_text(app),
+            )
+            text = await wait_for(
+                pilot,
+                lambda: "reconnecting" in (t := screen_text(app)) and t,
+                what="reconnect countdown",
+            )
+            assert "BACKEND UNREACHABLE" in text
+            assert "showing last-known data" in text  # no Kubernetes here: last-known tiles
+            assert len(app.grid.tiles) == 3
+            backend.start()
+            await wait_for(
+                pilot,
+                lambda: app.model.live and not app.banner.has_class("-shown"),
+                timeout=30,
+                what="banner gone after the backend is back",
+                describe=lambda: screen_text(app),
+            )
+    finally:
+        backend.stop()
+
+
+async def test_kubernetes_only_view_when_backend_is_down(kubesim: KubeSim) -> None:
+    url = closed_port_url()
+    app = LocoApp(
+        ui_settings(url, thumbnails=False),
+        backend=BackendClient(url),
+        kube=kube_client(kubesim),
+        fallback_after=0.2,
+    )
+    async with app.run_test(size=(160, 40)) as pilot:
+        await wait_for(
+            pilot,
+            lambda: (
+                len(app.model) == 3
+                and all(e.origin is Origin.KUBERNETES for e in app.model.entries.values())
+            ),
+            timeout=20,
+            what="pods from Kubernetes",
+            describe=lambda: screen_text(app),
+        )
+        # The banner names the fallback; each tile says where its data came from.
+        text = await wait_for(
+            pilot,
+            lambda: "showing 3 pods" in (t := screen_text(app)) and t.count("pod only") == 3 and t,
+            what="banner and tiles of the fallback",
+            describe=lambda: screen_text(app),
+        )
+        assert "without emulator health" in text
+        assert "kube ● live" in text
+        names = sorted(e.name for e in app.model.entries.values())
+        assert names == [p["metadata"]["name"] for p in kubesim.pods()]
+
+
+async def test_rbac_denial_is_shown_as_such(kubesim: KubeSim) -> None:
+    url = closed_port_url()
+    app = LocoApp(
+        ui_settings(url, thumbnails=False),
+        backend=BackendClient(url),
+        kube=kube_client(kubesim, read_only=True),
+        fallback_after=0.2,
+    )
+    async with app.run_test(size=(160, 40)) as pilot:
+        await wait_for(pilot, lambda: len(app.grid.tiles) == 3, timeout=20, what="pods")
+        target = app.cursor_name
+        await pilot.press("R")
+        screen = await wait_for(
+            pilot, lambda: isinstance(app.screen, ActionScreen) and app.screen, what="confirmation"
+        )
+        assert f"Delete pod {target} in namespace loco" in screen_text(app)
+        await pilot.press("y")
+        await wait_for(pilot, lambda: screen.state == "done", timeout=20, what="result")
+        text = screen_text(app)
+        assert "DENIED" in text and "RBAC denied" in text
+        assert "denied by RBAC" in text
+        assert app.audit.entries[-1].result == "failed"
+        pods = [
+            p["metadata"]["name"]
+            for p in kubesim.pods()
+            if not p["metadata"].get("deletionTimestamp")
+        ]
+        assert target in pods  # nothing was deleted
+
+
+async def test_restart_pod_through_kubernetes(kubesim: KubeSim) -> None:
+    """With rights, the same key deletes the pod; the StatefulSet brings it back Ready."""
+    url = closed_port_url()
+    app = LocoApp(
+        ui_settings(url, thumbnails=False),
+        backend=BackendClient(url),
+        kube=kube_client(kubesim),
+        fallback_after=0.2,
+    )
+    async with app.run_test(size=(160, 40)) as pilot:
+        await wait_for(pilot, lambda: len(app.grid.tiles) == 3, timeout=20, what="pods")
+        target = app.cursor_name
+        assert target is not None
+        old_uid = kubesim.pod(target)["metadata"]["uid"]  # type: ignore[index]
+        await pilot.press("R")
+        screen = await wait_for(
+            pilot, lambda: isinstance(app.screen, ActionScreen) and app.screen, what="confirmation"
+        )
+        await pilot.press("y")
+        await wait_for(
+            pilot,
+            lambda: screen.state == "done",
+            timeout=30,
+            what="restart done",
+            describe=lambda: screen_text(app),
+        )
+        assert "done: 1 ok, 0 failed" in screen_text(app)
+        assert kubesim.pod(target)["metadata"]["uid"] != old_uid  # type: ignore[index]
+
+
+# --------------------------------------------------------------------------- malformed data
+
+
+class BrokenBackend:
+    """Serves /api/events: a good snapshot, then whatever the test queues."""
+
+    def __init__(self) -> None:
+        self.queue: asyncio.Queue[str] = asyncio.Queue()
+        self.port = free_port()
+        self.server: uvicorn.Server | None = None
+        self.task: asyncio.Task[None] | None = None
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def app(self) -> FastAPI:
+        api = FastAPI()
+        from backend.models import DiscoveryState, InstanceList, InstanceSource, SnapshotEvent
+        from tests.locotui.test_ui_support import NOW
+
+        snapshot = SnapshotEvent(
+            seq=1,
+            fleet=InstanceList(
+                items=demo_instances(3),
+                generated_at=NOW,
+                revision=1,
+                discovery=DiscoveryState(source=InstanceSource.KUBERNETES, ok=True, synced=True),
+            ),
+        )
+
+        async def stream() -> AsyncIterator[str]:
+            yield f"event: snapshot\nid: 1\ndata: {snapshot.model_dump_json()}\n\n"
+            while True:
+                yield await self.queue.get()
+
+        @api.get("/api/events")
+        async def events() -> StreamingResponse:
+            return StreamingResponse(stream(), media_type="text/event-stream")
+
+        return api
+
+    async def __aenter__(self) -> BrokenBackend:
+        sock = socket.socket()
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind(("127.0.0.1", self.port))
+        config = uvicorn.Config(self.app(), log_config=None, access_log=False, lifespan="off")
+        self.server = uvicorn.Server(config)
+        self.task = asyncio.get_running_loop().create_task(self.server.serve(sockets=[sock]))
+        while not self.server.started:
+            await asyncio.sleep(0.01)
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        assert self.server is not None and self.task is not None
+        self.server.should_exit = self.server.force_exit = True
+        with contextlib.suppress(asyncio.CancelledError):
+            await self.task
+
+    def send(self, event: str, data: str) -> None:
+        self.queue.put_nowait(f"event: {event}\ndata: {data}\n\n")
+
+
+async def test_malformed_instance_is_an_error_on_its_tile() -> None:
+    async with BrokenBackend() as broken:
+        app = LocoApp(ui_settings(broken.url, thumbnails=False), backend=BackendClient(broken.url))
+        async with app.run_test(size=(160, 40)) as pilot:
+            await wait_for(pilot, lambda: len(app.grid.tiles) == 3, what="snapshot shown")
+            good = demo_instances(3)[1].model_dump(mode="json")
+            bad = {**good, "status": "on-fire", "fps": "fast"}
+            broken.send("instance", json.dumps({"type": "instance", "seq": 2, "instance": bad}))
+            tile = await wait_for(
+                pilot,
+                lambda: next(
+                    (
+                        t
+                        for t in app.grid.tiles
+                        if t.name_shown == "loco-1" and t.has_class("-error")
+                    ),
+                    None,
+                ),
+                what="error on loco-1's tile",
+                describe=lambda: screen_text(app),
+            )
+            text = screen_text(app)
+            assert "⚠ malformed instance" in text
+            assert "⚠1 bad data" in text
+            assert not any(t.has_class("-error") for t in app.grid.tiles if t is not tile)
+            # Garbage that is not even JSON: a link error, the console carries on.
+            broken.send("instance", "{not json")
+            await wait_for(pilot, lambda: "malformed" in screen_text(app), what="still running")
+            # A good update clears the error.
+            fixed = {**good, "status": "degraded", "status_reason": "recovered"}
+            broken.send("instance", json.dumps({"type": "instance", "seq": 3, "instance": fixed}))
+            await wait_for(
+                pilot,
+                lambda: not tile.has_class("-error") and tile.has_class("-degraded"),
+                what="error cleared by a good update",
+            )
+
+
+# --------------------------------------------------------------------------- loading states
+
+
+async def test_tiles_appear_before_health_and_fill_in(fleet: FakeFleet, tmp_path: Path) -> None:
+    """Progressive loading: discovery's answer shows the tiles at once, marked as
+    waiting; they fill in when the (slow) first probes come back."""
+    for name in NAMES:
+        fleet.set(name, health_delay=2.0)
+    backend = BackendProcess(
+        fleet.static_file(tmp_path / "static.json"), extra=["--probe-timeout", "4"]
+    )
+    try:
+        app = LocoApp(
+            ui_settings(backend.url, thumbnails=False),
+            backend=BackendClient(backend.url, token=TOKEN),
+        )
+        async with app.run_test(size=(160, 40)) as pilot:
+            await wait_for(pilot, lambda: app.banner.has_class("-shown"), what="banner first")
+            await asyncio.to_thread(backend.start)
+            await wait_for(pilot, lambda: len(app.grid.tiles) == 3, timeout=20, what="tiles")
+            await wait_for(
+                pilot,
+                lambda: "waiting for first health probe" in screen_text(app),
+                what="loading state on the tiles",
+                describe=lambda: screen_text(app),
+            )
+            await wait_for(
+                pilot,
+                lambda: (
+                    screen_text(app).count("● healthy") == 2 and "◐ degraded" in screen_text(app)
+                ),
+                timeout=20,
+                what="filled in",
+                describe=lambda: screen_text(app),
+            )
+            assert "waiting for first health probe" not in screen_text(app)
+    finally:
+        backend.stop()
+        fleet.baseline()
+
+
+async def test_thumbnails_only_visible_and_at_most_once_a_second(
+    fleet: FakeFleet, tmp_path: Path
+) -> None:
+    backend = BackendProcess(
+        fleet.static_file(tmp_path / "static.json"), extra=["--thumbnail-ttl", "0.05"]
+    ).start()
+    try:
+        before = {n: fleet.get(n)["thumbnails"] for n in NAMES}
+        app = LocoApp(
+            ui_settings(backend.url, thumbnails=True, thumbnail_interval=1.0),
+            backend=BackendClient(backend.url, token=TOKEN),
+        )
+        async with app.run_test(size=(160, 50)) as pilot:
+            await wait_for(
+                pilot,
+                lambda: len(app.grid.tiles) == 3 and all(t._thumb.strips for t in app.grid.tiles),
+                timeout=20,
+                what="pictures",
+            )
+            start = asyncio.get_running_loop().time()
+            await asyncio.sleep(3.0)
+            elapsed = asyncio.get_running_loop().time() - start
+        fetched = {n: fleet.get(n)["thumbnails"] - before[n] for n in NAMES}
+        for name, count in fetched.items():
+            # first picture + one per second (a little slack for the round in flight)
+            assert 1 <= count <= elapsed + 3, (name, count, elapsed)
+        # --no-thumbnails: not a single request.
+        before = {n: fleet.get(n)["thumbnails"] for n in NAMES}
+        app = LocoApp(
+            ui_settings(backend.url, thumbnails=False),
+            backend=BackendClient(backend.url, token=TOKEN),
+        )
+        async with app.run_test(size=(160, 50)) as pilot:
+            await wait_for(pilot, lambda: len(app.grid.tiles) == 3, what="tiles")
+            await asyncio.sleep(1.5)
+        assert all(fleet.get(n)["thumbnails"] == before[n] for n in NAMES)
+    finally:
+        backend.stop()

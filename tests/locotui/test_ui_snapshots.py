@@ -1,0 +1,159 @@
+"""Snapshot tests of the main screens at 80x24 and 160x50.
+
+Deterministic: a frozen clock (ages, countdowns), a fleet model filled from fixed
+instances, a fixed picture for thumbnails, a fixed history. Snapshots are SVG files under
+``tests/locotui/snapshots/``; after an intended change of the UI, review and accept with
+``pytest tests/locotui/test_ui_snapshots.py --snapshot-update``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import pytest
+import pytest_textual_snapshot
+from textual.pilot import Pilot
+
+from backend.models import InstanceStatus
+from locotui.data.fleet import Origin, Source
+from locotui.data.link import LinkState
+from locotui.ui.app import LocoApp, can_have_picture
+from locotui.ui.clock import FrozenClock
+from locotui.ui.screens.detail import DetailScreen
+from tests.locotui.test_ui_support import NOW, demo_instances, frozen_model, png, ui_settings
+
+SIZES = [(80, 24), (160, 50)]
+PICTURE = png(64, 40)
+
+
+class _SnapshotsHere(pytest_textual_snapshot.SVGImageExtension):
+    """Keeps the SVGs in tests/locotui/snapshots/<module>/ (not syrupy's __snapshots__)."""
+
+    @classmethod
+    def dirname(cls, *, test_location: Any) -> str:
+        return str(Path(test_location.filepath).parent / "snapshots" / test_location.basename)
+
+
+@pytest.fixture(autouse=True)
+def _snapshot_location(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(pytest_textual_snapshot, "SVGImageExtension", _SnapshotsHere)
+
+
+class FixedHistory:
+    name = "session"
+
+    async def fps(
+        self, instances: Sequence[str] | None = None, window: float = 3600, step: float = 15
+    ) -> dict[str, list[tuple[float, float]]]:
+        base = NOW.timestamp()
+        return {n: [(base - 60 + i, 20.0 + (i % 7)) for i in range(60)] for n in instances or []}
+
+    async def status(
+        self, instances: Sequence[str] | None = None, window: float = 3600, step: float = 15
+    ) -> dict[str, list[tuple[float, InstanceStatus]]]:
+        base = NOW.timestamp()
+        return {
+            n: [
+                (base - 600, InstanceStatus.STARTING),
+                (base - 540, InstanceStatus.HEALTHY),
+                (base - 120, InstanceStatus.DEGRADED),
+                (base - 60, InstanceStatus.HEALTHY),
+            ]
+            for n in instances or []
+        }
+
+
+def build_app(thumbnails: bool = True, view: str = "tiles") -> LocoApp:
+    async def picture(name: str, width: int) -> bytes:
+        return PICTURE
+
+    settings = ui_settings(
+        "http://backend:8081", namespace="loco", thumbnails=thumbnails, default_view=view
+    )
+    model = frozen_model(demo_instances(9))
+    return LocoApp(
+        settings,
+        model=model,
+        clock=FrozenClock(NOW, 1000.0),
+        start_feeds=False,
+        thumb_fetch=picture,
+        history=FixedHistory(),  # type: ignore[arg-type]
+        context="kind-loco",
+    )
+
+
+async def _settle(pilot: Pilot[Any]) -> None:
+    """Waits (bounded) until every tile that can have a picture shows it."""
+    app: LocoApp = pilot.app  # type: ignore[assignment]
+
+    def settled() -> bool:
+        plan = app.grid.plan
+        if app.view_mode != "tiles" or not plan.thumb_rows or app.thumbs is None:
+            return True
+        tiles = [t for t in app.grid.visible_tiles() if t.entry is not None]
+        return bool(tiles) and all(t._thumb.strips for t in tiles if can_have_picture(t.entry))
+
+    for _ in range(250):
+        await pilot.pause(0.02)
+        if settled():
+            break
+    await pilot.pause(0.05)
+
+
+@pytest.mark.parametrize("size", SIZES, ids=lambda s: f"{s[0]}x{s[1]}")
+def test_tiles(snap_compare: Any, size: tuple[int, int]) -> None:
+    assert snap_compare(build_app(), terminal_size=size, run_before=_settle)
+
+
+@pytest.mark.parametrize("size", SIZES, ids=lambda s: f"{s[0]}x{s[1]}")
+def test_table(snap_compare: Any, size: tuple[int, int]) -> None:
+    assert snap_compare(build_app(view="table"), terminal_size=size, run_before=_settle)
+
+
+@pytest.mark.parametrize("size", SIZES, ids=lambda s: f"{s[0]}x{s[1]}")
+def test_detail(snap_compare: Any, size: tuple[int, int]) -> None:
+    async def open_detail(pilot: Pilot[Any]) -> None:
+        app: LocoApp = pilot.app  # type: ignore[assignment]
+        await _settle(pilot)
+        await pilot.press("right", "right", "enter")  # loco-2, the degraded one
+        for _ in range(200):
+            await pilot.pause(0.02)
+            screen = app.screen
+            if isinstance(screen, DetailScreen):
+                picture = screen.query_one("#detail-picture")
+                if picture.thumb.strips and screen._fps is not None:  # type: ignore[attr-defined]
+                    break
+        await pilot.pause(0.05)
+
+    assert snap_compare(build_app(), terminal_size=size, run_before=open_detail)
+
+
+@pytest.mark.parametrize("size", SIZES, ids=lambda s: f"{s[0]}x{s[1]}")
+def test_help(snap_compare: Any, size: tuple[int, int]) -> None:
+    assert snap_compare(
+        build_app(thumbnails=False), terminal_size=size, press=["question_mark"], run_before=_settle
+    )
+
+
+def test_backend_gone_kube_only(snap_compare: Any) -> None:
+    """The banner over a Kubernetes-only view: pods without emulator health."""
+    from locotui.data.kube_client import KubePod, pod_instance
+
+    app = build_app(thumbnails=False)
+    model = app.model
+    pods = [
+        KubePod(name=e.name, namespace="loco", uid=None, facts=e.instance.pod)  # type: ignore[arg-type]
+        for e in model.entries.values()
+    ]
+    model.apply_pods(pod_instance(p) for p in pods)
+    model.set_link(
+        Source.BACKEND,
+        LinkState.RECONNECTING,
+        error="backend http://backend:8081 unreachable: connection refused",
+        retry_in=4.0,
+    )
+    model.set_link(Source.KUBERNETES, LinkState.CONNECTED, detail="https://k8s:6443 ns loco")
+    assert all(e.origin is Origin.KUBERNETES for e in model.entries.values())
+    assert snap_compare(app, terminal_size=(160, 50), run_before=_settle)

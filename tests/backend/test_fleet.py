@@ -74,9 +74,36 @@ def test_unchanged_data_publishes_nothing() -> None:
     fleet.discovery_state(DiscoveryState(source=SRC, ok=True))
     fleet.breaker_changed("a", fleet.get("a").breaker)  # type: ignore[union-attr]
     assert fleet.seq == seq
-    # every probe is news: at least its time (last_probe_at) changed
+    # a probe that changes something real is published at once
     fleet.probe_succeeded("a", body(fps=10))
     assert fleet.seq == seq + 1
+
+
+def test_clock_only_changes_are_published_at_most_every_few_seconds(monkeypatch) -> None:
+    import backend.fleet as fleet_module
+
+    now = [1000.0]
+    monkeypatch.setattr(fleet_module.time, "monotonic", lambda: now[0])
+    fleet = new_fleet()
+    fleet.sync([target("a")])
+    fleet.probe_succeeded("a", body())
+    seq = fleet.seq
+    later = body().model_copy(
+        update={
+            "timestamp": datetime(2026, 1, 1, 0, 0, 1, tzinfo=UTC),
+            "supervisor_uptime_seconds": 2,
+        }
+    )
+    now[0] += 1
+    fleet.probe_succeeded("a", later)
+    assert fleet.seq == seq, "only clocks moved: no event yet"
+    assert fleet.get("a").last_probe_at is not None  # type: ignore[union-attr]
+    now[0] += fleet_module.VOLATILE_REFRESH
+    fleet.probe_succeeded("a", later.model_copy(update={"supervisor_uptime_seconds": 7}))
+    assert fleet.seq == seq + 1, "refreshed after VOLATILE_REFRESH seconds"
+    now[0] += 0.5
+    fleet.probe_succeeded("a", body(status=OverallStatus.DEGRADED))
+    assert fleet.seq == seq + 2, "a status change is published at once"
 
 
 def test_list_body_cached_until_change_and_valid() -> None:

@@ -9,7 +9,7 @@ def bearer_token(header: str | None) -> str | None:
     """The token of an ``Authorization: Bearer …`` header, or None."""
     if not header:
         return None
-    scheme, _, value = header.partition(" ")
+    scheme, _, value = header.strip().partition(" ")
     if scheme.lower() != "bearer" or not value.strip():
         return None
     return value.strip()

@@ -8,19 +8,8 @@ Never open by default: with no control token configured, every mutation is refus
 
 from __future__ import annotations
 
-import hmac
-
 from backend.api.errors import ApiError
-
-
-def presented_token(header: str | None) -> str | None:
-    if not header:
-        return None
-    scheme, _, value = header.strip().partition(" ")
-    value = value.strip()
-    if scheme.lower() != "bearer" or not value:
-        return None
-    return value
+from emulator.auth import bearer_token, token_matches
 
 
 def authorize(expected: str | None, header: str | None) -> None:
@@ -32,7 +21,7 @@ def authorize(expected: str | None, header: str | None) -> None:
             "mutations are disabled: the backend has no control token "
             "(set LOCO_CONTROL_TOKEN or LOCO_CONTROL_TOKEN_FILE)",
         )
-    token = presented_token(header)
+    token = bearer_token(header)
     if token is None:
         raise ApiError(
             401,
@@ -40,5 +29,5 @@ def authorize(expected: str | None, header: str | None) -> None:
             "missing bearer token: send 'Authorization: Bearer <control token>'",
             headers={"WWW-Authenticate": 'Bearer realm="loco-backend"'},
         )
-    if not hmac.compare_digest(token.encode(), expected.encode()):
+    if not token_matches(token, expected):
         raise ApiError(403, "forbidden", "the control token is wrong")

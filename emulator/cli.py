@@ -18,6 +18,7 @@ from emulator.config import (
     read_token,
 )
 from emulator.errors import ExitCode, SupervisorError
+from emulator.statedir import check_state_dir, lock_state_dir
 
 EPILOG = """\
 Every flag of 'run' can also come from the environment variable named in its help;
@@ -34,6 +35,15 @@ def _int(value: str | None, what: str) -> int | None:
         return int(value)
     except ValueError:
         raise SupervisorError(f"{what}={value!r} is not a whole number", ExitCode.USAGE) from None
+
+
+def _float(value: str | None, what: str, default: float) -> float:
+    if value is None:
+        return default
+    try:
+        return float(value)
+    except ValueError:
+        raise SupervisorError(f"{what}={value!r} is not a number", ExitCode.USAGE) from None
 
 
 def _port(value: int | None, what: str) -> int | None:
@@ -101,6 +111,13 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument(
         "--max-restarts", type=int, help="failures in a row before giving up (LOCO_MAX_RESTARTS, 5)"
     )
+    run.add_argument(
+        "--hang-limit",
+        type=float,
+        metavar="SECONDS",
+        help="kill and restart QEMU when QMP stays silent this long while it runs "
+        "(LOCO_HANG_LIMIT, 15; 0 turns it off)",
+    )
     run.add_argument("--log-file", help="also write log lines here (LOCO_LOG_FILE)")
     run.add_argument(
         "--fps-sampling",
@@ -118,6 +135,12 @@ def _parser() -> argparse.ArgumentParser:
         "--mode-switch",
         action="store_true",
         help="switch video mode about every second, as Windows 98 does while booting",
+    )
+    image.add_argument(
+        "--disk-write",
+        action="store_true",
+        help="write a sector to the disk every frame (fills the overlay to 1 MiB; for tests "
+        "of a full state directory)",
     )
     return parser
 
@@ -145,12 +168,7 @@ def settings_from(args: argparse.Namespace) -> Settings:
         raise SupervisorError(f"memory {memory} MB is out of range (8-65536)", ExitCode.USAGE)
     grace = args.shutdown_grace
     if grace is None and env("LOCO_SHUTDOWN_GRACE"):
-        try:
-            grace = float(env("LOCO_SHUTDOWN_GRACE") or "")
-        except ValueError:
-            raise SupervisorError(
-                "LOCO_SHUTDOWN_GRACE is not a number of seconds", ExitCode.USAGE
-            ) from None
+        grace = _float(env("LOCO_SHUTDOWN_GRACE"), "LOCO_SHUTDOWN_GRACE", 0.0)
     fresh = args.fresh_overlay
     if fresh is None:
         fresh = env("LOCO_FRESH_OVERLAY", "0") in ("1", "true", "yes")
@@ -159,6 +177,15 @@ def settings_from(args: argparse.Namespace) -> Settings:
     if max_restarts is None:
         max_restarts = _int(env("LOCO_MAX_RESTARTS"), "LOCO_MAX_RESTARTS") or 5
     burst, period = parse_sampling(args.fps_sampling or env("LOCO_FPS_SAMPLING", "2/5") or "")
+    hang_limit = args.hang_limit
+    if hang_limit is None:
+        hang_limit = _float(env("LOCO_HANG_LIMIT"), "LOCO_HANG_LIMIT", 15.0)
+    if not (hang_limit == 0 or 3 <= hang_limit <= 3600):
+        raise SupervisorError(
+            f"hang limit {hang_limit:g} s: give 0 (off) or 3-3600 seconds "
+            "(QMP is probed every second; below 3 s a busy host would look hung)",
+            ExitCode.USAGE,
+        )
     return Settings(
         disk=Path(disk),
         state_dir=Path(state_dir).absolute(),
@@ -177,6 +204,7 @@ def settings_from(args: argparse.Namespace) -> Settings:
         qemu_binary=env("LOCO_QEMU_BINARY", "qemu-system-x86_64") or "qemu-system-x86_64",
         fps_burst=burst,
         fps_period=period,
+        hang_limit=hang_limit,
     )
 
 
@@ -184,12 +212,26 @@ def _make_test_image(args: argparse.Namespace) -> int:
     from emulator.testimage import write_test_image
 
     try:
-        path = write_test_image(Path(args.out), fps=args.fps, mode_switch=args.mode_switch)
+        path = write_test_image(
+            Path(args.out), fps=args.fps, mode_switch=args.mode_switch, disk_write=args.disk_write
+        )
     except (ValueError, OSError) as exc:
         print(f"loco-emulator: {exc}", file=sys.stderr)
         return ExitCode.USAGE
-    print(f"wrote {path} ({args.fps:g} frames/s{', mode switching' if args.mode_switch else ''})")
+    extras = [("mode switching", args.mode_switch), ("writing to its disk", args.disk_write)]
+    print(f"wrote {path} ({', '.join([f'{args.fps:g} frames/s'] + [e for e, on in extras if on])})")
     return ExitCode.OK
+
+
+def _configure_logging(log_file: Path | None) -> None:
+    try:
+        jsonlog.configure(log_file=log_file)
+    except OSError as exc:
+        raise SupervisorError(
+            f"log file {exc.filename or log_file}: cannot open it for appending "
+            f"({exc.strerror or exc}); give a writable --log-file or LOCO_LOG_FILE",
+            ExitCode.LOG_FILE,
+        ) from None
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -198,10 +240,17 @@ def main(argv: list[str] | None = None) -> int:
         return _make_test_image(args)
     try:
         settings = settings_from(args)
-        jsonlog.configure(log_file=settings.log_file)
-        from emulator.runner import run
+        # The state directory is taken before anything is written, the log file included:
+        # a second supervisor on it must leave every file of the first one alone.
+        check_state_dir(settings.state_dir)
+        lock = lock_state_dir(settings.state_dir)
+        try:
+            _configure_logging(settings.log_file)
+            from emulator.runner import run
 
-        return asyncio.run(run(settings))
+            return asyncio.run(run(settings))
+        finally:
+            lock.release()
     except SupervisorError as exc:
         print(f"loco-emulator: {exc}", file=sys.stderr)
         return int(exc.code)

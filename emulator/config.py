@@ -70,6 +70,8 @@ class Settings:
     # Frame counting: seconds of screendump sampling per period (see emulator.framerate).
     fps_burst: float = 2.0
     fps_period: float = 5.0
+    # QMP silent this long with the process present: QEMU is killed and restarted. 0: never.
+    hang_limit: float = 15.0
 
     @property
     def effective_memory_mb(self) -> int:

@@ -21,6 +21,10 @@ class ExitCode(IntEnum):
     QEMU_MISSING = 15
     PORT_IN_USE = 16
     QEMU_START = 17
+    STATE_DIR_UNUSABLE = 18  # a file in the way, not writable, read-only filesystem
+    STATE_DIR_FULL = 19
+    STATE_DIR_IN_USE = 20  # another supervisor holds it
+    LOG_FILE = 21  # --log-file cannot be opened for appending
 
 
 class SupervisorError(Exception):

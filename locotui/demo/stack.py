@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import fcntl
 import os
 import secrets
 import shutil
@@ -27,6 +26,7 @@ import httpx
 
 from emulator.childproc import die_with_parent
 from emulator.errors import ExitCode
+from emulator.statedir import AlreadyLocked, take_lock
 from emulator.testimage import write_test_image
 from locotui.demo.ports import free_port, free_vnc_display
 
@@ -139,19 +139,13 @@ class DemoStack:
         self.state_dir.mkdir(parents=True, exist_ok=True)
         (self.state_dir / "logs").mkdir(exist_ok=True)
         (self.state_dir / "emulators").mkdir(exist_ok=True)
-        lock = os.open(self.state_dir / ".demo.lock", os.O_RDWR | os.O_CREAT, 0o600)
         try:
-            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            owner = os.pread(lock, 32, 0).decode(errors="replace").strip() or "?"
-            os.close(lock)
+            self._lock_fd = take_lock(self.state_dir / ".demo.lock")
+        except AlreadyLocked as exc:
             raise DemoError(
-                f"state dir {self.state_dir} is in use by another demo (pid {owner}); "
+                f"state dir {self.state_dir} is in use by another demo (pid {exc.holder or '?'}); "
                 "give another --state-dir or stop that demo"
             ) from None
-        os.ftruncate(lock, 0)
-        os.pwrite(lock, str(os.getpid()).encode(), 0)
-        self._lock_fd = lock
 
     def _env(self) -> dict[str, str]:
         env = {k: v for k, v in os.environ.items() if k != "LOCO_CONTROL_TOKEN"}

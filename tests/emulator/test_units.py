@@ -69,15 +69,15 @@ def test_readiness_needs_qemu_and_display() -> None:
 
 def test_burst_rate_estimator_windows_and_resets() -> None:
     est = BurstRateEstimator(window=10)
-    assert est.rate(0) == 0.0
+    assert est.rate(0) is None, "nothing measured yet"
     est.add(Burst(ended_at=2, changes=40, span=2))
     est.add(Burst(ended_at=7, changes=60, span=2))
     assert est.rate(7) == pytest.approx(25.0)
     assert est.frames_total == 100
     assert est.rate(13) == pytest.approx(30.0), "the first burst left the window"
-    assert est.rate(30) == 0.0, "no recent burst: no frame rate"
+    assert est.rate(30) is None, "no recent burst: no frame rate"
     est.clear()
-    assert est.rate(7) == 0.0 and est.frames_total == 100
+    assert est.rate(7) is None and est.frames_total == 100
     with pytest.raises(ValueError):
         BurstRateEstimator(window=0)
 
@@ -130,7 +130,9 @@ def test_argv_profiles_are_lists_without_shell(tmp_path: Path) -> None:
     joined = " ".join(test_argv)
     assert "-display none" in joined and "-vnc 127.0.0.1:0" in joined
     assert f"unix:{sock},server=on,wait=off" in test_argv
-    assert f"file={overlay},format=qcow2,if=ide,index=0,media=disk" in test_argv
+    drive = f"file={overlay},format=qcow2,if=ide,index=0,media=disk,werror=stop,rerror=stop"
+    assert drive in test_argv, "a disk error pauses the guest instead of failing its write"
+    assert f"unix:{tmp_path}/serial.sock,server=on,wait=off" in test_argv, "test guest control"
     assert "-m 32" in joined
     # The name goes into one argv element; nothing is ever interpreted by a shell.
     assert "x; rm -rf /,process=qemu-x; rm -rf /" in test_argv

@@ -75,11 +75,13 @@ class SupervisorProcess:
         return self.proc.returncode
 
 
-def make_image(directory: Path, fps: float = 30, mode_switch: bool = False) -> Path:
-    name = f"guest-{fps:g}{'-switch' if mode_switch else ''}.img"
+def make_image(
+    directory: Path, fps: float = 30, mode_switch: bool = False, disk_write: bool = False
+) -> Path:
+    name = f"guest-{fps:g}{'-switch' if mode_switch else ''}{'-write' if disk_write else ''}.img"
     path = directory / name
     if not path.exists():
-        write_test_image(path, fps=fps, mode_switch=mode_switch)
+        write_test_image(path, fps=fps, mode_switch=mode_switch, disk_write=disk_write)
     return path
 
 

@@ -85,6 +85,7 @@ class TargetBreaker:
         self._breaker: Any = None
         self._state = BreakerState.CLOSED
         self._since = datetime.now(UTC)
+        self._open_since: datetime | None = None
         self._failures = 0
 
     def _hook(self, name: str, event_name: str, event: Any) -> None:
@@ -92,8 +93,17 @@ class TargetBreaker:
             return
         state = _PURGATORY_STATES.get(getattr(event, "state", ""), BreakerState.CLOSED)
         if state is not self._state:
+            failed_trial = self._state is BreakerState.HALF_OPEN and state is BreakerState.OPEN
             self._state = state
-            self._since = datetime.now(UTC)
+            if state is BreakerState.OPEN and failed_trial and self._open_since is not None:
+                # Still the same outage: "open since" keeps its first moment.
+                self._since = self._open_since
+            else:
+                self._since = datetime.now(UTC)
+            if state is BreakerState.OPEN:
+                self._open_since = self._since
+            elif state is BreakerState.CLOSED:
+                self._open_since = None
             self._notify()
 
     def _notify(self) -> None:

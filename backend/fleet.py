@@ -82,6 +82,9 @@ class _Record:
 _VOLATILE: dict[str, Any] = {
     "last_probe_at": True,
     "last_ok_at": True,
+    # A dead target's failed breaker trials change only these; the breaker's state and
+    # since are kept across trials (backend.breaker), so the status does not flicker.
+    "breaker": {"failures", "retry_at"},
     "health": {
         "timestamp": True,
         "supervisor_uptime_seconds": True,
@@ -143,9 +146,11 @@ class Fleet:
             rec = _Record(target=target)
             self._records[target.name] = rec
             bisect.insort(self._names, target.name)
-            address_changed = True
+            address_changed = probing_changed = True
         else:
             address_changed = rec.target.health_url != target.health_url
+            # Probing starts or stops with it (a lost supervisor is not probed).
+            probing_changed = address_changed or rec.target.lost != target.lost
             rec.target = target
             if address_changed:
                 # A new address is a different supervisor process (a replaced pod): what
@@ -156,7 +161,7 @@ class Fleet:
                 rec.last_error = None
                 rec.breaker = BreakerInfo()
         self._rebuild(rec)
-        if address_changed:
+        if probing_changed:
             for obs in self._observers:
                 obs.target_changed(target)
 
@@ -229,6 +234,9 @@ class Fleet:
         if rec is None:
             return
         rec.breaker = info
+        if info.state is BreakerState.HALF_OPEN and not rec.probe_ok:
+            # A trial call is under way; its outcome (closed, or open again) is the news.
+            return
         self._rebuild(rec)
 
     # ------------------------------------------------------------------ derivation
@@ -242,14 +250,21 @@ class Fleet:
                 probe_ok=rec.probe_ok,
                 breaker=rec.breaker.state,
                 last_error=rec.last_error,
+                lost=t.lost,
             )
         )
         stale_since: datetime | None = None
         reasons: list[str] = []
-        health_fresh = rec.probe_ok and rec.breaker.state is not BreakerState.OPEN
+        health_fresh = (
+            rec.probe_ok and rec.breaker.state is not BreakerState.OPEN and t.lost is None
+        )
         if rec.health is not None and not health_fresh:
-            stale_since = rec.failing_since
-            reasons.append("health is last-known: probes failing")
+            if t.lost is not None:
+                stale_since = t.lost_since
+                reasons.append("health is last-known: supervisor lost")
+            else:
+                stale_since = rec.failing_since
+                reasons.append("health is last-known: probes failing")
         if self._discovery_stale_since is not None:
             what = "pod facts" if t.pod is not None else "instance list"
             reasons.append(f"{what} last-known: discovery out of contact")
@@ -274,6 +289,7 @@ class Fleet:
             health_url=t.health_url,
             vnc=t.vnc,
             logs_available=bool(t.log_file) or t.source is InstanceSource.KUBERNETES,
+            lost_since=t.lost_since,
         )
 
     def _count(self, inst: Instance, delta: int) -> None:

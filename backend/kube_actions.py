@@ -13,6 +13,8 @@ from kubernetes import client as k8s_client
 
 from backend.breaker import TargetBreaker
 
+LOG_LIMIT = 16 * 1024 * 1024
+
 
 class KubeActions:
     def __init__(
@@ -47,6 +49,9 @@ class KubeActions:
                 name,
                 namespace,
                 tail_lines=tail,
+                # The API server stops there, so a pod with megabyte lines cannot make the
+                # backend hold more than this.
+                limit_bytes=LOG_LIMIT,
                 _preload_content=False,
                 _request_timeout=self.request_timeout,
             )

@@ -160,6 +160,11 @@ class Instance(_Wire):
     logs_available: bool = Field(
         False, description="GET /api/instances/{name}/logs can serve this instance's log"
     )
+    lost_since: datetime | None = Field(
+        None,
+        description="Set when the supervisor is gone without unregistering (local discovery): "
+        "since when it is known lost; status_reason says why. DELETE the instance to forget it",
+    )
 
 
 class DiscoveryState(_Wire):
@@ -224,10 +229,11 @@ FLEET_EVENT_ADAPTER: TypeAdapter[Any] = TypeAdapter(FleetEvent)
 
 
 class ActionResult(_Wire):
-    """Body of ``POST /api/instances/{name}/reset`` and ``/restart``."""
+    """Body of ``POST /api/instances/{name}/reset`` and ``/restart``, and of
+    ``DELETE /api/instances/{name}`` (forget a lost instance)."""
 
     ok: bool
-    action: Literal["reset", "restart"]
+    action: Literal["reset", "restart", "forget"]
     instance: str
     message: str
     at: datetime

@@ -63,6 +63,7 @@ class BackendRuntime:
             self.breakers,
             self.http,
             interval=settings.probe_interval,
+            timeout=settings.probe_timeout,
             concurrency=settings.probe_concurrency,
             metrics=self.metrics,
             enabled=settings.probing,

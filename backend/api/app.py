@@ -43,6 +43,7 @@ from backend.prober import describe_error
 from backend.runtime import BackendRuntime
 from backend.thumbnails import ThumbnailProxy
 from backend.version import VERSION
+from emulator.bodylimit import BodyLimit
 from emulator.jsonlog import log
 
 audit_logger = logging.getLogger("backend.audit")
@@ -88,7 +89,12 @@ def create_app(runtime: BackendRuntime) -> FastAPI:
     fleet = runtime.fleet
     metrics = runtime.metrics
     limiter = ActionRateLimiter(settings.action_interval)
-    thumbnails = ThumbnailProxy(runtime.http, runtime.breakers, ttl=settings.thumbnail_ttl)
+    thumbnails = ThumbnailProxy(
+        runtime.http,
+        runtime.breakers,
+        ttl=settings.thumbnail_ttl,
+        deadline=max(settings.probe_timeout, 5.0),
+    )
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
@@ -113,6 +119,7 @@ def create_app(runtime: BackendRuntime) -> FastAPI:
     )
     app.state.runtime = runtime
     install_error_handlers(app)
+    app.add_middleware(BodyLimit)
     app.add_middleware(RequestContextMiddleware, metrics=metrics, access_log=settings.access_log)
 
     def target_or_404(name: str) -> Target:
@@ -307,7 +314,9 @@ def create_app(runtime: BackendRuntime) -> FastAPI:
         try:
             authorize(settings.control_token, authorization)
             target = target_or_404(name)
-            wait = limiter.acquire(name)
+            # The limit protects supervisors and the API server from action floods; forgetting
+            # a lost instance touches neither.
+            wait = limiter.acquire(name) if action != "forget" else None
             if wait is not None:
                 raise ApiError(
                     429,
@@ -316,8 +325,8 @@ def create_app(runtime: BackendRuntime) -> FastAPI:
                     f"try again in {wait:.1f}s",
                     headers={"Retry-After": limiter.retry_after_header(wait)},
                 )
-            fn = actions.reset if action == "reset" else actions.restart
-            outcome: ActionResult = await fn(runtime, target)
+            fn = {"reset": actions.reset, "restart": actions.restart, "forget": actions.forget}
+            outcome: ActionResult = await fn[action](runtime, target)
             return JSONResponse(outcome.model_dump(mode="json"))
         except ApiError as exc:
             status_code = exc.status
@@ -377,6 +386,19 @@ def create_app(runtime: BackendRuntime) -> FastAPI:
         authorization: Annotated[str | None, Header()] = None,
     ) -> JSONResponse:
         return await mutate(request, name, "restart", authorization)
+
+    @app.delete(
+        "/api/instances/{name}",
+        response_model=ActionResult,
+        responses=action_responses,
+        summary="Forget a lost local instance (its supervisor died without unregistering)",
+    )
+    async def forget_instance(
+        request: Request,
+        name: NAME,
+        authorization: Annotated[str | None, Header()] = None,
+    ) -> JSONResponse:
+        return await mutate(request, name, "forget", authorization)
 
     # ------------------------------------------------------------------ operations
     @app.get("/health", response_model=BackendHealth, summary="Liveness with details")

@@ -68,6 +68,7 @@ class FakeInstance:
     thumbnails: int = 0
     health_delay: float = 0.0
     frame_ready: bool = True
+    probes: int = 0
 
     def status(self) -> EmulatorStatus:
         healthy = self.overall_status is OverallStatus.HEALTHY
@@ -120,6 +121,7 @@ class FakeEmulators:
             i = inst(name)
             if i is None:
                 return JSONResponse({"error": "no such instance"}, status_code=404)
+            i.probes += 1
             if i.health_delay:
                 await asyncio.sleep(i.health_delay)
             return Response(i.status().model_dump_json(), media_type="application/json")

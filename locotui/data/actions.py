@@ -13,6 +13,8 @@ restart_pod        Kubernetes instances: delete the pod with the operator's cred
                    (its StatefulSet recreates it); local/static: backend ``/restart``
 rolling_restart    patch the owning StatefulSet's pod template ``restartedAt`` (like
                    ``kubectl rollout restart``) and follow the rollout
+forget             backend ``DELETE /api/instances/{name}``: a lost local instance (its
+                   supervisor died) leaves the list; its state directory is kept
 =================  =====================================================================
 
 :func:`describe` returns the exact confirmation text to show before doing it.
@@ -51,6 +53,7 @@ class ActionKind(StrEnum):
     SOFT_RESET = "soft_reset"
     RESTART_POD = "restart_pod"
     ROLLING_RESTART = "rolling_restart"
+    FORGET = "forget"
 
 
 class Phase(StrEnum):
@@ -66,6 +69,7 @@ DOWNTIME_SECONDS: dict[ActionKind, int] = {
     ActionKind.SOFT_RESET: 15,
     ActionKind.RESTART_POD: 45,
     ActionKind.ROLLING_RESTART: 45,
+    ActionKind.FORGET: 0,
 }
 
 Mode = Literal["kubernetes", "backend", "backend_pod"]
@@ -171,6 +175,12 @@ def describe(
         return (
             f"Soft reset {what} (QMP system_reset through the backend): the guest reboots "
             f"in place, {_minutes(down)} without a usable picture; the pod keeps running."
+        )
+    if action is ActionKind.FORGET:
+        what = f"{targets[0]}" if n == 1 else f"{n} instances ({_names(targets)})"
+        return (
+            f"Forget {what}: the supervisor is gone, so the instance leaves the list; its "
+            "state directory (overlay, logs) is kept. Nothing running is touched."
         )
     if action is ActionKind.RESTART_POD:
         if mode == "backend":
@@ -343,6 +353,12 @@ class ActionRunner:
                     raise DataError("soft reset needs the backend (no backend configured)")
                 emit(Progress(action, name, Phase.RUNNING, "sending system_reset"))
                 result = await self.backend.reset(name)
+                emit(Progress(action, name, Phase.OK, result.message))
+                return
+            if action is ActionKind.FORGET:
+                if self.backend is None:
+                    raise DataError("forgetting an instance needs the backend")
+                result = await self.backend.forget(name)
                 emit(Progress(action, name, Phase.OK, result.message))
                 return
             if self.mode_for(name) != "kubernetes":

@@ -21,6 +21,10 @@ with :class:`LinkChange` items describing the connection (connecting, connected,
 reconnecting with the delay before the next attempt and the error). It reconnects forever
 with exponential backoff and full jitter, and treats a stream that stays silent longer
 than ``idle_timeout`` (the backend sends keep-alives) as dead.
+
+Nothing read from the backend is unbounded (:mod:`backend.bounded_http`): each answer has
+a size ceiling and one deadline for the whole exchange, and no line of a stream may grow
+past its limit; an answer over a ceiling is a :class:`BadResponse` that says so.
 """
 
 from __future__ import annotations
@@ -37,6 +41,7 @@ from urllib.parse import quote
 import httpx
 from pydantic import ValidationError
 
+from backend.bounded_http import AnswerTooLarge, MiB, fetch, lines
 from backend.models import (
     FLEET_EVENT_ADAPTER,
     ActionResult,
@@ -72,6 +77,14 @@ __all__ = [
 ]
 
 FleetEventT = SnapshotEvent | InstanceEvent | RemovedEvent | DiscoveryEvent
+
+# Ceilings of what is read from the backend. The largest legitimate answers: the full list
+# and the snapshot event of a thousand instances (about 1 MiB each), 10,000 log lines.
+JSON_LIMIT = 32 * MiB
+SSE_LINE_LIMIT = 32 * MiB
+PNG_LIMIT = 8 * MiB
+LOG_LIMIT = 16 * MiB
+LOG_LINE_LIMIT = 1 * MiB
 
 
 @dataclass(frozen=True, slots=True)
@@ -133,6 +146,8 @@ def _root_os_error(exc: BaseException) -> OSError | None:
 
 def describe_transport_error(exc: BaseException, url: str) -> str:
     """One line for a connection-level failure."""
+    if isinstance(exc, AnswerTooLarge):
+        return f"backend {url}: {exc}"
     if isinstance(exc, httpx.ConnectTimeout):
         return f"backend {url} unreachable: connect timed out"
     if isinstance(exc, httpx.TimeoutException):
@@ -162,6 +177,8 @@ class BackendClient:
         self.base_url = base_url.rstrip("/")
         self._token = token
         self._timeout = timeout
+        # Each network operation has ``timeout``; a whole answer gets a few of them.
+        self._deadline = 3 * timeout
         self._http = httpx.AsyncClient(
             base_url=self.base_url,
             timeout=httpx.Timeout(timeout),
@@ -214,13 +231,24 @@ class BackendClient:
         what: str,
         *,
         auth: bool = False,
+        limit: int = JSON_LIMIT,
         **kwargs: Any,
     ) -> httpx.Response:
         headers = dict(kwargs.pop("headers", None) or {})
         if auth and self._token:
             headers["Authorization"] = f"Bearer {self._token}"
         try:
-            resp = await self._http.request(method, path, headers=headers, **kwargs)
+            resp = await fetch(
+                self._http,
+                method,
+                path,
+                limit=limit,
+                deadline=self._deadline,
+                headers=headers,
+                **kwargs,
+            )
+        except AnswerTooLarge as exc:
+            raise BadResponse(f"{what}: {exc}") from None
         except httpx.TransportError as exc:
             raise Unreachable(describe_transport_error(exc, self.base_url)) from None
         self._raise_for(resp, what)
@@ -257,6 +285,7 @@ class BackendClient:
             self._path(name, "/thumbnail.png"),
             f"thumbnail of {name}",
             params={"width": max(16, min(1920, int(width)))},
+            limit=PNG_LIMIT,
         )
         if not resp.content.startswith(b"\x89PNG"):
             raise BadResponse(f"thumbnail of {name}: backend did not send a PNG")
@@ -270,6 +299,7 @@ class BackendClient:
             self._path(name, "/logs"),
             f"logs of {name}",
             params={"tail": max(0, min(10_000, tail))},
+            limit=LOG_LIMIT,
         )
         return resp.text.splitlines()
 
@@ -288,9 +318,11 @@ class BackendClient:
                 if not resp.is_success:
                     await resp.aread()
                     self._raise_for(resp, what)
-                async for sse in _sse_events(resp):
+                async for sse in _sse_events(resp, LOG_LINE_LIMIT):
                     if sse.data is not None:
                         yield sse.data
+        except AnswerTooLarge as exc:
+            raise BadResponse(f"{what}: {exc}") from None
         except httpx.TransportError as exc:
             raise Unreachable(describe_transport_error(exc, self.base_url)) from None
 
@@ -306,6 +338,11 @@ class BackendClient:
             "POST", self._path(name, "/restart"), f"restart {name}", auth=True
         )
         return _parse(ActionResult, resp, f"restart {name}")
+
+    async def forget(self, name: str) -> ActionResult:
+        """Drop a lost local instance (its supervisor died) from the list. Needs the token."""
+        resp = await self._request("DELETE", self._path(name), f"forget {name}", auth=True)
+        return _parse(ActionResult, resp, f"forget {name}")
 
     # ------------------------------------------------------------------ events
     async def events(
@@ -340,7 +377,7 @@ class BackendClient:
                     if not ctype.startswith("text/event-stream"):
                         raise BadResponse(f"event stream: backend sent {ctype or 'no type'}")
                     connected = False
-                    async for sse in _sse_events(resp):
+                    async for sse in _sse_events(resp, SSE_LINE_LIMIT):
                         if sse.data is None:
                             continue
                         parsed = _parse_event(sse.event, sse.data)
@@ -410,22 +447,27 @@ class _Sse:
     id: str | None
 
 
-async def _sse_events(resp: httpx.Response) -> AsyncIterator[_Sse]:
-    """Parses a ``text/event-stream`` body (WHATWG rules, enough for our server)."""
+async def _sse_events(resp: httpx.Response, max_line: int) -> AsyncIterator[_Sse]:
+    """Parses a ``text/event-stream`` body (WHATWG rules, enough for our server); an event
+    may not hold more than ``max_line`` bytes of data."""
     event: str | None = None
     data: list[str] = []
+    size = 0
     ident: str | None = None
-    async for line in resp.aiter_lines():
+    async for line in lines(resp, max_line):
         if line == "":
             if data or event:
                 yield _Sse(event, "\n".join(data) if data else None, ident)
-            event, data = None, []
+            event, data, size = None, [], 0
             continue
         if line.startswith(":"):
             continue  # comment / keep-alive
         fname, _, value = line.partition(":")
         value = value.removeprefix(" ")
         if fname == "data":
+            size += len(value)
+            if size > max_line:  # many short data lines add up to one event
+                raise AnswerTooLarge(f"an event of the stream is over {max_line} bytes")
             data.append(value)
         elif fname == "event":
             event = value

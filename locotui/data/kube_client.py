@@ -355,14 +355,21 @@ class _StreamThread:
             self.stop()
 
 
-def _iter_lines(resp: Any) -> Iterator[str]:
-    """Lines of a streaming body, decoded leniently; a last line without newline too."""
+MAX_LOG_LINE = 1024 * 1024
+
+
+def _iter_lines(resp: Any, max_line: int = MAX_LOG_LINE) -> Iterator[str]:
+    """Lines of a streaming body, decoded leniently; a last line without newline too. A
+    line that never ends is handed on in ``max_line`` pieces rather than held whole."""
     buffer = bytearray()
     for segment in resp.stream(amt=None, decode_content=False):
         buffer.extend(segment if isinstance(segment, bytes) else str(segment).encode())
         while (nl := buffer.find(b"\n")) != -1:
             yield buffer[:nl].decode("utf-8", errors="replace").rstrip("\r")
             del buffer[: nl + 1]
+        while len(buffer) > max_line:
+            yield buffer[:max_line].decode("utf-8", errors="replace")
+            del buffer[:max_line]
     if buffer:
         yield buffer.decode("utf-8", errors="replace")
 

@@ -44,7 +44,7 @@ from locotui.data.fleet import FilterError, FleetModel, Origin, Source
 from locotui.data.history import HistoryProvider, make_history
 from locotui.data.kube_client import KubeClient
 from locotui.data.link import LinkState
-from locotui.keymap import ACTIONS
+from locotui.keymap import ACTIONS, MUTATING
 from locotui.ui.clock import Clock
 from locotui.ui.grid import TileGrid
 from locotui.ui.header import Banner, FleetHeader, HeaderInfo
@@ -54,8 +54,6 @@ from locotui.ui.tile import THUMB_LOADING, Thumb
 
 __all__ = ["MUTATING", "LocoApp"]
 
-MUTATING = frozenset({"soft_reset", "restart_pod", "rolling_restart"})
-"""Actions that change the fleet: disabled (and shown disabled) in read-only mode."""
 
 MAIN_ONLY = frozenset(
     {
@@ -742,6 +740,15 @@ class LocoApp(App[int]):
         if not targets:
             targets = [e.name for e in self.model.view()]
         self._confirm_action(ActionKind.ROLLING_RESTART, targets)
+
+    def action_forget(self) -> None:
+        lost = [n for n in self.targets() if (e := self.model.get(n)) and e.instance.lost_since]
+        if not lost:
+            self.notify(
+                "only a lost instance (its supervisor died) can be forgotten", severity="warning"
+            )
+            return
+        self._confirm_action(ActionKind.FORGET, lost)
 
     def _confirm_action(self, kind: ActionKind, targets: list[str]) -> None:
         from locotui.ui.screens.confirm import ActionScreen

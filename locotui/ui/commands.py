@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING
 
 from textual.command import DiscoveryHit, Hit, Hits, Provider
 
+from locotui.keymap import MUTATING
 from locotui.ui import fmt
 
 if TYPE_CHECKING:
@@ -28,7 +29,7 @@ class FleetCommands(Provider):
 
     async def _run(self, action: str) -> None:
         app = _app(self)
-        if action in ("soft_reset", "restart_pod", "rolling_restart") and app.read_only:
+        if action in MUTATING and app.read_only:
             app.notify_read_only(action)
             return
         await app.run_action(action)

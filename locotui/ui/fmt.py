@@ -21,7 +21,10 @@ __all__ = [
     "STATUS_SYMBOL",
     "age",
     "breaker_text",
+    "fps_cell",
+    "fps_label",
     "fps_text",
+    "measuring",
     "phase_style",
     "pod_summary",
     "since",
@@ -161,6 +164,35 @@ def fps_text(fps: float | None) -> str:
     return "  -  " if fps is None else f"{fps:5.1f}"
 
 
+def measuring(inst: Instance) -> bool:
+    """The emulator is live but has not measured its (new) QEMU's frame rate yet: a 0 or a
+    dash would both say something false."""
+    h = inst.health
+    return (
+        inst.fps is None
+        and not inst.stale
+        and h is not None
+        and h.video.estimated_frame_rate is None
+        and inst.status in (InstanceStatus.HEALTHY, InstanceStatus.STARTING)
+    )
+
+
+def fps_cell(inst: Instance) -> Text:
+    """The frame rate as a 5-wide cell: the figure, ``meas…`` while measuring, or ``-``."""
+    if measuring(inst):
+        return span("meas…", "dim italic")
+    return Text(fps_text(inst.fps), style="" if inst.fps is not None else "dim")
+
+
+def fps_label(inst: Instance) -> Text:
+    """``25.0 fps``, ``measuring… fps`` or ``- fps`` for titles and tiles."""
+    if measuring(inst):
+        return span("measuring…", "dim italic")
+    if inst.fps is None:
+        return span("- fps", "dim")
+    return span(f"{inst.fps:.1f} fps", "bold")
+
+
 def breaker_text(inst: Instance, at: datetime | None = None) -> Text:
     b = inst.breaker
     label = {"half_open": "half-open"}.get(b.state.value, b.state.value)
@@ -181,6 +213,10 @@ def pod_summary(inst: Instance, at: datetime | None = None) -> Text:
     """``Running 1/1 ↻2 3h12m node-a`` (Kubernetes) or the source for static/local."""
     pod = inst.pod
     if pod is None:
+        if inst.lost_since is not None:
+            text = span(f"{inst.source.value} · ", "dim")
+            text.append(f"supervisor lost {since(inst.lost_since, at)} ago", style="bold red")
+            return text
         return Text(f"{inst.source.value} · no pod", style="dim")
     phase = pod.phase or "?"
     if pod.deleting:

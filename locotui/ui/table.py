@@ -86,7 +86,7 @@ def row_cells(entry: Entry, selected: bool, at: datetime) -> tuple[Text | str, .
         fmt.span("✔", "bold") if selected else " ",
         name,
         fmt.status_text(inst),
-        Text(fmt.fps_text(inst.fps)),
+        fmt.fps_cell(inst),
         fmt.span(fmt.sparkline(entry.fps_values(TREND_WIDTH), TREND_WIDTH), "cyan"),
         fmt.breaker_text(inst, at),
         pod_text,

@@ -58,9 +58,8 @@ def tile_lines(entry: Entry, at: datetime) -> list[Text]:
 
     # 1: status with symbol, fps and its sparkline.
     first = fmt.status_text(inst)
-    fps = Text(f"{fmt.fps_text(inst.fps).strip()} fps ", style="bold")
-    if inst.fps is None:
-        fps = Text("- fps ", style="dim")
+    fps = fmt.fps_label(inst)
+    fps.append(" ")
     spark = Text(fmt.sparkline(entry.fps_values(SPARK_WIDTH), SPARK_WIDTH), style="cyan")
     first.append("  ")
     right = Text.assemble(fps, spark)

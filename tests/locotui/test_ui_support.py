@@ -155,13 +155,15 @@ class FakeFleet:
         return dict(r.json())
 
     def baseline(self) -> None:
-        """Every instance healthy at 25 fps, except loco-2 degraded at 4 fps."""
+        """Every instance healthy at 25 fps, except loco-2 degraded at 4 fps (set in one
+        step each, so no probe ever sees a state in between)."""
+        degraded = {
+            "overall_status": "degraded",
+            "fps": 4.0,
+            "reasons": ["frame rate low: 4.0 fps"],
+        }
         for name in self.names:
-            self.set(name, **self.BASELINE)
-        if "loco-2" in self.names:
-            self.set(
-                "loco-2", overall_status="degraded", fps=4.0, reasons=["frame rate low: 4.0 fps"]
-            )
+            self.set(name, **{**self.BASELINE, **(degraded if name == "loco-2" else {})})
 
     def static_file(self, path: Path, log_files: dict[str, Path] | None = None) -> Path:
         items = []

@@ -31,6 +31,7 @@ TITLES = {
     ActionKind.SOFT_RESET: "Soft reset",
     ActionKind.RESTART_POD: "Restart pod",
     ActionKind.ROLLING_RESTART: "Rolling restart",
+    ActionKind.FORGET: "Forget",
 }
 _PHASE = {
     Phase.PENDING: ("○", "dim"),

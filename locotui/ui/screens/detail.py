@@ -88,7 +88,8 @@ def title_line(entry: Entry, at: datetime) -> Text:
     text = span(f" {entry.name} ", "bold reverse")
     text.append("  ")
     text.append_text(fmt.status_text(inst))
-    text.append(f"   {fmt.fps_text(inst.fps).strip()} fps", style="bold")
+    text.append("   ")
+    text.append_text(fmt.fps_label(inst))
     text.append(f"   source {inst.source.value}", style="dim")
     if entry.origin is Origin.KUBERNETES:
         text.append("   pod-only view (backend unreachable)", style="bold yellow")
@@ -156,10 +157,19 @@ def emulator_section(inst: Instance, at: datetime) -> RenderableType:
     t.add_row("qemu.last_exit", _val(q.last_exit))
     t.add_row("qemu.booted", _val(q.booted))
     t.add_row("qemu.crash_loop", _val(q.crash_loop, "bold red" if q.crash_loop else "green"))
+    if q.disk_error:
+        t.add_row("qemu.disk_error", _val(q.disk_error, "bold red"))
+    if q.hangs or q.resumes:
+        t.add_row("qemu.hangs / resumes", Text(f"{q.hangs} killed hung / {q.resumes} resumed"))
     t.add_row("qemu.accel / profile", Text(f"{q.accel} / {q.profile}"))
     v = h.video
     t.add_row("video.display_active", _val(v.display_active))
-    t.add_row("video.frame_rate", Text(f"{v.estimated_frame_rate:.1f} fps"))
+    t.add_row(
+        "video.frame_rate",
+        Text(f"{v.estimated_frame_rate:.1f} fps")
+        if v.estimated_frame_rate is not None
+        else Text("measuring… (the current QEMU has not been sampled yet)", style="dim italic"),
+    )
     t.add_row("video.resolution", Text(f"{v.width}x{v.height}" if v.width and v.height else "-"))
     t.add_row(
         "video.last_frame_age",
@@ -185,6 +195,11 @@ def emulator_section(inst: Instance, at: datetime) -> RenderableType:
             ),
         )
         t.add_row("disk.overlay", Text(f"{d.overlay} ({_bytes(d.overlay_size)})"))
+        if d.free_bytes is not None:
+            low = d.free_bytes < 64 * 1024 * 1024
+            t.add_row("disk.free", _val(_bytes(d.free_bytes), "bold yellow" if low else ""))
+        if d.base_changed:
+            t.add_row("disk.base_changed", _val(d.base_changed, "bold red"))
     else:
         t.add_row("disk", _val(None))
     errors = Text()

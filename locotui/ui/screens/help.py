@@ -12,7 +12,7 @@ from textual.containers import VerticalScroll
 from textual.screen import ModalScreen
 from textual.widgets import Static
 
-from locotui.keymap import ACTIONS
+from locotui.keymap import ACTIONS, MUTATING
 
 if TYPE_CHECKING:
     from locotui.ui.app import LocoApp
@@ -73,11 +73,7 @@ def help_rows(app: LocoApp) -> list[tuple[str, str, str]]:
     for name, action in ACTIONS.items():
         desc = action.description
         state = app.check_action(name, ())
-        if (
-            state is None
-            and app.read_only
-            and name in ("soft_reset", "restart_pod", "rolling_restart")
-        ):
+        if state is None and app.read_only and name in MUTATING:
             desc += "  [disabled: read-only]"
         rows.append((_keys(app.settings.keys.keys_for(name)), name, desc))
     return rows

@@ -27,7 +27,7 @@ import asyncio
 import os
 import socket
 import sys
-from collections.abc import Mapping, Sequence
+from collections.abc import AsyncIterator, Mapping, Sequence
 from pathlib import Path
 from types import ModuleType
 from typing import Any
@@ -234,12 +234,17 @@ def _fail_fast_sniffio() -> None:
 
 
 def run_console(
-    settings: config.Settings, env: Mapping[str, str], *, kubernetes: bool = True
+    settings: config.Settings,
+    env: Mapping[str, str],
+    *,
+    kubernetes: bool = True,
+    notices: AsyncIterator[str] | None = None,
 ) -> int:
     """Opens the console (after the checks in the module docstring); returns the exit code.
 
     ``kubernetes=False`` leaves the cluster out entirely, whatever kubeconfig is around
-    (``locotui demo``: its fleet runs on this machine).
+    (``locotui demo``: its fleet runs on this machine). ``notices`` are lines the console
+    shows as alerts as they come (the demo's processes ending).
     """
     try:
         _check_backend_host(settings.backend_url)
@@ -269,6 +274,7 @@ def run_console(
         kube_note=kube_note,
         context=_current_context(settings, env) if kube is not None else None,
         audit_path=state / "locotui" / "audit.jsonl",
+        notices=notices,
     )
     app.run()
     if kube is not None:

@@ -138,4 +138,4 @@ def _console(settings: config.Settings, stack: DemoStack) -> int:
     )
     # The demo's fleet lives on this machine only: no cluster, whatever kubeconfig is around.
     env = {k: v for k, v in os.environ.items() if k != "KUBECONFIG"}
-    return run_console(demo_settings, env, kubernetes=False)
+    return run_console(demo_settings, env, kubernetes=False, notices=stack.deaths())

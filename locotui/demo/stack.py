@@ -18,7 +18,8 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Callable
+from collections import deque
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -27,6 +28,7 @@ import httpx
 from emulator.childproc import die_with_parent
 from emulator.errors import ExitCode
 from emulator.statedir import AlreadyLocked, take_lock
+from emulator.supervisor import describe_exit
 from emulator.testimage import write_test_image
 from locotui.demo.ports import free_port, free_vnc_display
 
@@ -319,6 +321,49 @@ class DemoStack:
             return (await client.get(f"{self.backend_url}/ready")).status_code == 200
         except httpx.HTTPError:
             return False
+
+    # -- watch ----------------------------------------------------------------------------
+
+    async def deaths(self) -> AsyncIterator[str]:
+        """One line for each of the demo's processes that ends while this is iterated.
+
+        Event-driven: a pidfd per process becomes readable when it exits, so nothing is
+        polled. Meant for the console, which says so on screen: a demo whose backend or
+        emulator died must not just look quiet.
+        """
+        loop = asyncio.get_running_loop()
+        ended: asyncio.Queue[Child] = asyncio.Queue()
+        watched: dict[int, Child] = {}
+        for child in self.children:
+            if child.proc is None or not child.running:
+                continue
+            try:
+                fd = os.pidfd_open(child.proc.pid)
+            except OSError:  # already gone (and reaped) or pidfds unsupported
+                continue
+            watched[fd] = child
+            loop.add_reader(fd, self._ended, fd, watched, ended)
+        try:
+            while watched or not ended.empty():
+                child = await ended.get()
+                assert child.proc is not None
+                code = child.proc.wait()
+                last = child.log_tail(1).splitlines()[-1:] or []
+                yield (
+                    f"demo: {child.name} (pid {child.proc.pid}) "
+                    f"{describe_exit(code, deque(last))}; log {child.log_path}"
+                )
+        finally:
+            for fd in list(watched):
+                loop.remove_reader(fd)
+                os.close(fd)
+
+    @staticmethod
+    def _ended(fd: int, watched: dict[int, Child], ended: asyncio.Queue[Child]) -> None:
+        child = watched.pop(fd)
+        asyncio.get_running_loop().remove_reader(fd)
+        os.close(fd)
+        ended.put_nowait(child)
 
     # -- stop -----------------------------------------------------------------------------
 

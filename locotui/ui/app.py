@@ -21,7 +21,7 @@ import os
 import signal
 import threading
 from collections import deque
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
 from dataclasses import replace
 from datetime import datetime
 from pathlib import Path
@@ -173,8 +173,10 @@ class LocoApp(App[int]):
         context: str | None = None,
         audit_path: Path | None = None,
         fallback_after: float = 5.0,
+        notices: AsyncIterator[str] | None = None,
     ) -> None:
         super().__init__()
+        self._notices = notices
         from locotui.ui.commands import FleetCommands, JumpCommands
 
         self.COMMANDS = App.COMMANDS | {FleetCommands, JumpCommands}  # type: ignore[misc]
@@ -283,7 +285,17 @@ class LocoApp(App[int]):
             self._prometheus_loop()
         if self.feeds is not None:
             await self.feeds.start()
+        if self._notices is not None:
+            self.run_worker(self._show_notices(self._notices), name="notices", group="notices")
         self._render()
+
+    async def _show_notices(self, notices: AsyncIterator[str]) -> None:
+        """Alerts from whoever started the console (the demo's processes ending): kept in
+        the banner, since a toast alone is gone before anyone reads it."""
+        async for line in notices:
+            self.header_info.alerts.append(line)
+            self.notify(line, title="alert", severity="error", timeout=20)
+            self.banner.update(self.clock.monotonic())
 
     async def on_unmount(self) -> None:
         if self.feeds is not None:

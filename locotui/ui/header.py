@@ -10,7 +10,7 @@ once-a-second tick only repaints what moved (the countdown, the age).
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from rich.text import Text
 from textual.strip import Strip
@@ -35,6 +35,8 @@ class HeaderInfo:
     read_only: bool = False
     view: str = "tiles"
     backend_url: str | None = None
+    alerts: list[str] = field(default_factory=list)
+    """Lines from outside the fleet data that must stay visible (newest last)."""
 
 
 _LINK_LOOK: dict[LinkState, tuple[str, str, str]] = {
@@ -130,17 +132,25 @@ def header_lines(model: FleetModel, info: HeaderInfo, now: float) -> list[Text]:
 
 
 def banner_text(model: FleetModel, info: HeaderInfo, now: float) -> Text | None:
-    """The banner when the backend is not live, else None.
+    """The banner when the backend is not live or an alert came in, else None.
 
     Ordered by what the operator needs first: that the backend is gone, when the next
     attempt is, what the screen is showing meanwhile, and only then the error (the
-    backend's URL is on the header's second line already).
+    backend's URL is on the header's second line already). With the backend live, the
+    newest alert (e.g. a demo process that died) is shown instead.
     """
     link = model.links[Source.BACKEND]
-    if link.state in (LinkState.CONNECTED, LinkState.IDLE):
-        return None
-    if link.state is LinkState.CONNECTING and link.error is None:
-        return None  # first connection attempt: nothing is wrong yet
+    backend_fine = link.state in (LinkState.CONNECTED, LinkState.IDLE) or (
+        link.state is LinkState.CONNECTING and link.error is None  # nothing wrong yet
+    )
+    if backend_fine:
+        if not info.alerts:
+            return None
+        text = span(" ⚠ ", "bold reverse red")
+        text.append(f" {_short(info.alerts[-1], 150)}", style="bold")
+        if len(info.alerts) > 1:
+            text.append(f" (+{len(info.alerts) - 1} earlier)", style="dim")
+        return text
     failed = link.state is LinkState.FAILED
     text = span(" ⚠ BACKEND REFUSED " if failed else " ⚠ BACKEND UNREACHABLE ", "bold reverse red")
     left = link.retry_in(now)

@@ -4,7 +4,7 @@ Neither server takes more than a few bytes in a request (actions carry no payloa
 uvicorn accepts any body and an endpoint that never reads it still answers 200 to a
 megabyte of POST. A pure ASGI middleware answers 413 before the application runs when the
 declared ``Content-Length`` is above the limit, and stops a chunked body at the limit as it
-is read, so memory stays bounded whatever a client sends.
+arrives, so memory stays bounded whatever a client sends.
 """
 
 from __future__ import annotations
@@ -14,10 +14,6 @@ import json
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 DEFAULT_LIMIT = 64 * 1024
-
-
-class _TooLarge(Exception):
-    pass
 
 
 class BodyLimit:
@@ -35,29 +31,27 @@ class BodyLimit:
                     await self._refuse(send)
                     return
                 break
+        # Bodies here are small by contract, so the whole body is taken first (at most the
+        # limit) and handed to the application afterwards: an oversized chunked body is
+        # refused before the application has started an answer of its own.
+        pending: list[Message] = []
         received = 0
-        started = False
-
-        async def counted() -> Message:
-            nonlocal received
+        while True:
             message = await receive()
-            if message["type"] == "http.request":
-                received += len(message.get("body", b""))
-                if received > self.limit:
-                    raise _TooLarge
-            return message
-
-        async def tracked(message: Message) -> None:
-            nonlocal started
-            if message["type"] == "http.response.start":
-                started = True
-            await send(message)
-
-        try:
-            await self.app(scope, counted, tracked)
-        except _TooLarge:
-            if not started:
+            pending.append(message)
+            if message["type"] != "http.request":
+                break  # the client went away; the application will see that
+            received += len(message.get("body", b""))
+            if received > self.limit:
                 await self._refuse(send)
+                return
+            if not message.get("more_body", False):
+                break
+
+        async def replay() -> Message:
+            return pending.pop(0) if pending else await receive()
+
+        await self.app(scope, replay, send)
 
     async def _refuse(self, send: Send) -> None:
         body = json.dumps(

@@ -73,6 +73,12 @@ def check_state_dir(state_dir: Path) -> None:
         state_dir.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         raise _unusable(state_dir, exc, "cannot create it") from None
+    if os.statvfs(state_dir).f_flag & os.ST_RDONLY:
+        raise SupervisorError(
+            f"state directory {state_dir} is on a read-only filesystem; give a writable "
+            "--state-dir",
+            ExitCode.STATE_DIR_UNUSABLE,
+        )
     if not os.access(state_dir, os.W_OK | os.X_OK):
         raise SupervisorError(
             f"state directory {state_dir} is not writable by this user (uid {os.getuid()}); "

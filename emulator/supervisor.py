@@ -66,7 +66,7 @@ class DiskError:
     since: float
     next_resume_at: float
     backoff: float = RESUME_BACKOFF_MIN
-    resumed_at: float | None = None  # last ``cont``, while waiting to see it hold
+    resumed_at: float | None = None  # last ``cont`` (or running again), until it holds
 
     def describe(self, free_bytes: int | None) -> str:
         if self.kind == "nospace":
@@ -171,7 +171,11 @@ class Supervisor:
             crash_loop=self.crash_loop,
             accel=self.accel,
             profile=self.profile,
-            disk_error=self.disk_error.describe(self.free_bytes()) if self.disk_error else None,
+            # Said while the guest is paused on it; during the settle after a resume the
+            # guest runs, and resumes already counts the attempt.
+            disk_error=self.disk_error.describe(self.free_bytes())
+            if self.disk_error is not None and self.qmp_status == "io-error"
+            else None,
             resumes=self.resumes,
             hangs=self.hangs,
         )
@@ -464,6 +468,7 @@ class Supervisor:
             err.next_resume_at = now + err.backoff
             return
         err.resumed_at = now
+        self.resumes += 1
         log(
             logger,
             logging.INFO,
@@ -479,7 +484,6 @@ class Supervisor:
             err.resumed_at = self._clock()
         if self._clock() - err.resumed_at < RESUME_SETTLE:
             return
-        self.resumes += 1
         self.disk_error = None
         log(
             logger,

@@ -92,9 +92,10 @@ def start_supervisor(
     token: str | None = None,
     env: dict[str, str] | None = None,
     args: list[str] | None = None,
+    state_dir: Path | None = None,
 ) -> SupervisorProcess:
     image = image or make_image(tmp)
-    state = tmp / f"state-{name}"
+    state = state_dir or tmp / f"state-{name}"
     port = free_port()
     display = free_vnc_display()
     log_path = tmp / f"{name}.log"

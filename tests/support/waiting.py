@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Awaitable, Callable
-from typing import TypeVar
+from typing import Any, TypeVar
 
 T = TypeVar("T")
 
@@ -34,3 +34,19 @@ async def wait_until(
         f"{what} not reached within {deadline:.0f} s; last result: {last!r}; "
         f"last error: {last_exc!r}"
     )
+
+
+def poll_until(
+    check: Callable[[], Any], timeout: float, what: str, describe: Callable[[], str] | None = None
+) -> Any:
+    """Sync twin of :func:`wait_until`: calls ``check`` until it is truthy; fails with
+    ``describe()`` (e.g. the screen) when ``timeout`` runs out."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = check()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            extra = f"\n{describe()}" if describe else ""
+            raise AssertionError(f"timed out after {timeout}s waiting for {what}{extra}")
+        time.sleep(0.1)

@@ -210,3 +210,4 @@ def test_port_in_use(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None
     assert code == ExitCode.PORT_IN_USE
     err = capsys.readouterr().err
     assert f"127.0.0.1:{port} is already in use" in err and "--health-port" in err
+    assert not (tmp_path / "s" / "overlay.qcow2").exists(), "found before any disk work"

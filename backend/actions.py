@@ -106,14 +106,12 @@ async def reset(runtime: BackendRuntime, target: Target) -> ActionResult:
 
 async def restart(runtime: BackendRuntime, target: Target) -> ActionResult:
     if target.source is InstanceSource.KUBERNETES:
-        from kubernetes.client.exceptions import ApiException
+        from backend.kube.errors import KubeError
 
-        from backend.discovery.kubernetes import describe_api_error
-
-        if runtime.kube_actions is None or not target.namespace:
+        if runtime.kube is None or not target.namespace:
             raise ApiError(500, "internal_error", "no Kubernetes client for a Kubernetes pod")
         try:
-            await runtime.kube_actions.delete_pod(target.namespace, target.name)
+            await runtime.kube.delete_pod(target.namespace, target.name)
         except BreakerOpenError as exc:
             raise ApiError(
                 503,
@@ -121,7 +119,7 @@ async def restart(runtime: BackendRuntime, target: Target) -> ActionResult:
                 "the Kubernetes API is unreachable (circuit open)",
                 headers={"Retry-After": str(max(1, round(exc.retry_after_seconds)))},
             ) from None
-        except ApiException as exc:
+        except KubeError as exc:
             if exc.status == 404:
                 raise ApiError(404, "not_found", f"pod {target.name} is already gone") from None
             if exc.status in (401, 403):
@@ -129,11 +127,9 @@ async def restart(runtime: BackendRuntime, target: Target) -> ActionResult:
                     502,
                     "upstream_refused",
                     f"the Kubernetes API refused to delete pod {target.name}: "
-                    f"{describe_api_error(exc)} (check the backend's RBAC: pods/delete)",
+                    f"{exc.message} (check the backend's RBAC: pods/delete)",
                 ) from None
-            raise ApiError(502, "upstream_error", describe_api_error(exc)) from None
-        except Exception as exc:
-            raise ApiError(502, "upstream_error", describe_api_error(exc)) from None
+            raise ApiError(502, "upstream_error", str(exc)) from None
         message = f"pod {target.namespace}/{target.name} deleted; its controller recreates it"
     else:
         message = await _supervisor_post(runtime, target, "/restart") or "restart requested"

@@ -94,31 +94,50 @@ async def fetch(
     )
 
 
-async def lines(resp: httpx.Response, max_line: int) -> AsyncIterator[str]:
-    """The lines of a streamed body (ended by ``\n``, ``\r\n`` or ``\r``), none longer than
-    ``max_line`` bytes: a peer that never ends a line cannot make the reader hold it all."""
+class LineTooLong(ValueError):
+    """A line of a stream grew past the reader's limit without ending."""
+
+
+async def split_lines(
+    chunks: AsyncIterator[bytes], max_line: int, *, split_long: bool = False
+) -> AsyncIterator[str]:
+    """The lines of a byte stream (ended by ``\n``, ``\r\n`` or ``\r``), none longer than
+    ``max_line`` bytes: a peer that never ends a line cannot make the reader hold it all.
+    A longer line raises :class:`LineTooLong`, or with ``split_long`` is handed on in
+    ``max_line`` pieces (for logs, where showing beats refusing)."""
     buf = bytearray()
     searched = 0  # bytes at the start of buf known to hold no line end
-    async for chunk in resp.aiter_bytes():
+    async for chunk in chunks:
         buf += chunk
-        while (end := _line_end(buf, searched)) is not None:
-            stop, skip = end
-            if stop > max_line:
-                break
-            line = bytes(buf[:stop])
-            del buf[: stop + skip]
-            searched = 0
-            yield line.decode("utf-8", errors="replace")
-        else:
-            searched = max(0, len(buf) - 1)  # a lone trailing \r is looked at again
-            if len(buf) <= max_line:
+        while True:
+            end = _line_end(buf, searched)
+            if end is not None and end[0] <= max_line:
+                stop, skip = end
+                line = bytes(buf[:stop])
+                del buf[: stop + skip]
+                searched = 0
+                yield line.decode("utf-8", errors="replace")
                 continue
-        raise AnswerTooLarge(
-            f"a line of the stream is over the {_size(max_line)} limit",
-            request=_request_of(resp),
-        )
+            if end is None and len(buf) <= max_line:
+                searched = max(0, len(buf) - 1)  # a lone trailing \r is looked at again
+                break
+            if not split_long:
+                raise LineTooLong(f"a line of the stream is over the {_size(max_line)} limit")
+            piece = bytes(buf[:max_line])
+            del buf[:max_line]
+            searched = 0
+            yield piece.decode("utf-8", errors="replace")
     if buf:
         yield buf.rstrip(b"\r").decode("utf-8", errors="replace")
+
+
+async def lines(resp: httpx.Response, max_line: int) -> AsyncIterator[str]:
+    """:func:`split_lines` of an httpx response; a line too long is :class:`AnswerTooLarge`."""
+    try:
+        async for line in split_lines(resp.aiter_bytes(), max_line):
+            yield line
+    except LineTooLong as exc:
+        raise AnswerTooLarge(str(exc), request=_request_of(resp)) from None
 
 
 def _line_end(buf: bytearray, start: int) -> tuple[int, int] | None:

@@ -17,8 +17,8 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 from backend.config import DEFAULT_LOCAL_DIR, DEFAULT_PORT, Settings
+from backend.kube.conventions import SERVICE_ACCOUNT_NAMESPACE_FILE
 from backend.models import InstanceSource
-from backend.namespace import SERVICE_ACCOUNT_NAMESPACE_FILE
 from backend.version import VERSION
 from emulator import jsonlog
 from emulator.jsonlog import log
@@ -285,10 +285,13 @@ def main(argv: Sequence[str] | None = None, env: Mapping[str, str] | None = None
         settings = settings_from_args(args, env)
         # Imported here: the CLI's --help and usage errors should not pay for FastAPI.
         from backend.api.app import create_app
-        from backend.runtime import build_runtime
+        from backend.runtime import build_runtime, connect_kubernetes
 
         try:
-            runtime = build_runtime(settings, env=env)
+            kube = None
+            if settings.discovery is InstanceSource.KUBERNETES:
+                kube = connect_kubernetes(settings, env)
+            runtime = build_runtime(settings, env=env, kube=kube)
         except ValueError as exc:  # StaticConfigError, KubeConfigError
             raise UsageError(str(exc)) from None
         sock = bind_socket(settings.host, settings.port)

@@ -5,9 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from backend.discovery.conventions import LABEL_SELECTOR
+from backend.kube.conventions import LABEL_SELECTOR, SERVICE_ACCOUNT_NAMESPACE_FILE
 from backend.models import InstanceSource
-from backend.namespace import SERVICE_ACCOUNT_NAMESPACE_FILE
 
 DEFAULT_PORT = 8081
 DEFAULT_LOCAL_DIR = Path(".state")

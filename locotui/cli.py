@@ -161,22 +161,6 @@ def _kube_requested(settings: config.Settings, env: Mapping[str, str]) -> bool:
     return explicit or bool(env.get("KUBECONFIG", "").strip())
 
 
-def _current_context(settings: config.Settings, env: Mapping[str, str]) -> str | None:
-    """The context name the header shows when none was given (best effort)."""
-    if settings.kube_context:
-        return settings.kube_context
-    try:
-        from kubernetes import config as kconfig
-
-        path = settings.kubeconfig or (
-            Path(env["KUBECONFIG"].split(os.pathsep)[0]) if env.get("KUBECONFIG") else None
-        )
-        _, current = kconfig.list_kube_config_contexts(str(path) if path else None)
-        return str(current.get("name")) if current else None
-    except Exception:
-        return None
-
-
 def _connect_kube(settings: config.Settings, env: Mapping[str, str]) -> tuple[Any, str | None]:
     """(KubeClient or None, note for the operator)."""
     from locotui.data.kube_client import KubeClient, KubeConfigError
@@ -217,7 +201,11 @@ async def _preflight(settings: config.Settings, kube: Any) -> tuple[str | None, 
             return str(exc)
         return None
 
-    b, k = await asyncio.gather(backend(), cluster())
+    try:
+        b, k = await asyncio.gather(backend(), cluster())
+    finally:
+        if kube is not None:
+            await kube.aclose()  # this loop ends here; the console's own makes a new client
     return b, k
 
 
@@ -272,13 +260,11 @@ def run_console(
         backend=BackendClient(settings.backend_url, token=settings.control_token),
         kube=kube,
         kube_note=kube_note,
-        context=_current_context(settings, env) if kube is not None else None,
+        context=kube.context if kube is not None else None,
         audit_path=state / "locotui" / "audit.jsonl",
         notices=notices,
     )
-    app.run()
-    if kube is not None:
-        kube.close()
+    app.run()  # the app closes its Kubernetes client itself, on its own loop
     return app.return_code or 0
 
 

@@ -49,6 +49,7 @@ from emulator.jsonlog import log
 audit_logger = logging.getLogger("backend.audit")
 
 _JSON = "application/json"
+POD_LOG_LIMIT = 16 * 1024 * 1024
 _ERR = {"model": ErrorBody}
 _SSE_DOC = {"content": {"text/event-stream": {"schema": {"type": "string"}}}}
 NAME = Annotated[
@@ -281,7 +282,7 @@ def create_app(runtime: BackendRuntime) -> FastAPI:
                 media_type="text/event-stream",
                 headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
             )
-        if target.source is InstanceSource.KUBERNETES and runtime.kube_actions is not None:
+        if target.source is InstanceSource.KUBERNETES and runtime.kube is not None:
             if follow:
                 raise ApiError(
                     400,
@@ -289,18 +290,23 @@ def create_app(runtime: BackendRuntime) -> FastAPI:
                     "follow is not served for Kubernetes pods: stream the pod log from the "
                     "Kubernetes API (kubectl logs -f)",
                 )
+            from backend.kube.errors import KubeError
+
             try:
-                text = await runtime.kube_actions.pod_log_tail(
-                    target.namespace or "default", name, max(tail, 1)
+                stream = await runtime.kube.pod_log(
+                    target.namespace or "default",
+                    name,
+                    tail=max(tail, 1),
+                    # The API server stops there, so a pod with huge lines cannot make the
+                    # backend hold more than this.
+                    limit_bytes=POD_LOG_LIMIT,
                 )
+                lines = [line async for line in stream.lines()]
             except BreakerOpenError:
                 raise ApiError(503, "unreachable", "the Kubernetes API is unreachable") from None
-            except Exception as exc:
-                from backend.discovery.kubernetes import describe_api_error
-
-                raise ApiError(502, "upstream_error", describe_api_error(exc)) from None
-            if tail == 0:
-                text = ""
+            except KubeError as exc:
+                raise ApiError(502, "upstream_error", str(exc)) from None
+            text = "".join(f"{line}\n" for line in lines) if tail else ""
             return PlainTextResponse(text)
         raise ApiError(404, "no_log", f"{name} has no registered log file")
 

@@ -301,6 +301,9 @@ class LocoApp(App[int]):
         if self.feeds is not None:
             with contextlib.suppress(Exception):
                 await self.feeds.stop()
+        if self.kube is not None:
+            with contextlib.suppress(Exception):
+                await self.kube.aclose()
 
     def _install_hangup(self) -> None:
         """A closed terminal (ssh dropped, tmux pane killed) must end the process, not

@@ -15,6 +15,7 @@ from pathlib import Path
 
 import httpx
 
+from backend.kube.config import connect
 from backend.models import (
     FLEET_EVENT_ADAPTER,
     BreakerState,
@@ -56,7 +57,7 @@ async def cluster(
             sim.stop()
 
 
-def k8s_runtime(sim: KubeSim, transport: LoopbackOnly, **changes: object) -> BackendRuntime:
+async def k8s_runtime(sim: KubeSim, transport: LoopbackOnly, **changes: object) -> BackendRuntime:
     opts: dict[str, object] = {
         "discovery": InstanceSource.KUBERNETES,
         "kubeconfig": sim.kubeconfig,
@@ -67,7 +68,8 @@ def k8s_runtime(sim: KubeSim, transport: LoopbackOnly, **changes: object) -> Bac
         "action_interval": 0.1,
     }
     opts.update(changes)
-    return build_runtime(settings(**opts), env={}, http_transport=transport)  # type: ignore[arg-type]
+    kube = await connect(sim.kubeconfig, None, env={})
+    return build_runtime(settings(**opts), env={}, http_transport=transport, kube=kube)  # type: ignore[arg-type]
 
 
 def names(runtime: BackendRuntime) -> list[str]:
@@ -90,7 +92,7 @@ def counter(runtime: BackendRuntime, name: str, **labels: str) -> float:
 async def test_pods_appear_change_and_disappear(tmp_path: Path) -> None:
     transport = LoopbackOnly()
     async with cluster(tmp_path) as (sim, fake):
-        runtime = k8s_runtime(sim, transport)
+        runtime = await k8s_runtime(sim, transport)
         fleet = runtime.fleet
         async with serve(runtime) as url, httpx.AsyncClient(base_url=url) as client:
 
@@ -142,7 +144,7 @@ async def test_pods_appear_change_and_disappear(tmp_path: Path) -> None:
 async def test_restart_deletes_the_pod_and_it_comes_back(tmp_path: Path) -> None:
     transport = LoopbackOnly()
     async with cluster(tmp_path, pods=2) as (sim, _fake):
-        runtime = k8s_runtime(sim, transport)
+        runtime = await k8s_runtime(sim, transport)
         fleet = runtime.fleet
         async with serve(runtime) as url, httpx.AsyncClient(base_url=url) as client:
             await eventually(lambda: len(fleet) == 2, fleet=fleet, what="2 pods")
@@ -187,7 +189,7 @@ async def test_restart_deletes_the_pod_and_it_comes_back(tmp_path: Path) -> None
 async def test_relist_after_410_loses_and_duplicates_nothing(tmp_path: Path) -> None:
     transport = LoopbackOnly()
     async with cluster(tmp_path, pods=3) as (sim, _fake):
-        runtime = k8s_runtime(sim, transport, probing=False)
+        runtime = await k8s_runtime(sim, transport, probing=False)
         fleet = runtime.fleet
         await runtime.start()
         try:
@@ -231,7 +233,7 @@ async def test_relist_after_410_loses_and_duplicates_nothing(tmp_path: Path) -> 
 async def test_api_outage_keeps_fleet_stale_then_recovers(tmp_path: Path) -> None:
     transport = LoopbackOnly()
     async with cluster(tmp_path, pods=2) as (sim, _fake):
-        runtime = k8s_runtime(sim, transport, breaker_threshold=2, breaker_reset=0.3)
+        runtime = await k8s_runtime(sim, transport, breaker_threshold=2, breaker_reset=0.3)
         fleet = runtime.fleet
         await runtime.start()
         try:
@@ -294,7 +296,7 @@ async def test_api_outage_keeps_fleet_stale_then_recovers(tmp_path: Path) -> Non
 async def test_namespace_from_kubeconfig_context_and_pod_logs(tmp_path: Path) -> None:
     transport = LoopbackOnly()
     async with cluster(tmp_path, pods=1, spare=0) as (sim, _fake):
-        runtime = k8s_runtime(
+        runtime = await k8s_runtime(
             sim,
             transport,
             namespace=None,

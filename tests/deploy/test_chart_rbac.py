@@ -18,18 +18,17 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from kubernetes import client as k8s_client
-from kubernetes.client.exceptions import ApiException
+from kubernetes.aio import client as aio_client
 
 from tests.deploy.chart import NAMESPACE, ROOT, VARIANTS, render
 
 Permission = tuple[str, str, str]  # (apiGroup, resource, verb)
 
-# Kubernetes client API classes the backend may use, and their API group.
+# Kubernetes client API classes the layer may use, and their API group.
 API_CLASSES: dict[type, str] = {
-    k8s_client.CoreV1Api: "",
-    k8s_client.AppsV1Api: "apps",
-    k8s_client.EventsV1Api: "events.k8s.io",
+    aio_client.CoreV1Api: "",
+    aio_client.AppsV1Api: "apps",
+    aio_client.EventsV1Api: "events.k8s.io",
 }
 VERBS = {
     "list": "list",
@@ -59,10 +58,8 @@ _API_CALL = re.compile(r"^(list|read|delete|patch|replace|create|connect)_")
 _METHOD = re.compile(
     r"^(list|read|delete|patch|replace|create)_(namespaced_)?([a-z_]+?)(_for_all_namespaces)?$"
 )
-
-
-# API methods every authenticated user may call (discovery), needing no rule.
-NO_RULE_NEEDED = {"get_api_resources"}
+_SUFFIXES = ("_without_preload_content", "_with_http_info")
+LAYER = ROOT / "backend" / "kube"
 
 
 def _api_group_of(method: str) -> str | None:
@@ -73,40 +70,111 @@ def _api_group_of(method: str) -> str | None:
     return None
 
 
+def _permissions_of_call(
+    node: ast.Attribute, call: ast.Call | None, where: str
+) -> list[Permission]:
+    group = _api_group_of(node.attr)
+    if group is None:
+        return []
+    name = node.attr
+    for suffix in _SUFFIXES:
+        name = name.removesuffix(suffix)
+    m = _METHOD.match(name)
+    assert m, f"{where}: a Kubernetes API call this test cannot map to RBAC"
+    verb_word, namespaced, resource_word, all_namespaces = m.groups()
+    assert namespaced and not all_namespaces, (
+        f"{where} is cluster-wide: the chart grants namespaced Roles only"
+    )
+    assert resource_word in RESOURCES, f"{where}: add {resource_word!r} to RESOURCES"
+    resource = RESOURCES[resource_word]
+    watch = call is not None and any(
+        k.arg == "watch" and isinstance(k.value, ast.Constant) and k.value.value is True
+        for k in call.keywords
+    )
+    verb = "watch" if watch else VERBS[verb_word]
+    return [(group, resource, verb)]
+
+
+def _calls(tree: ast.AST) -> dict[int, ast.Call]:
+    """The call each attribute is made by, or handed to (``self._stream(core.list_…,
+    watch=True)`` is a watch)."""
+    calls: dict[int, ast.Call] = {}
+    for n in ast.walk(tree):
+        if isinstance(n, ast.Call):
+            calls[id(n.func)] = n
+            for arg in n.args:
+                calls.setdefault(id(arg), n)
+    return calls
+
+
+@functools.cache
+def layer_methods() -> dict[str, set[Permission]]:
+    """What each ``KubeApi`` method asks of the API server (from its source)."""
+    tree = ast.parse((LAYER / "api.py").read_text())
+    cls = next(n for n in tree.body if isinstance(n, ast.ClassDef) and n.name == "KubeApi")
+    methods: dict[str, set[Permission]] = {}
+    for fn in cls.body:
+        if not isinstance(fn, ast.AsyncFunctionDef | ast.FunctionDef):
+            continue
+        calls = _calls(fn)
+        found: set[Permission] = set()
+        for node in ast.walk(fn):
+            if isinstance(node, ast.Attribute):
+                where = f"backend/kube/api.py:{node.lineno} {node.attr}"
+                found.update(_permissions_of_call(node, calls.get(id(node)), where))
+        if found:
+            methods[fn.name] = found
+    return methods
+
+
+@functools.cache
+def layer_functions() -> dict[str, set[str]]:
+    """Module-level functions of the layer and the ``KubeApi`` methods they call."""
+    methods = layer_methods()
+    functions: dict[str, set[str]] = {}
+    for path in LAYER.glob("*.py"):
+        for fn in ast.parse(path.read_text()).body:
+            if isinstance(fn, ast.AsyncFunctionDef | ast.FunctionDef):
+                used = {
+                    n.attr
+                    for n in ast.walk(fn)
+                    if isinstance(n, ast.Attribute) and n.attr in methods
+                }
+                if used:
+                    functions[fn.name] = used
+    return functions
+
+
+def permissions_used_by(package: str) -> dict[Permission, list[str]]:
+    """Every (group, resource, verb) code under ``package`` can ask for, with where: the
+    layer methods it calls, directly or through the layer's functions."""
+    methods, functions = layer_methods(), layer_functions()
+    used: dict[Permission, list[str]] = {}
+    for path in sorted((ROOT / package).rglob("*.py")):
+        if path == LAYER / "api.py":
+            continue
+        tree = ast.parse(path.read_text(), filename=str(path))
+        for node in ast.walk(tree):
+            name = (
+                node.attr
+                if isinstance(node, ast.Attribute)
+                else node.id
+                if isinstance(node, ast.Name)
+                else None
+            )
+            called = {name} & methods.keys() if name else set()
+            if name in functions:
+                called |= functions[name]
+            for method in called:
+                where = f"{path.relative_to(ROOT)}:{node.lineno} {name}"
+                for permission in methods[method]:
+                    used.setdefault(permission, []).append(where)
+    return used
+
+
 @functools.cache
 def permissions_used_by_backend() -> dict[Permission, list[str]]:
-    """Every (group, resource, verb) the backend's code can ask for, with where it does."""
-    used: dict[Permission, list[str]] = {}
-    for path in sorted((ROOT / "backend").rglob("*.py")):
-        tree = ast.parse(path.read_text(), filename=str(path))
-        calls = {id(n.func): n for n in ast.walk(tree) if isinstance(n, ast.Call)}
-        for node in ast.walk(tree):
-            if not isinstance(node, ast.Attribute):
-                continue
-            group = _api_group_of(node.attr)
-            if group is None or node.attr in NO_RULE_NEEDED:
-                continue
-            where = f"{path.relative_to(ROOT)}:{node.lineno} {node.attr}"
-            m = _METHOD.match(node.attr.removesuffix("_with_http_info"))
-            assert m, f"{where}: a Kubernetes API call this test cannot map to RBAC"
-            verb_word, namespaced, resource_word, all_namespaces = m.groups()
-            assert namespaced and not all_namespaces, (
-                f"{where} is cluster-wide: the chart grants the backend a namespaced Role only"
-            )
-            assert resource_word in RESOURCES, f"{where}: add {resource_word!r} to RESOURCES"
-            resource = RESOURCES[resource_word]
-            call = calls.get(id(node))
-            verbs = [VERBS[verb_word]]
-            watch = call is not None and any(
-                k.arg == "watch" and isinstance(k.value, ast.Constant) and k.value.value is True
-                for k in call.keywords
-            )
-            if verb_word == "list" and (call is None or watch):
-                # passed as a function (to a Watch) or called with watch=True
-                verbs = ["watch"] if watch else ["list", "watch"]
-            for verb in verbs:
-                used.setdefault((group, resource, verb), []).append(where)
-    return used
+    return permissions_used_by("backend")
 
 
 def granted(rules: list[dict[str, Any]]) -> set[Permission]:
@@ -195,6 +263,20 @@ def test_no_wildcards_and_nothing_cluster_wide() -> None:
                 assert not {"escalate", "bind", "impersonate"} & set(rule["verbs"])
         if doc["kind"] == "RoleBinding":
             assert doc["roleRef"]["kind"] == "Role", variant
+
+
+def test_console_needs_what_the_operator_role_grants() -> None:
+    """What the console asks with the operator's credentials is in the operator Role; its
+    reads are in the read-only Role."""
+    r = render()
+    operator = granted(r.get("Role", "loco-operator")["rules"])
+    viewer = granted(r.get("Role", "loco-viewer")["rules"])
+    need = permissions_used_by("locotui")
+    assert ("", "pods", "watch") in need and ("apps", "statefulsets", "patch") in need
+    missing = {p: need[p] for p in need.keys() - operator}
+    assert not missing, f"the console calls these but the operator Role does not allow: {missing}"
+    reads = {p for p in need if p[2] in ("get", "list", "watch")}
+    assert reads <= viewer, f"reads the viewer Role lacks: {reads - viewer}"
 
 
 def test_operator_and_read_only_roles() -> None:
@@ -292,6 +374,8 @@ def cluster(tmp_path: Path) -> Iterator[Any]:
     sim.start()
     try:
         with sim.api_client() as admin:
+            from kubernetes import client as k8s_client
+
             apps = k8s_client.AppsV1Api(admin)
             apps.create_namespaced_stateful_set(NAMESPACE, render().statefulset)
         sim.wait_pods_ready(3, timeout=15, namespace=NAMESPACE)
@@ -310,18 +394,25 @@ def token_for(sim: Any, name: str, role: dict[str, Any]) -> Any:
     return token
 
 
-async def test_backend_works_with_exactly_its_role(cluster: Any) -> None:
+async def api_as(sim: Any, token: Any) -> Any:
+    """The Kubernetes layer as the holder of ``token`` (through a breaker, as the backend)."""
     from backend.breaker import TargetBreaker
+    from backend.kube.api import KubeApi
+    from backend.kube.config import connect
+
+    conn = await connect(sim.kubeconfig, sim.context_for(token), env={})
+    return KubeApi(conn, call=TargetBreaker("kubernetes-api", 3, 5.0).call)
+
+
+async def test_backend_works_with_exactly_its_role(cluster: Any) -> None:
     from backend.discovery.kubernetes import KubernetesDiscovery
-    from backend.kube_actions import KubeActions
     from backend.models import NamespaceSource
 
     sim = cluster
     token = token_for(sim, "loco-backend", render().get("Role", "loco-backend"))
-    api = sim.api_client(token)
-    breaker = TargetBreaker("kubernetes-api", 3, 5.0)
+    api = await api_as(sim, token)
     discovery = KubernetesDiscovery(
-        api, NAMESPACE, NamespaceSource.SERVICE_ACCOUNT, breaker, resync_seconds=30
+        api, NAMESPACE, NamespaceSource.SERVICE_ACCOUNT, resync_seconds=30
     )
     sink = Sink()
     task = asyncio.create_task(discovery.run(sink))
@@ -332,9 +423,9 @@ async def test_backend_works_with_exactly_its_role(cluster: Any) -> None:
         for target in sink.targets.values():
             assert target.health_url.endswith(":8080")
             assert target.vnc.endswith(":5900")
-        actions = KubeActions(api, breaker)
-        assert isinstance(await actions.pod_log_tail(NAMESPACE, "loco-emulator-1", 10), str)
-        await actions.delete_pod(NAMESPACE, "loco-emulator-1")
+        logs = await api.pod_log(NAMESPACE, "loco-emulator-1", tail=10)
+        assert isinstance([line async for line in logs.lines()], list)
+        await api.delete_pod(NAMESPACE, "loco-emulator-1")
         # the watch (not only the list) works: the deletion arrives as an event
         await until(lambda: "loco-emulator-1" in sink.removed, "deletion seen by the watch")
     finally:
@@ -344,23 +435,25 @@ async def test_backend_works_with_exactly_its_role(cluster: Any) -> None:
 
 
 async def test_read_only_role_cannot_restart(cluster: Any) -> None:
-    from backend.breaker import TargetBreaker
-    from backend.kube_actions import KubeActions
+    from backend.kube.errors import KubeError
 
     sim = cluster
     token = token_for(sim, "viewer", render().get("Role", "loco-viewer"))
-    actions = KubeActions(sim.api_client(token), TargetBreaker("kubernetes-api", 3, 5.0))
-    # viewers read logs ...
-    assert isinstance(await actions.pod_log_tail(NAMESPACE, "loco-emulator-0", 5), str)
-    # ... but do not restart emulators
-    with pytest.raises(ApiException) as info:
-        await actions.delete_pod(NAMESPACE, "loco-emulator-0")
-    assert info.value.status == 403
+    api = await api_as(sim, token)
+    try:
+        # viewers read logs ...
+        logs = await api.pod_log(NAMESPACE, "loco-emulator-0", tail=5)
+        assert isinstance([line async for line in logs.lines()], list)
+        # ... but do not restart emulators
+        with pytest.raises(KubeError) as info:
+            await api.delete_pod(NAMESPACE, "loco-emulator-0")
+        assert info.value.status == 403
+    finally:
+        await api.close()
 
 
 async def test_backend_without_watch_cannot_discover(cluster: Any) -> None:
     """The simulator enforces verbs: dropping one from the Role breaks the backend."""
-    from backend.breaker import TargetBreaker
     from backend.discovery.kubernetes import KubernetesDiscovery
     from backend.models import NamespaceSource
 
@@ -371,10 +464,8 @@ async def test_backend_without_watch_cannot_discover(cluster: Any) -> None:
             {**rule, "verbs": [v for v in rule["verbs"] if v != "watch"]} for rule in role["rules"]
         ]
     }
-    api = sim.api_client(token_for(sim, "no-watch", crippled))
-    discovery = KubernetesDiscovery(
-        api, NAMESPACE, NamespaceSource.SERVICE_ACCOUNT, TargetBreaker("api", 3, 5.0)
-    )
+    api = await api_as(sim, token_for(sim, "no-watch", crippled))
+    discovery = KubernetesDiscovery(api, NAMESPACE, NamespaceSource.SERVICE_ACCOUNT)
     sink = Sink()
     task = asyncio.create_task(discovery.run(sink))
     try:

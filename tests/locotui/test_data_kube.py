@@ -147,23 +147,6 @@ async def test_list_and_watch_pods(sim: KubeSim, kube: KubeClient) -> None:
         await watch.close()
 
 
-def test_watch_error_events(kube: KubeClient) -> None:
-    """The watch cache's 410 arrives as an ERROR event: a relist, not an error."""
-    from locotui.data.kube_client import _Gone
-
-    gone = '{"type":"ERROR","object":{"kind":"Status","code":410,"message":"too old"}}'
-    with pytest.raises(_Gone):
-        kube._watch_event(gone, "5")
-    other = '{"type":"ERROR","object":{"kind":"Status","code":500,"message":"boom"}}'
-    with pytest.raises(ServerError, match="API error 500: boom"):
-        kube._watch_event(other, "5")
-    assert kube._watch_event("not json", "5") == (None, "5")
-    bookmark = '{"type":"BOOKMARK","object":{"metadata":{"resourceVersion":"9"}}}'
-    assert kube._watch_event(bookmark, "5") == (None, "9")
-    broken_pod = '{"type":"ADDED","object":{"metadata":{"resourceVersion":"10"}}}'
-    assert kube._watch_event(broken_pod, "9") == (None, "10")
-
-
 async def test_pod_logs_tail_timestamps_follow_previous_since(
     sim: KubeSim, kube: KubeClient
 ) -> None:

@@ -97,7 +97,7 @@ def cluster(tmp_path: Path) -> Iterator[dict[str, object]]:
 async def test_real_emulators_through_backend_and_kubernetes(cluster: dict[str, object]) -> None:
     sim: KubeSim = cluster["sim"]  # type: ignore[assignment]
     url: str = cluster["url"]  # type: ignore[assignment]
-    kube = KubeClient(sim.api_client(), "loco", context="kubesim", server=sim.url)
+    kube = await KubeClient.aconnect(sim.kubeconfig, namespace="loco", env={})
     app = LocoApp(
         ui_settings(url, thumbnails=True, thumbnail_interval=1.0),
         backend=BackendClient(url, token=TOKEN),

@@ -57,9 +57,9 @@ def kubesim(tmp_path: Path) -> Iterator[KubeSim]:
         yield sim
 
 
-def kube_client(sim: KubeSim, read_only: bool = False) -> KubeClient:
-    api = sim.api_client(token=sim.readonly if read_only else None)
-    return KubeClient(api, "loco", context="kubesim", server=sim.url)
+async def kube_client(sim: KubeSim, read_only: bool = False) -> KubeClient:
+    context = sim.context_for(sim.readonly) if read_only else None
+    return await KubeClient.aconnect(sim.kubeconfig, context=context, namespace="loco", env={})
 
 
 def closed_port_url() -> str:
@@ -111,7 +111,7 @@ async def test_kubernetes_only_view_when_backend_is_down(kubesim: KubeSim) -> No
     app = LocoApp(
         ui_settings(url, thumbnails=False),
         backend=BackendClient(url),
-        kube=kube_client(kubesim),
+        kube=await kube_client(kubesim),
         fallback_after=0.2,
     )
     async with app.run_test(size=(160, 40)) as pilot:
@@ -143,7 +143,7 @@ async def test_rbac_denial_is_shown_as_such(kubesim: KubeSim) -> None:
     app = LocoApp(
         ui_settings(url, thumbnails=False),
         backend=BackendClient(url),
-        kube=kube_client(kubesim, read_only=True),
+        kube=await kube_client(kubesim, read_only=True),
         fallback_after=0.2,
     )
     async with app.run_test(size=(160, 40)) as pilot:
@@ -174,7 +174,7 @@ async def test_restart_pod_through_kubernetes(kubesim: KubeSim) -> None:
     app = LocoApp(
         ui_settings(url, thumbnails=False),
         backend=BackendClient(url),
-        kube=kube_client(kubesim),
+        kube=await kube_client(kubesim),
         fallback_after=0.2,
     )
     async with app.run_test(size=(160, 40)) as pilot:

@@ -33,6 +33,7 @@ from locotui.config import Settings
 from locotui.data.actions import ActionKind, ActionRunner, Phase, Progress
 from locotui.data.errors import DataError, NotFound, ReadOnly
 from locotui.data.fleet import FleetModel
+from locotui.data.routes import is_pod
 
 if TYPE_CHECKING:
     from locotui.data.kube_client import KubeClient
@@ -82,10 +83,8 @@ async def _main(settings: Settings, options: argparse.Namespace, stdin: TextIO) 
         except DataError as exc:
             backend_error = exc
         try:
-            wants_kube = not options.soft and (
-                instance is None or instance.source.value == "kubernetes"
-            )
-            if wants_kube and kube_configured(settings):
+            source = instance.source if instance is not None else None
+            if not options.soft and is_pod(source, kube_configured(settings)):
                 try:
                     kube = await open_kube(settings)
                 except DataError as exc:

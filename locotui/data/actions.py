@@ -36,6 +36,7 @@ from typing import Any, Literal
 
 from backend.models import InstanceSource
 from locotui.data.errors import DataError, ReadOnly
+from locotui.data.routes import Mode, Routes
 
 __all__ = [
     "DOWNTIME_SECONDS",
@@ -71,11 +72,6 @@ DOWNTIME_SECONDS: dict[ActionKind, int] = {
     ActionKind.ROLLING_RESTART: 45,
     ActionKind.FORGET: 0,
 }
-
-Mode = Literal["kubernetes", "backend", "backend_pod"]
-"""How a restart is done: delete the pod with the operator's credentials; the backend
-restarts QEMU (local/static); the backend deletes the pod with its own service account
-(Kubernetes instance, but no kubeconfig here)."""
 
 
 @dataclass(frozen=True)
@@ -220,9 +216,9 @@ ProgressCallback = Callable[[Progress], None]
 
 
 class ActionRunner:
-    """Runs actions with the console's clients. ``source_of(name)`` tells how a target
-    is deployed (default: from the fleet model when given, else Kubernetes when a kube
-    client exists, else the backend)."""
+    """Runs actions with the console's clients; which side does a restart is asked of
+    ``routes`` (:class:`locotui.data.routes.Routes`), made from the fleet model when one
+    is given."""
 
     def __init__(
         self,
@@ -232,6 +228,7 @@ class ActionRunner:
         audit: AuditLog | None = None,
         read_only: bool = False,
         fleet: Any | None = None,
+        routes: Routes | None = None,
         wait_ready: bool = True,
         ready_timeout: float = 300.0,
         concurrency: int = 4,
@@ -246,14 +243,14 @@ class ActionRunner:
         self.ready_timeout = ready_timeout
         self.concurrency = max(1, concurrency)
         self.poll = poll
+        self.routes = routes or Routes(backend=backend, kube=kube, source_of=self._source_of)
+
+    def _source_of(self, name: str) -> InstanceSource | None:
+        entry = self.fleet.get(name) if self.fleet is not None else None
+        return entry.instance.source if entry is not None else None
 
     def mode_for(self, name: str) -> Mode:
-        entry = self.fleet.get(name) if self.fleet is not None else None
-        if entry is not None and entry.instance.source is not InstanceSource.KUBERNETES:
-            return "backend"
-        if self.kube is not None:
-            return "kubernetes"
-        return "backend_pod" if entry is not None else "backend"
+        return self.routes.restart(name)
 
     def describe(self, action: ActionKind | str, targets: Sequence[str]) -> str:
         action = ActionKind(action)

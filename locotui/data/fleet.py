@@ -135,6 +135,10 @@ class Entry:
     """(unix time, fps or None while unknown), oldest first, bounded."""
     status_history: deque[tuple[float, InstanceStatus]] = field(default_factory=deque)
     """(unix time, status) at every status *change*, oldest first, bounded."""
+    breaker_history: deque[tuple[datetime, str, int]] = field(
+        default_factory=lambda: deque(maxlen=50)
+    )
+    """(since, state, failures) at every circuit-breaker state change this session."""
 
     @property
     def status(self) -> InstanceStatus:
@@ -429,6 +433,10 @@ class FleetModel:
         entry.updated_at = now
         if not entry.status_history or entry.status_history[-1][1] is not inst.status:
             entry.status_history.append((wall, inst.status))
+        breaker = inst.breaker
+        if not entry.breaker_history or entry.breaker_history[-1][1] != breaker.state.value:
+            since = breaker.since or datetime.fromtimestamp(wall, UTC)
+            entry.breaker_history.append((since, breaker.state.value, breaker.failures))
         if origin is Origin.BACKEND:
             # Backend updates can arrive many times a second; keep at most one sample per
             # sample_interval so the sparkline's x axis is roughly time.

@@ -127,7 +127,7 @@ def _wait(stack: DemoStack) -> int:
 
 
 def _console(settings: config.Settings, stack: DemoStack) -> int:
-    from locotui.cli import run_console
+    from locotui.console import run_console
 
     demo_settings = dataclasses.replace(
         settings,

@@ -9,7 +9,7 @@ list; the action runs in an app-level worker, so closing the dialog does not can
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, ClassVar
+from typing import ClassVar
 
 from rich.table import Table
 from rich.text import Text
@@ -19,11 +19,8 @@ from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.screen import ModalScreen
 from textual.widgets import Button, Static
 
-from locotui.data.actions import ActionKind, Phase, Progress
+from locotui.data.actions import ActionKind, ActionRunner, Phase, Progress
 from locotui.data.errors import DataError, Forbidden, ReadOnly, Unauthorized
-
-if TYPE_CHECKING:
-    from locotui.ui.app import LocoApp
 
 __all__ = ["ActionScreen", "progress_table"]
 
@@ -85,8 +82,11 @@ class ActionScreen(ModalScreen[None]):
         Binding("enter", "enter", "Confirm / close", show=False),
     ]
 
-    def __init__(self, kind: ActionKind, targets: list[str], description: str) -> None:
+    def __init__(
+        self, kind: ActionKind, targets: list[str], description: str, runner: ActionRunner
+    ) -> None:
         super().__init__()
+        self.runner = runner
         self.kind = kind
         self.targets = targets
         self.description = description
@@ -113,7 +113,6 @@ class ActionScreen(ModalScreen[None]):
     def action_confirm(self) -> None:
         if self.state != "asking":
             return
-        app: LocoApp = self.app  # type: ignore[assignment]
         self.state = "running"
         self.add_class("-running")
         self.query_one("#confirm", Button).disabled = True
@@ -121,7 +120,8 @@ class ActionScreen(ModalScreen[None]):
         self.query_one("#summary", Static).update(
             Text("running… (closing this dialog does not stop it)", style="italic")
         )
-        app.run_worker(self._run(app), group="actions", exit_on_error=False)
+        # An app-level worker: closing the dialog must not cancel the action.
+        self.app.run_worker(self._run(), group="actions", exit_on_error=False)
 
     def action_cancel(self) -> None:
         if self.state == "asking":
@@ -146,10 +146,10 @@ class ActionScreen(ModalScreen[None]):
         if self.is_mounted:
             self.query_one("#progress", Static).update(progress_table(self.progress))
 
-    async def _run(self, app: LocoApp) -> None:
+    async def _run(self) -> None:
         title = TITLES[self.kind]
         try:
-            self.results = await app.runner.run(self.kind, self.targets, self._on_progress)
+            self.results = await self.runner.run(self.kind, self.targets, self._on_progress)
         except ReadOnly as exc:
             self.error = str(exc)
         except DataError as exc:
@@ -178,4 +178,4 @@ class ActionScreen(ModalScreen[None]):
         message = summary.plain
         if denied:
             message = f"permission denied: {denied[0].message}"
-        app.notify(message, title=title, severity=severity, timeout=8)
+        self.app.notify(message, title=title, severity=severity, timeout=8)

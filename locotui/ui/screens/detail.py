@@ -10,7 +10,7 @@ when configured, else this session's own).
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import Any, ClassVar
 
 from rich.console import Console, ConsoleOptions, Group, RenderableType, RenderResult
 from rich.table import Table
@@ -24,13 +24,14 @@ from textual.widgets import Footer, Static
 
 from backend.models import BreakerState, Instance, InstanceStatus
 from locotui.data.errors import DataError
-from locotui.data.fleet import Entry, Origin
+from locotui.data.fleet import Entry, FleetModel, Origin
+from locotui.data.history import HistoryProvider
+from locotui.data.kube_client import KubeClient
 from locotui.ui import fmt
+from locotui.ui.clock import Clock
 from locotui.ui.fmt import span
 from locotui.ui.picture import Picture
-
-if TYPE_CHECKING:
-    from locotui.ui.app import LocoApp
+from locotui.ui.thumbs import ThumbnailCache
 
 __all__ = [
     "DetailScreen",
@@ -348,9 +349,24 @@ class DetailScreen(Screen[None]):
         Binding("escape,q", "app.pop_screen", "Back"),
     ]
 
-    def __init__(self, name: str, section: str | None = None) -> None:
+    def __init__(
+        self,
+        name: str,
+        *,
+        model: FleetModel,
+        clock: Clock,
+        history: HistoryProvider,
+        kube: KubeClient | None,
+        thumbs: ThumbnailCache | None,
+        section: str | None = None,
+    ) -> None:
         super().__init__()
         self.instance_name = name
+        self.model = model
+        self.clock = clock
+        self.history = history
+        self.kube = kube
+        self.thumbs = thumbs
         self.section = section
         self._events: list[Any] | None = None
         self._events_error: str | None = None
@@ -367,7 +383,9 @@ class DetailScreen(Screen[None]):
         yield Static("", id="detail-title")
         with Horizontal(id="detail-body"):
             with Vertical(id="detail-left"):
-                picture = Picture(self.instance_name, interval=0.5, id="detail-picture")
+                picture = Picture(
+                    self.instance_name, self.thumbs, interval=0.5, id="detail-picture"
+                )
                 picture.border_title = "live picture"
                 yield picture
                 yield Static("", id="history")
@@ -376,10 +394,6 @@ class DetailScreen(Screen[None]):
                     if section != "history":
                         yield Static("", id=f"section-{section}")
         yield Footer()
-
-    @property
-    def loco(self) -> LocoApp:
-        return self.app  # type: ignore[return-value]
 
     def on_mount(self) -> None:
         self._narrow(self.app.size.width)
@@ -402,8 +416,8 @@ class DetailScreen(Screen[None]):
             self._load_history()
 
     def fleet_changed(self) -> None:
-        entry = self.loco.model.get(self.instance_name)
-        at = self.loco.now()
+        entry = self.model.get(self.instance_name)
+        at = self.clock.now()
         if entry is None:
             self.query_one("#detail-title", Static).update(
                 Text(
@@ -416,7 +430,7 @@ class DetailScreen(Screen[None]):
         self.query_one("#detail-title", Static).update(title_line(entry, at))
         self.query_one("#section-status", Static).update(instance_section(entry, at))
         self.query_one("#section-emulator", Static).update(emulator_section(entry.instance, at))
-        hist = list(self.loco.breaker_history.get(self.instance_name, ()))
+        hist = list(entry.breaker_history)
         self.query_one("#section-breaker", Static).update(breaker_section(entry.instance, hist, at))
         self.query_one("#section-pod", Static).update(pod_section(entry.instance, at))
         self.query_one("#section-events", Static).update(
@@ -426,7 +440,7 @@ class DetailScreen(Screen[None]):
 
     def tick(self, at: datetime) -> None:
         self.fleet_changed()
-        now = self.loco.clock.monotonic()
+        now = self.clock.monotonic()
         # Events and history are fetched, not pushed: refresh them every so often.
         if now - self._events_at >= 10:
             self._load_events()
@@ -435,13 +449,13 @@ class DetailScreen(Screen[None]):
 
     def _show_history(self) -> None:
         self.query_one("#history", Static).update(
-            history_section(self._fps, self._status, self.loco.history.name, self._history_error)
+            history_section(self._fps, self._status, self.history.name, self._history_error)
         )
 
     @work(exclusive=True, group="detail-events", exit_on_error=False)
     async def _load_events(self) -> None:
-        kube = self.loco.kube
-        entry = self.loco.model.get(self.instance_name)
+        kube = self.kube
+        entry = self.model.get(self.instance_name)
         if entry is not None and entry.instance.pod is None:
             self._events, self._events_error = [], None  # not a pod: nothing to ask
         elif kube is None:
@@ -453,13 +467,13 @@ class DetailScreen(Screen[None]):
                 self._events_error = None
             except DataError as exc:
                 self._events_error = str(exc)
-        self._events_at = self.loco.clock.monotonic()
+        self._events_at = self.clock.monotonic()
         self.fleet_changed()
 
     @work(exclusive=True, group="detail-history", exit_on_error=False)
     async def _load_history(self) -> None:
-        history = self.loco.history
-        self._history_at = self.loco.clock.monotonic()
+        history = self.history
+        self._history_at = self.clock.monotonic()
         try:
             fps = await history.fps([self.instance_name], window=3600, step=15)
             status = await history.status([self.instance_name], window=3600, step=15)

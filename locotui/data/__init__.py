@@ -2,8 +2,9 @@
 
 The UI (``locotui/ui``) and the scriptable commands (``locotui/commands``) are built on
 these interfaces only. Everything is asyncio; nothing here blocks the event loop (the
-blocking Kubernetes and Prometheus clients run in worker threads). Errors are the typed,
-one-line :mod:`locotui.data.errors` exceptions.
+Kubernetes API is reached through the project's one layer, :mod:`backend.kube`, on the
+official client's asyncio flavour; the blocking Prometheus client runs in worker threads).
+Errors are the typed, one-line :mod:`locotui.data.errors` exceptions.
 
 Settings — :mod:`locotui.config`, :mod:`locotui.keymap`
     ``config.add_arguments(parser)``; ``config.load_settings(args, env=None) -> Settings``
@@ -33,9 +34,10 @@ Backend — :mod:`locotui.data.backend_client`
     ``events(*, backoff, idle_timeout) -> AsyncIterator[SnapshotEvent | InstanceEvent |
     RemovedEvent | DiscoveryEvent | LinkChange | MalformedEvent]`` (reconnects forever).
 
-Kubernetes — :mod:`locotui.data.kube_client`
-    ``await KubeClient.aconnect(kubeconfig, context, namespace)`` or
-    ``KubeClient.from_settings(settings)``; ``.namespace``, ``.detail``;
+Kubernetes — :mod:`locotui.data.kube_client` (an adapter over :mod:`backend.kube`)
+    ``await KubeClient.aconnect(kubeconfig, context, namespace)``,
+    ``KubeClient.connect(...)`` outside a loop, or ``KubeClient.from_settings(settings)``;
+    ``.namespace``, ``.detail``, ``await aclose()``;
     ``list_pods() -> PodSnapshot``, ``get_pod(name) -> KubePod``,
     ``watch_pods() -> AsyncIterator[PodSnapshot | PodChange | LinkChange]``,
     ``pod_logs(name, *, container, tail, follow, previous, timestamps, since_seconds)
@@ -55,7 +57,7 @@ Fleet — :mod:`locotui.data.fleet`
     ``subscribe(cb) -> unsubscribe`` (coalesced: at most ``max_rate`` calls/s),
     ``await wait_changed(seen)``. ``Entry``: ``name, instance, origin (backend|kubernetes),
     error, status, fps, restarts, node, started_at, fps_history, status_history,
-    fps_values(n)``.
+    breaker_history, fps_values(n)``.
     :mod:`locotui.data.feeds`: ``FleetFeeds(fleet, backend=, kube=, fallback_after=5)``
     with ``start()``, ``stop()``, ``reconnect()`` keeps the model fed (backend SSE; the
     Kubernetes pod watch while the backend is gone).
@@ -75,10 +77,15 @@ History — :mod:`locotui.data.history`
     ``await status(...) -> {name: [(t, InstanceStatus)]}``: ``PrometheusHistory`` or
     ``SessionHistory`` (the fleet's ring buffers).
 
+Routes — :mod:`locotui.data.routes`
+    ``Routes(backend=, kube=, source_of=)``: the one decision which side serves an
+    instance: ``is_pod(name)``, ``restart(name) -> Mode``, ``logs(name, tail=, follow=,
+    previous=, ...) -> LogRoute(source, note)``; ``is_pod(source, kube_available)``.
+
 Actions — :mod:`locotui.data.actions`
-    ``ActionKind`` (soft_reset, restart_pod, rolling_restart);
+    ``ActionKind`` (soft_reset, restart_pod, rolling_restart, forget);
     ``describe(action, targets, namespace=, mode=) -> str`` (confirmation text);
-    ``ActionRunner(backend=, kube=, audit=, read_only=, fleet=)``: ``describe(action,
+    ``ActionRunner(backend=, kube=, audit=, read_only=, fleet=, routes=)``: ``describe(action,
     targets)``, ``await run(action, targets, on_progress) -> list[Progress]`` (raises
     ``ReadOnly``), ``stream(action, targets) -> AsyncIterator[Progress]``;
     ``AuditLog`` (``entries``, ``subscribe``) of ``AuditEntry(at, action, targets,

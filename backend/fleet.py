@@ -42,6 +42,9 @@ from backend.models import (
     Instance,
     InstanceSource,
     InstanceStatus,
+    RemediationEvent,
+    RemediationInfo,
+    TimelineEntry,
 )
 from backend.status_rule import StatusInputs, derive_status
 from emulator.jsonlog import log
@@ -70,6 +73,8 @@ class _Record:
     failing_since: datetime | None = None
     breaker: BreakerInfo = field(default_factory=BreakerInfo)
     instance: Instance | None = None
+    remediation: RemediationInfo | None = None
+    timeline: deque[TimelineEntry] = field(default_factory=lambda: deque(maxlen=TIMELINE))
     json: bytes = b""
     significant: bytes = b""  # the instance without its clock-driven fields
     published_at: float = 0.0  # time.monotonic() of its last event
@@ -94,6 +99,8 @@ _VOLATILE: dict[str, Any] = {
     },
 }
 VOLATILE_REFRESH = 5.0
+TIMELINE = 200
+"""Entries kept per instance: status changes, the policy's and people's actions."""
 
 
 def _sse(event: str, seq: int, data: bytes) -> bytes:
@@ -229,6 +236,43 @@ class Fleet:
         rec.last_probe_at = now
         self._rebuild(rec)
 
+    # ------------------------------------------------------------------ remediation input
+    def remediation_changed(self, name: str, info: RemediationInfo | None) -> None:
+        """The automatic recovery's rung for ``name`` (None: not on the ladder)."""
+        rec = self._records.get(name)
+        if rec is None or rec.remediation == info:
+            return
+        rec.remediation = info
+        self._rebuild(rec)
+
+    def remediation_decided(self, event: RemediationEvent) -> None:
+        """One decision of the automatic recovery: a fleet event of its own, and a line
+        of the instance's timeline."""
+        rec = self._records.get(event.instance)
+        if rec is not None:
+            rec.timeline.append(
+                TimelineEntry(
+                    at=event.at,
+                    kind="remediation",
+                    text=f"{event.action} ({event.outcome}): {event.reason}",
+                    by="remediation",
+                )
+            )
+        data = event.model_copy(update={"seq": self._seq + 1}).model_dump_json().encode()
+        self._publish("remediation", data)
+
+    def note_action(self, name: str, text: str, by: str | None) -> None:
+        """A person's action on ``name`` (reset, restart, forget), for its timeline."""
+        rec = self._records.get(name)
+        if rec is not None:
+            rec.timeline.append(
+                TimelineEntry(at=datetime.now(UTC), kind="action", text=text, by=by)
+            )
+
+    def timeline(self, name: str) -> list[TimelineEntry] | None:
+        rec = self._records.get(name)
+        return list(rec.timeline) if rec is not None else None
+
     def breaker_changed(self, name: str, info: BreakerInfo) -> None:
         rec = self._records.get(name)
         if rec is None:
@@ -290,6 +334,7 @@ class Fleet:
             vnc=t.vnc,
             logs_available=bool(t.log_file) or t.source is InstanceSource.KUBERNETES,
             lost_since=t.lost_since,
+            remediation=rec.remediation,
         )
 
     def _count(self, inst: Instance, delta: int) -> None:
@@ -314,6 +359,15 @@ class Fleet:
         if old is not None:
             self._count(old, -1)
         self._count(inst, +1)
+        if old is None or old.status is not inst.status:
+            rec.timeline.append(
+                TimelineEntry(
+                    at=datetime.now(UTC),
+                    kind="status",
+                    text=inst.status.value
+                    + (f": {inst.status_reason}" if inst.status_reason else ""),
+                )
+            )
         if old is not None and old.status is not inst.status:
             log(
                 logger,

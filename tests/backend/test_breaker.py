@@ -134,8 +134,10 @@ async def test_transitions_with_a_real_target_stopped_and_started(tmp_path: Path
             events_when_open = len(seen)
             trials = transitions.count(BreakerState.HALF_OPEN) + 2
             await eventually(
-                lambda: transitions.count(BreakerState.HALF_OPEN) >= trials
-                and transitions[-1] is BreakerState.OPEN,
+                lambda: (
+                    transitions.count(BreakerState.HALF_OPEN) >= trials
+                    and transitions[-1] is BreakerState.OPEN
+                ),
                 timeout=5,
                 what="two failed half-open trials",
             )

@@ -26,9 +26,10 @@ import signal
 import time
 from collections import deque
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
+from emulator.backoff import Backoff
 from emulator.childproc import die_with_parent
 from emulator.jsonlog import log
 from emulator.models import QemuFacts
@@ -57,6 +58,10 @@ RESUME_FREE_BYTES = 256 * 1024
 BaseCheck = Callable[[], Awaitable[str | None]]
 
 
+def _resume_backoff() -> Backoff:
+    return Backoff(RESUME_BACKOFF_MIN, RESUME_BACKOFF_MAX, jitter=False)
+
+
 @dataclass
 class DiskError:
     """The guest is paused because a read or write of its disk failed."""
@@ -64,9 +69,15 @@ class DiskError:
     kind: str  # "nospace" or "failed" (QMP io-status)
     device: str | None
     since: float
-    next_resume_at: float
-    backoff: float = RESUME_BACKOFF_MIN
+    next_resume_at: float = 0.0
+    delay: float = 0.0  # the current wait between resume attempts
+    backoff: Backoff = field(default_factory=_resume_backoff)
     resumed_at: float | None = None  # last ``cont`` (or running again), until it holds
+
+    def back_off(self, now: float) -> None:
+        """Paused (again): the next resume waits one step longer than the last."""
+        self.delay = self.backoff.next_delay()
+        self.next_resume_at = now + self.delay
 
     def describe(self, free_bytes: int | None) -> str:
         if self.kind == "nospace":
@@ -126,6 +137,7 @@ class Supervisor:
         self.qmp = Qmp(qmp_socket, name)
         self.accel, self.profile, self.grace = accel, profile, grace
         self.max_restarts = max_restarts
+        self.restart_backoff = Backoff(BACKOFF_MIN, BACKOFF_MAX, jitter=False)
         self._clock = clock
         self.proc: asyncio.subprocess.Process | None = None
         self.started_at: float | None = None
@@ -235,7 +247,7 @@ class Supervisor:
             if self._restart.is_set() and not self._stop.is_set():
                 self._count_restart(manual=True)
             return
-        delay = min(BACKOFF_MAX, BACKOFF_MIN * 2 ** (self.consecutive_failures - 1))
+        delay = self.restart_backoff.delay(self.consecutive_failures - 1)
         self.next_start_at = self._clock() + delay
         log(
             logger,
@@ -448,12 +460,11 @@ class Supervisor:
         if err is None or err.resumed_at is not None:
             kind, device = await self._io_status()
             if err is None:
-                err = self.disk_error = DiskError(kind, device, now, now + RESUME_BACKOFF_MIN)
+                err = self.disk_error = DiskError(kind, device, now)
                 self._error(err.describe(self.free_bytes()), device=device, io_status=kind)
             else:  # paused again right after a resume: the cause is still there
                 err.kind, err.device, err.resumed_at = kind, device, None
-                err.backoff = min(RESUME_BACKOFF_MAX, err.backoff * 2)
-                err.next_resume_at = now + err.backoff
+            err.back_off(now)
             return
         if now < err.next_resume_at:
             return
@@ -465,7 +476,7 @@ class Supervisor:
             await self.qmp.execute("cont", limit=QMP_TIMEOUT)
         except (QmpUnavailable, QmpCommandError) as exc:
             log(logger, logging.WARNING, "could not resume the guest", error=str(exc))
-            err.next_resume_at = now + err.backoff
+            err.next_resume_at = now + err.delay
             return
         err.resumed_at = now
         self.resumes += 1

@@ -21,6 +21,7 @@ from dataclasses import dataclass
 import numpy as np
 from asyncvnc import Client
 
+from emulator.backoff import Backoff
 from emulator.jsonlog import log
 from emulator.models import VideoFacts
 
@@ -127,7 +128,7 @@ class VncSampler:
 
     async def run(self) -> None:
         """Runs until cancelled: connect, sample, and on any failure reconnect with backoff."""
-        backoff = BACKOFF_MIN
+        backoff = Backoff(BACKOFF_MIN, BACKOFF_MAX, jitter=False)
         while True:
             updates_before = self._updates
             try:
@@ -148,9 +149,8 @@ class VncSampler:
             finally:
                 self._connected = False
             if self._updates > updates_before:
-                backoff = BACKOFF_MIN
-            await asyncio.sleep(backoff)
-            backoff = min(BACKOFF_MAX, backoff * 2)
+                backoff.reset()
+            await asyncio.sleep(backoff.next_delay())
 
     async def _session(self) -> None:
         """One connection, until it fails (it never ends on its own)."""

@@ -109,18 +109,6 @@ async def _preflight(settings: config.Settings, kube: Any) -> tuple[str | None, 
     return b, k
 
 
-def _fail_fast_sniffio() -> None:
-    """httpcore runs ``import sniffio`` on every request; when sniffio is not installed
-    each attempt searches the whole import path again (about a millisecond: 1-2 % of a
-    core with thumbnails at 1 Hz). A ``None`` entry in ``sys.modules`` is Python's way to
-    make an import fail at once; httpcore then assumes asyncio, which is what runs here.
-    """
-    try:
-        import sniffio  # noqa: F401
-    except ImportError:
-        sys.modules.setdefault("sniffio", None)  # type: ignore[arg-type]
-
-
 def run_console(
     settings: config.Settings,
     env: Mapping[str, str],
@@ -145,7 +133,6 @@ def run_console(
     except _Usage as exc:
         return usage_error(str(exc))
 
-    _fail_fast_sniffio()
     from locotui.data.backend_client import BackendClient
     from locotui.ui.app import LocoApp
 

@@ -47,9 +47,11 @@ async def test_the_console_rides_out_a_backend_restart(tmp_path: Path) -> None:
             assert "r1" in screen and "r2" in screen, "last-known data stays on screen"
             fleet.backend.start()
             poll_until(
-                lambda: "BACKEND UNREACHABLE" not in (s := term.screen())
-                and s.count("● healthy") == 2
-                and "backend ● live" in s,
+                lambda: (
+                    "BACKEND UNREACHABLE" not in (s := term.screen())
+                    and s.count("● healthy") == 2
+                    and "backend ● live" in s
+                ),
                 30,
                 "live again, both healthy",
                 describe=term.screen,

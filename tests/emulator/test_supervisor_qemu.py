@@ -133,7 +133,8 @@ async def test_killed_qemu_is_restarted_and_ready_again(tmp_path: Path) -> None:
         down = await sup.wait_status(lambda h: not h["qemu"]["running"], 5, "seen dead")
         assert down["overall_status"] == "unhealthy"
         status = await sup.wait_status(
-            lambda h: h["overall_status"] == "healthy" and h["qemu"]["pid"] != old_pid, 30,
+            lambda h: h["overall_status"] == "healthy" and h["qemu"]["pid"] != old_pid,
+            30,
             "restarted",
         )
         assert status["qemu"]["restarts"] == 1
@@ -218,7 +219,7 @@ async def test_crash_loop_ends_unhealthy_with_the_reason(tmp_path: Path) -> None
     crashing = tmp_path / "qemu-crashing"
     crashing.write_text(
         "#!/bin/sh\n"
-        "qemu-system-x86_64 \"$@\" &\n"
+        'qemu-system-x86_64 "$@" &\n'
         "pid=$!\n"
         "sleep 0.7\n"
         "kill -9 $pid\n"

@@ -304,13 +304,3 @@ async def test_unauthorized_stream_fails_without_retrying() -> None:
     async with refused as url, BackendClient(url) as client:
         items = [item async for item in client.events(backoff=FAST)]
     assert items[-1].state is LinkState.FAILED and "refused" in items[-1].error
-
-
-def test_backoff_grows_with_jitter_and_resets() -> None:
-    b = Backoff(initial=1.0, maximum=8.0)
-    delays = [b.next_delay() for _ in range(6)]
-    caps = [1, 2, 4, 8, 8, 8]
-    assert all(c / 2 <= d <= c for d, c in zip(delays, caps, strict=True))
-    b.reset()
-    assert b.next_delay() <= 1.0
-    assert Backoff(initial=1, maximum=4, jitter=False).next_delay() == 1

@@ -14,10 +14,11 @@ import pytest
 
 from emulator import jsonlog
 from emulator.auth import bearer_token, token_matches
-from emulator.config import Settings, VncAddress, read_token
+from emulator.config import Settings, VncAddress
 from emulator.errors import ExitCode, SupervisorError
 from emulator.framerate import Burst, BurstRateEstimator
 from emulator.health import build_status, derive, readiness
+from emulator.layered_settings import read_control_token
 from emulator.models import OverallStatus, QemuFacts, VideoFacts
 from emulator.qemu_argv import AccelChoice, build_argv, choose_accel
 from emulator.supervisor import describe_exit
@@ -123,7 +124,8 @@ def test_accel_choice(tmp_path: Path) -> None:
 
 
 def test_argv_profiles_are_lists_without_shell(tmp_path: Path) -> None:
-    base = Settings(disk=tmp_path / "d.img", state_dir=tmp_path, name="x; rm -rf /")
+    # Names that validation refuses (model_construct skips it): argv must be safe even so.
+    base = Settings.model_construct(disk=tmp_path / "d.img", state_dir=tmp_path, name="x; rm -rf /")
     overlay, sock = tmp_path / "o.qcow2", tmp_path / "q.sock"
     test_argv = build_argv(base, overlay, sock, AccelChoice("tcg", ""))
     assert test_argv[0] == "qemu-system-x86_64"
@@ -136,7 +138,9 @@ def test_argv_profiles_are_lists_without_shell(tmp_path: Path) -> None:
     assert "-m 32" in joined
     # The name goes into one argv element; nothing is ever interpreted by a shell.
     assert "x; rm -rf /,process=qemu-x; rm -rf /" in test_argv
-    odd = Settings(disk=tmp_path / "d.img", state_dir=tmp_path, name="a,debug-threads=on")
+    odd = Settings.model_construct(
+        disk=tmp_path / "d.img", state_dir=tmp_path, name="a,debug-threads=on"
+    )
     odd_argv = build_argv(odd, tmp_path / "o,v.qcow2", sock, AccelChoice("tcg", ""))
     assert "a,,debug-threads=on,process=qemu-a,,debug-threads=on" in odd_argv
     assert any(a.startswith(f"file={tmp_path}/o,,v.qcow2,format=qcow2") for a in odd_argv)
@@ -155,6 +159,12 @@ def test_exit_descriptions() -> None:
 
 
 def test_control_token_sources(tmp_path: Path) -> None:
+    def read_token(token: str | None, token_file: str | None) -> str | None:
+        env = {"LOCO_CONTROL_TOKEN": token, "LOCO_CONTROL_TOKEN_FILE": token_file}
+        given = {k: v for k, v in env.items() if v is not None}
+        found = read_control_token(given, "LOCO_CONTROL_TOKEN", "LOCO_CONTROL_TOKEN_FILE")
+        return found.value if found else None
+
     assert read_token(None, None) is None
     assert read_token("abc", None) == "abc"
     secret = tmp_path / "token"
@@ -165,6 +175,8 @@ def test_control_token_sources(tmp_path: Path) -> None:
         read_token(None, str(tmp_path / "empty"))
     with pytest.raises(SupervisorError, match="LOCO_CONTROL_TOKEN_FILE"):
         read_token(None, str(tmp_path / "missing"))
+    with pytest.raises(SupervisorError, match="LOCO_CONTROL_TOKEN is set but empty"):
+        read_token(" ", None)
 
 
 def test_bearer_parsing_and_comparison() -> None:

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import dataclasses
 import os
 import signal
 import sys
@@ -129,12 +128,13 @@ def _wait(stack: DemoStack) -> int:
 def _console(settings: config.Settings, stack: DemoStack) -> int:
     from locotui.cli import run_console
 
-    demo_settings = dataclasses.replace(
-        settings,
-        backend_url=stack.backend_url,
-        control_token=stack.token,
-        prometheus_url=stack.prometheus_url or settings.prometheus_url,
-        read_only=False,
+    demo_settings = settings.model_copy(
+        update={
+            "backend_url": stack.backend_url,
+            "control_token": stack.token,
+            "prometheus_url": stack.prometheus_url or settings.prometheus_url,
+            "read_only": False,
+        }
     )
     # The demo's fleet lives on this machine only: no cluster, whatever kubeconfig is around.
     env = {k: v for k, v in os.environ.items() if k != "KUBECONFIG"}

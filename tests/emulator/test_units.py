@@ -6,6 +6,7 @@ import io
 import json
 import logging
 import os
+import re
 import signal
 from collections import deque
 from pathlib import Path
@@ -177,6 +178,69 @@ def test_control_token_sources(tmp_path: Path) -> None:
         read_token(None, str(tmp_path / "missing"))
     with pytest.raises(SupervisorError, match="LOCO_CONTROL_TOKEN is set but empty"):
         read_token(" ", None)
+
+
+def test_settings_layers_precedence_and_one_line_errors(tmp_path: Path) -> None:
+    """flag > environment > default; a bad value is one line naming where it was given."""
+    import argparse
+    from typing import Annotated
+
+    from emulator.errors import SettingsError
+    from emulator.layered_settings import Env, LayeredSettings, env_layer, flag_layer
+
+    class Demo(LayeredSettings):
+        count: Annotated[int, Env("DEMO_COUNT")] = 1
+        label: Annotated[str, Env("DEMO_LABEL")] = "x"
+
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--count")
+    parser.add_argument("--label")
+
+    def load(argv: list[str], env: dict[str, str]) -> Demo:
+        layers = (flag_layer(Demo, parser, parser.parse_args(argv)), env_layer(Demo, env))
+        return Demo.load(*layers)
+
+    assert load([], {}) == Demo()
+    assert load([], {"DEMO_COUNT": "2", "DEMO_LABEL": " "}) == Demo(count=2)  # blank: unset
+    assert load(["--count", "3"], {"DEMO_COUNT": "2"}).count == 3
+    # pydantic's own report (no validator of ours here) still comes out as one line
+    with pytest.raises(SettingsError) as err:
+        load([], {"DEMO_COUNT": "many"})
+    assert str(err.value).startswith("DEMO_COUNT='many': input should be a valid integer")
+    assert "\n" not in str(err.value) and err.value.code == ExitCode.USAGE
+    with pytest.raises(SettingsError, match=r"^--count='many': "):
+        load(["--count", "many"], {"DEMO_COUNT": "2"})
+    # a model made directly reads nothing from the environment
+    os.environ["DEMO_COUNT"] = "5"
+    try:
+        assert Demo().count == 1
+    finally:
+        del os.environ["DEMO_COUNT"]
+
+
+def test_supervisor_settings_from_flags_and_environment(tmp_path: Path) -> None:
+    from emulator.cli import _parser, settings_from
+    from emulator.errors import SettingsError
+
+    def settings(*argv: str, **env: str) -> Settings:
+        base = ["run", "--disk", "d.img", "--state-dir", str(tmp_path)]
+        return settings_from(_parser().parse_args([*base, *argv]), env)
+
+    s = settings("--memory", "64", LOCO_MEMORY_MB="128", LOCO_PROFILE="win98")
+    assert (s.memory_mb, s.profile, s.health_port, s.fps_burst) == (64, "win98", 8080, 2.0)
+    assert settings(LOCO_FRESH_OVERLAY="yes", LOCO_FPS_SAMPLING="1/10").fps_period == 10.0
+    cases = {
+        ("--max-restarts", "x"): "--max-restarts must be a whole number, got 'x'",
+        ("--shutdown-grace", "soon"): "--shutdown-grace must be a number of seconds",
+        ("--hang-limit", "2"): "hang limit 2 s: give 0 (off) or 3-3600 seconds",
+    }
+    for argv, expected in cases.items():
+        with pytest.raises(SettingsError, match=re.escape(expected)):
+            settings(*argv)
+    with pytest.raises(SettingsError, match="LOCO_FRESH_OVERLAY must be true or false"):
+        settings(LOCO_FRESH_OVERLAY="maybe")
+    with pytest.raises(SettingsError, match="LOCO_CONTROL_TOKEN is set but empty"):
+        settings(LOCO_CONTROL_TOKEN="")
 
 
 def test_bearer_parsing_and_comparison() -> None:

@@ -30,10 +30,13 @@ import sys
 from collections.abc import AsyncIterator, Mapping, Sequence
 from pathlib import Path
 from types import ModuleType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
-from locotui import config
+from locotui import options
+
+if TYPE_CHECKING:
+    from locotui import config
 
 __all__ = ["EXIT_USAGE", "build_parser", "main", "subcommands"]
 
@@ -74,13 +77,13 @@ def subcommands() -> dict[str, ModuleType]:
 def _global_options() -> argparse.ArgumentParser:
     """The console's settings, shared by the main parser and every subcommand.
 
-    ``config.add_arguments`` defines them (``--backend-url``, ``--read-only``,
+    ``options.add_arguments`` defines them (``--backend-url``, ``--read-only``,
     ``--no-thumbnails``, ``--context``, ``--config``...); the short forms of the command
     line (``--backend``, ``-n``, ``--prometheus``) replace three of those entries, so each
     option is listed once in ``--help`` with both spellings.
     """
     parent = argparse.ArgumentParser(add_help=False, conflict_handler="resolve")
-    config.add_arguments(parent)
+    options.add_arguments(parent)
     sup = argparse.SUPPRESS
     parent.add_argument(
         "--backend",
@@ -88,7 +91,7 @@ def _global_options() -> argparse.ArgumentParser:
         dest="backend_url",
         default=sup,
         metavar="URL",
-        help=f"loco-backend base URL (LOCOTUI_BACKEND_URL, {config.DEFAULT_BACKEND_URL})",
+        help=f"loco-backend base URL (LOCOTUI_BACKEND_URL, {options.DEFAULT_BACKEND_URL})",
     )
     parent.add_argument(
         "-n",
@@ -286,6 +289,8 @@ def main(argv: Sequence[str] | None = None, env: Mapping[str, str] | None = None
     env = os.environ if env is None else env
     parser = build_parser()
     args = parser.parse_args(argv)
+    from locotui import config  # after parsing: --help does not load the settings model
+
     try:
         settings = config.load_settings(args, env=env)
     except config.ConfigError as exc:

@@ -27,8 +27,8 @@ For the entry point (``locotui/cli.py``)::
     except config.ConfigError as exc:
         print(f"locotui: error: {exc}", file=sys.stderr); return 2
 
-``add_arguments`` uses ``argparse.SUPPRESS`` defaults, so it may be added to the main
-parser *and* to each subcommand's parser without one overwriting the other.
+The flags themselves, and where the config file is, are in ``locotui.options``, which
+``--help`` can load without the model.
 """
 
 from __future__ import annotations
@@ -59,6 +59,7 @@ from emulator.layered_settings import (
     read_control_token,
 )
 from locotui.keymap import Keymap, KeymapError
+from locotui.options import DEFAULT_BACKEND_URL, ENV_PREFIX, add_arguments, default_config_path
 
 __all__ = [
     "DEFAULT_BACKEND_URL",
@@ -70,8 +71,6 @@ __all__ = [
     "load_settings",
 ]
 
-DEFAULT_BACKEND_URL = "http://127.0.0.1:8081"
-ENV_PREFIX = "LOCOTUI_"
 View = Literal["tiles", "table"]
 
 ConfigError = SettingsError
@@ -224,59 +223,6 @@ class Settings(LayeredSettings):
 
 
 _FILE_ONLY = ("control_token_file", "keys")
-
-
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    """Adds the global options (all with SUPPRESS defaults: absent means "not given").
-
-    Each ``dest`` is the :class:`Settings` field the flag sets; the validation is the
-    model's.
-    """
-    g = parser.add_argument_group("console settings (flags > LOCOTUI_* env > config file)")
-    sup = argparse.SUPPRESS
-    g.add_argument(
-        "--config",
-        default=sup,
-        metavar="FILE",
-        help="config file (LOCOTUI_CONFIG; default $XDG_CONFIG_HOME/locotui/config.toml)",
-    )
-
-    def option(flag: str, dest: str, text: str, **kw: Any) -> None:
-        env = f"{ENV_PREFIX}{'CONTEXT' if dest == 'kube_context' else dest.upper()}"
-        g.add_argument(flag, dest=dest, default=sup, help=f"{text} ({env})", **kw)
-
-    flip = {"action": argparse.BooleanOptionalAction}
-    option("--backend-url", "backend_url", f"loco-backend base URL ({DEFAULT_BACKEND_URL})")
-    option(
-        "--kubeconfig",
-        "kubeconfig",
-        "kubeconfig file (default: $KUBECONFIG, then ~/.kube/config, like kubectl)",
-    )
-    option("--context", "kube_context", "kubeconfig context (default: the current context)")
-    option(
-        "--namespace",
-        "namespace",
-        "Kubernetes namespace (default: the context's namespace, then 'default')",
-    )
-    option(
-        "--prometheus-url",
-        "prometheus_url",
-        "Prometheus base URL for fps/status history (default: none, session history)",
-    )
-    option("--read-only", "read_only", "disable every action (reset, restart)", **flip)
-    option("--thumbnails", "thumbnails", "show live thumbnails in tiles (default: on)", **flip)
-    option("--thumbnail-interval", "thumbnail_interval", "seconds between thumbnail refreshes (1)")
-    option("--theme", "theme", "Textual theme (textual-dark)")
-    option("--view", "default_view", "start in 'tiles' or 'table'")
-    option("--tail-lines", "log_tail_lines", "log lines fetched when a log view opens (200)")
-
-
-def default_config_path(env: Mapping[str, str] | None = None) -> Path:
-    env = os.environ if env is None else env
-    base = env.get("XDG_CONFIG_HOME", "").strip()
-    # XDG says a relative XDG_CONFIG_HOME is invalid and must be ignored.
-    root = Path(base) if base and os.path.isabs(base) else Path.home() / ".config"
-    return root / "locotui" / "config.toml"
 
 
 _TOML_POS = re.compile(r"\s*\(at line (\d+), column (\d+)\)\s*$")

@@ -23,11 +23,11 @@ from locotui.commands._common import (
     open_kube,
     run_main,
 )
-from locotui.config import Settings
 from locotui.data.errors import DataError, NotFound
 from locotui.data.logs import format_line, parse_line
 
 if TYPE_CHECKING:
+    from locotui.config import Settings
     from locotui.data.kube_client import KubeClient
 
 HELP = "print (and follow) an instance's log"

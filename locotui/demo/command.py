@@ -14,10 +14,12 @@ import sys
 import time
 from pathlib import Path
 from types import FrameType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from locotui import config
 from locotui.demo.stack import DemoError, DemoStack
+
+if TYPE_CHECKING:
+    from locotui import config
 
 HELP = "run a local fleet of test emulators with the backend and open the console"
 DESCRIPTION = """\

@@ -150,7 +150,11 @@ class LayeredSettings(BaseSettings):
     # Defaults are ours and known to be good: only given values are validated (a field
     # whose default comes from outside, like the host name, asks for it with
     # ``Field(validate_default=True)``).
-    model_config = SettingsConfigDict(frozen=True, extra="forbid", validate_default=False)
+    # defer_build: this base is never instantiated, so its schema is never built; each
+    # program's model builds its own on first use.
+    model_config = SettingsConfigDict(
+        frozen=True, extra="forbid", validate_default=False, defer_build=True
+    )
 
     setting_names: ClassVar[Mapping[str, str]] = {}
     """Words for a field in messages about a value that no layer gave (a default)."""

@@ -32,7 +32,7 @@ from collections.abc import Callable, Mapping
 from contextvars import ContextVar
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, ClassVar, Self
+from typing import Any, Self
 
 from pydantic import ValidationError
 from pydantic.fields import FieldInfo
@@ -50,7 +50,6 @@ __all__ = [
     "boolean",
     "env_layer",
     "flag_layer",
-    "is_blank",
     "option_names",
     "read_control_token",
     "real_number",
@@ -69,7 +68,7 @@ class Env:
     name: str | None = None
 
 
-def is_blank(value: str | None) -> bool:
+def _is_blank(value: str | None) -> bool:
     return value is None or not value.strip()
 
 
@@ -134,7 +133,7 @@ def env_layer(settings_cls: type[LayeredSettings], env: Mapping[str, str]) -> La
     where: dict[str, str] = {}
     for name, variable in settings_cls.env_names().items():
         value = env.get(variable)
-        if not is_blank(value):
+        if not _is_blank(value):
             values[name], where[name] = value, variable
     return Layer(settings_cls, "env", values, where)
 
@@ -149,15 +148,11 @@ class LayeredSettings(BaseSettings):
 
     # Defaults are ours and known to be good: only given values are validated (a field
     # whose default comes from outside, like the host name, asks for it with
-    # ``Field(validate_default=True)``).
-    # defer_build: this base is never instantiated, so its schema is never built; each
-    # program's model builds its own on first use.
+    # ``Field(validate_default=True)``). defer_build: this base is never instantiated, so
+    # its schema is never built; each program's model builds its own on first use.
     model_config = SettingsConfigDict(
         frozen=True, extra="forbid", validate_default=False, defer_build=True
     )
-
-    setting_names: ClassVar[Mapping[str, str]] = {}
-    """Words for a field in messages about a value that no layer gave (a default)."""
 
     @classmethod
     def settings_customise_sources(
@@ -194,7 +189,7 @@ class LayeredSettings(BaseSettings):
         try:
             return cls(**values)
         except ValidationError as exc:
-            raise SettingsError(_one_line(cls, exc, layers)) from None
+            raise SettingsError(_one_line(exc, layers)) from None
         finally:
             _LAYERS.reset(token)
 
@@ -204,7 +199,7 @@ class LayeredSettings(BaseSettings):
         return {name: layer.label for layer in reversed(layers) for name in layer.values}
 
 
-def _one_line(cls: type[LayeredSettings], exc: ValidationError, layers: tuple[Layer, ...]) -> str:
+def _one_line(exc: ValidationError, layers: tuple[Layer, ...]) -> str:
     """Pydantic's report of the first error as our one line."""
     error = exc.errors(include_url=False)[0]
     loc = error["loc"]
@@ -213,7 +208,7 @@ def _one_line(cls: type[LayeredSettings], exc: ValidationError, layers: tuple[La
     if not loc:  # a model validator: its message is a whole sentence
         return message
     field = str(loc[0])
-    where = cls.setting_names.get(field, field)
+    where = field  # a default, or a value handed to load() directly
     for layer in layers:
         if field in layer.values:
             where = layer.where.get(field, field)
@@ -315,7 +310,7 @@ def read_control_token(
     or a file that cannot be read or holds nothing, is an error naming it, never a silent
     "no token". Surrounding whitespace (a file's newline) is not part of the token.
     """
-    if not is_blank(path := env.get(file_variable)):
+    if not _is_blank(path := env.get(file_variable)):
         return _token_file(Path(str(path).strip()).expanduser(), file_variable, "env")
     if (value := env.get(variable)) is not None:
         if not value.strip():

@@ -4,52 +4,26 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import socket
+import os
 import sys
+from collections.abc import Mapping
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from emulator import jsonlog
-from emulator.config import (
-    Settings,
-    VncAddress,
-    check_name,
-    env,
-    parse_sampling,
-    read_token,
-)
 from emulator.errors import ExitCode, SupervisorError
 from emulator.statedir import check_state_dir, lock_state_dir
+
+if TYPE_CHECKING:
+    from emulator.config import Settings
 
 EPILOG = """\
 Every flag of 'run' can also come from the environment variable named in its help;
 a flag wins over the environment. LOCO_QEMU_BINARY names another QEMU build.
 The control token is read only from
-LOCO_CONTROL_TOKEN or LOCO_CONTROL_TOKEN_FILE, never from a flag (ps would show it).
+LOCO_CONTROL_TOKEN or LOCO_CONTROL_TOKEN_FILE (the file wins), never from a flag (ps would
+show it).
 """
-
-
-def _int(value: str | None, what: str) -> int | None:
-    if value is None:
-        return None
-    try:
-        return int(value)
-    except ValueError:
-        raise SupervisorError(f"{what}={value!r} is not a whole number", ExitCode.USAGE) from None
-
-
-def _float(value: str | None, what: str, default: float) -> float:
-    if value is None:
-        return default
-    try:
-        return float(value)
-    except ValueError:
-        raise SupervisorError(f"{what}={value!r} is not a number", ExitCode.USAGE) from None
-
-
-def _port(value: int | None, what: str) -> int | None:
-    if value is not None and not 0 < value < 65536:
-        raise SupervisorError(f"{what}={value} is not a TCP port (1-65535)", ExitCode.USAGE)
-    return value
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -71,7 +45,6 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--state-dir", help="overlay, QMP socket, registration (LOCO_STATE_DIR)")
     run.add_argument(
         "--health-port",
-        type=int,
         help="HTTP port for health/metrics/thumbnail (LOCO_HEALTH_PORT, 8080)",
     )
     run.add_argument(
@@ -90,7 +63,7 @@ def _parser() -> argparse.ArgumentParser:
     )
     run.add_argument(
         "--memory",
-        type=int,
+        dest="memory_mb",
         metavar="MB",
         help="guest memory (LOCO_MEMORY_MB; 256 for win98, 32 for testimage)",
     )
@@ -103,17 +76,15 @@ def _parser() -> argparse.ArgumentParser:
     )
     run.add_argument(
         "--shutdown-grace",
-        type=float,
         metavar="SECONDS",
         help="how long ACPI power-down may take on SIGTERM "
         "(LOCO_SHUTDOWN_GRACE; 15 for win98, 0.5 for testimage)",
     )
     run.add_argument(
-        "--max-restarts", type=int, help="failures in a row before giving up (LOCO_MAX_RESTARTS, 5)"
+        "--max-restarts", help="failures in a row before giving up (LOCO_MAX_RESTARTS, 5)"
     )
     run.add_argument(
         "--hang-limit",
-        type=float,
         metavar="SECONDS",
         help="kill and restart QEMU when QMP stays silent this long while it runs "
         "(LOCO_HANG_LIMIT, 15; 0 turns it off)",
@@ -145,66 +116,20 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
-def settings_from(args: argparse.Namespace) -> Settings:
-    disk = args.disk or env("LOCO_DISK_IMAGE")
-    if not disk:
-        raise SupervisorError(
-            "no disk image: give --disk IMG or set LOCO_DISK_IMAGE", ExitCode.USAGE
-        )
-    state_dir = args.state_dir or env("LOCO_STATE_DIR")
-    if not state_dir:
-        raise SupervisorError(
-            "no state directory: give --state-dir DIR or set LOCO_STATE_DIR", ExitCode.USAGE
-        )
-    port = args.health_port or _int(env("LOCO_HEALTH_PORT"), "LOCO_HEALTH_PORT") or 8080
-    profile = args.profile or env("LOCO_PROFILE", "testimage")
-    if profile not in ("testimage", "win98"):
-        raise SupervisorError(f"LOCO_PROFILE={profile!r}: use testimage or win98", ExitCode.USAGE)
-    accel = args.accel or env("LOCO_ACCEL", "auto")
-    if accel not in ("auto", "tcg", "kvm"):
-        raise SupervisorError(f"LOCO_ACCEL={accel!r}: use auto, tcg or kvm", ExitCode.USAGE)
-    memory = args.memory or _int(env("LOCO_MEMORY_MB"), "LOCO_MEMORY_MB")
-    if memory is not None and not 8 <= memory <= 65536:
-        raise SupervisorError(f"memory {memory} MB is out of range (8-65536)", ExitCode.USAGE)
-    grace = args.shutdown_grace
-    if grace is None and env("LOCO_SHUTDOWN_GRACE"):
-        grace = _float(env("LOCO_SHUTDOWN_GRACE"), "LOCO_SHUTDOWN_GRACE", 0.0)
-    fresh = args.fresh_overlay
-    if fresh is None:
-        fresh = env("LOCO_FRESH_OVERLAY", "0") in ("1", "true", "yes")
-    log_file = args.log_file or env("LOCO_LOG_FILE")
-    max_restarts = args.max_restarts
-    if max_restarts is None:
-        max_restarts = _int(env("LOCO_MAX_RESTARTS"), "LOCO_MAX_RESTARTS") or 5
-    burst, period = parse_sampling(args.fps_sampling or env("LOCO_FPS_SAMPLING", "2/5") or "")
-    hang_limit = args.hang_limit
-    if hang_limit is None:
-        hang_limit = _float(env("LOCO_HANG_LIMIT"), "LOCO_HANG_LIMIT", 15.0)
-    if not (hang_limit == 0 or 3 <= hang_limit <= 3600):
-        raise SupervisorError(
-            f"hang limit {hang_limit:g} s: give 0 (off) or 3-3600 seconds "
-            "(QMP is probed every second; below 3 s a busy host would look hung)",
-            ExitCode.USAGE,
-        )
-    return Settings(
-        disk=Path(disk),
-        state_dir=Path(state_dir).absolute(),
-        health_port=_port(port, "health port") or 8080,
-        health_host=args.health_host or env("LOCO_HEALTH_HOST", "0.0.0.0") or "0.0.0.0",  # noqa: S104
-        vnc=VncAddress.parse(args.vnc or env("LOCO_VNC", "127.0.0.1:0") or ""),
-        profile=profile,  # type: ignore[arg-type]
-        accel=accel,  # type: ignore[arg-type]
-        memory_mb=memory,
-        name=check_name(args.name or env("LOCO_INSTANCE_NAME") or socket.gethostname()),
-        control_token=read_token(env("LOCO_CONTROL_TOKEN"), env("LOCO_CONTROL_TOKEN_FILE")),
-        fresh_overlay=fresh,
-        shutdown_grace=grace,
-        max_restarts=max_restarts,
-        log_file=Path(log_file).absolute() if log_file else None,
-        qemu_binary=env("LOCO_QEMU_BINARY", "qemu-system-x86_64") or "qemu-system-x86_64",
-        fps_burst=burst,
-        fps_period=period,
-        hang_limit=hang_limit,
+def settings_from(args: argparse.Namespace, env: Mapping[str, str] | None = None) -> Settings:
+    """The settings of ``run``: its flags, then the environment, then the defaults.
+
+    Imported here: ``--help`` and ``make-test-image`` need no settings model.
+    """
+    from emulator.config import Settings
+    from emulator.layered_settings import env_layer, flag_layer, read_control_token
+
+    env = os.environ if env is None else env
+    token = read_control_token(env, "LOCO_CONTROL_TOKEN", "LOCO_CONTROL_TOKEN_FILE")
+    return Settings.load(
+        flag_layer(Settings, _parser(), args),
+        env_layer(Settings, env),
+        control_token=token.value if token else None,
     )
 
 
@@ -223,9 +148,10 @@ def _make_test_image(args: argparse.Namespace) -> int:
     return ExitCode.OK
 
 
-def _configure_logging(log_file: Path | None) -> None:
+def _configure_logging(settings: Settings) -> None:
+    log_file = settings.log_file
     try:
-        jsonlog.configure(log_file=log_file)
+        jsonlog.configure(settings.log_level, log_file)
     except OSError as exc:
         raise SupervisorError(
             f"log file {exc.filename or log_file}: cannot open it for appending "
@@ -245,7 +171,7 @@ def main(argv: list[str] | None = None) -> int:
         check_state_dir(settings.state_dir)
         lock = lock_state_dir(settings.state_dir)
         try:
-            _configure_logging(settings.log_file)
+            _configure_logging(settings)
             from emulator.runner import run
 
             return asyncio.run(run(settings))
@@ -254,9 +180,6 @@ def main(argv: list[str] | None = None) -> int:
     except SupervisorError as exc:
         print(f"loco-emulator: {exc}", file=sys.stderr)
         return int(exc.code)
-    except ValueError as exc:  # LOG_LEVEL and similar settings
-        print(f"loco-emulator: {exc}", file=sys.stderr)
-        return ExitCode.USAGE
     except KeyboardInterrupt:
         return 130
 

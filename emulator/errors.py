@@ -33,3 +33,15 @@ class SupervisorError(Exception):
     def __init__(self, message: str, code: ExitCode = ExitCode.FAILURE) -> None:
         super().__init__(message)
         self.code = code
+
+
+class SettingsError(SupervisorError):
+    """A flag, variable, file or file key that cannot be used (all three programs).
+
+    ``str()`` is the one line to print (which setting, what is wrong, what to do);
+    ``code`` is the exit status, 2 as for argparse's own usage errors. Defined here, not in
+    ``emulator.layered_settings``, so that catching it costs no import of pydantic.
+    """
+
+    def __init__(self, message: str, code: ExitCode = ExitCode.USAGE) -> None:
+        super().__init__(message, code)

@@ -81,14 +81,18 @@ class _FileHandler(logging.handlers.RotatingFileHandler):
             self.stream = None  # type: ignore[assignment]
 
 
-def parse_level(value: str | None) -> int:
-    """Turns a LOG_LEVEL value into a logging level, rejecting unknown names clearly."""
+def parse_level(value: str | None, where: str = "LOG_LEVEL") -> int:
+    """Turns a LOG_LEVEL value into a logging level, rejecting unknown names clearly.
+
+    ``where`` starts the message (the settings models leave it empty and put the flag or
+    variable the value came from in front of it).
+    """
     name = (value or "INFO").strip().upper()
     if name == "WARN":
         name = "WARNING"
     if name not in _LEVELS:
         raise ValueError(
-            f"LOG_LEVEL={value!r} is not a log level; use one of {', '.join(_LEVELS).lower()}"
+            f"{where}={value!r} is not a log level; use one of {', '.join(_LEVELS).lower()}"
         )
     return getattr(logging, name)
 

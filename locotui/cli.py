@@ -15,10 +15,9 @@ import sys
 from collections.abc import Mapping, Sequence
 from types import ModuleType
 
-from locotui import config
-from locotui.console import EXIT_USAGE, usage_error
+from locotui import options
 
-__all__ = ["EXIT_USAGE", "build_parser", "main", "subcommands"]
+__all__ = ["build_parser", "main", "subcommands"]
 
 DESCRIPTION = """\
 The operator console for the Lego Loco emulator fleet: every emulator as a live tile
@@ -55,13 +54,13 @@ def subcommands() -> dict[str, ModuleType]:
 def _global_options() -> argparse.ArgumentParser:
     """The console's settings, shared by the main parser and every subcommand.
 
-    ``config.add_arguments`` defines them (``--backend-url``, ``--read-only``,
+    ``options.add_arguments`` defines them (``--backend-url``, ``--read-only``,
     ``--no-thumbnails``, ``--context``, ``--config``...); the short forms of the command
     line (``--backend``, ``-n``, ``--prometheus``) replace three of those entries, so each
     option is listed once in ``--help`` with both spellings.
     """
     parent = argparse.ArgumentParser(add_help=False, conflict_handler="resolve")
-    config.add_arguments(parent)
+    options.add_arguments(parent)
     sup = argparse.SUPPRESS
     parent.add_argument(
         "--backend",
@@ -69,7 +68,7 @@ def _global_options() -> argparse.ArgumentParser:
         dest="backend_url",
         default=sup,
         metavar="URL",
-        help=f"loco-backend base URL (LOCOTUI_BACKEND_URL, {config.DEFAULT_BACKEND_URL})",
+        help=f"loco-backend base URL (LOCOTUI_BACKEND_URL, {options.DEFAULT_BACKEND_URL})",
     )
     parent.add_argument(
         "-n",
@@ -119,6 +118,10 @@ def main(argv: Sequence[str] | None = None, env: Mapping[str, str] | None = None
     env = os.environ if env is None else env
     parser = build_parser()
     args = parser.parse_args(argv)
+    # After parsing: --help loads neither the settings model nor the console.
+    from locotui import config
+    from locotui.console import usage_error
+
     try:
         settings = config.load_settings(args, env=env)
     except config.ConfigError as exc:

@@ -25,10 +25,11 @@ import socket
 import sys
 from collections.abc import AsyncIterator, Mapping
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
-from locotui import config
+if TYPE_CHECKING:
+    from locotui import config
 
 EXIT_USAGE = 2
 

@@ -9,7 +9,6 @@ from collections.abc import Awaitable, Callable, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TextIO
 
-from locotui.config import Settings
 from locotui.data.backend_client import BackendClient
 from locotui.data.errors import (
     EXIT_FAILED,
@@ -22,6 +21,7 @@ from locotui.data.errors import (
 )
 
 if TYPE_CHECKING:
+    from locotui.config import Settings
     from locotui.data.kube_client import KubeClient
 
 __all__ = [

@@ -23,12 +23,12 @@ from locotui.commands._common import (
     open_kube,
     run_main,
 )
-from locotui.config import Settings
 from locotui.data.errors import DataError, NotFound
 from locotui.data.logs import format_line, parse_line
 from locotui.data.routes import Routes, is_pod
 
 if TYPE_CHECKING:
+    from locotui.config import Settings
     from locotui.data.kube_client import KubeClient
 
 HELP = "print (and follow) an instance's log"

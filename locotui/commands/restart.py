@@ -29,13 +29,13 @@ from locotui.commands._common import (
     open_kube,
     run_main,
 )
-from locotui.config import Settings
 from locotui.data.actions import ActionKind, ActionRunner, Phase, Progress
 from locotui.data.errors import DataError, NotFound, ReadOnly
 from locotui.data.fleet import FleetModel
 from locotui.data.routes import is_pod
 
 if TYPE_CHECKING:
+    from locotui.config import Settings
     from locotui.data.kube_client import KubeClient
 
 HELP = "restart (delete the pod) or --soft reset one instance"

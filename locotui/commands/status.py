@@ -18,7 +18,7 @@ import asyncio
 import json
 import sys
 from datetime import UTC, datetime
-from typing import Any, TextIO
+from typing import TYPE_CHECKING, Any, TextIO
 
 from backend.models import Instance, InstanceList, InstanceStatus
 from locotui.commands._common import (
@@ -31,10 +31,12 @@ from locotui.commands._common import (
     open_kube,
     run_main,
 )
-from locotui.config import Settings
 from locotui.data.errors import DataError
 from locotui.data.feeds import FleetFeeds
 from locotui.data.fleet import SEVERITY, FleetModel, Origin, Source
+
+if TYPE_CHECKING:
+    from locotui.config import Settings
 
 HELP = "show the fleet; exit 0 all healthy, 1 not all healthy, 2 unreachable"
 DESCRIPTION = __doc__ or ""

@@ -8,17 +8,18 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import dataclasses
 import os
 import signal
 import sys
 import time
 from pathlib import Path
 from types import FrameType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from locotui import config
 from locotui.demo.stack import DemoError, DemoStack
+
+if TYPE_CHECKING:
+    from locotui import config
 
 HELP = "run a local fleet of test emulators with the backend and open the console"
 DESCRIPTION = """\
@@ -129,12 +130,13 @@ def _wait(stack: DemoStack) -> int:
 def _console(settings: config.Settings, stack: DemoStack) -> int:
     from locotui.console import run_console
 
-    demo_settings = dataclasses.replace(
-        settings,
-        backend_url=stack.backend_url,
-        control_token=stack.token,
-        prometheus_url=stack.prometheus_url or settings.prometheus_url,
-        read_only=False,
+    demo_settings = settings.model_copy(
+        update={
+            "backend_url": stack.backend_url,
+            "control_token": stack.token,
+            "prometheus_url": stack.prometheus_url or settings.prometheus_url,
+            "read_only": False,
+        }
     )
     # The demo's fleet lives on this machine only: no cluster, whatever kubeconfig is around.
     env = {k: v for k, v in os.environ.items() if k != "KUBECONFIG"}

@@ -220,7 +220,7 @@ def test_profile_defaults_follow_the_supervisor() -> None:
     for variant, profile in (("default", "win98"), ("testimage-tcg", "testimage")):
         r = render(VARIANTS[variant])
         env = env_of(r.emulator_container)
-        defaults = Settings(disk=None, state_dir=None, profile=profile)  # type: ignore[arg-type]
+        defaults = Settings.model_construct(profile=profile)  # no disk or state dir needed
         assert env["LOCO_PROFILE"] == profile
         assert int(env["LOCO_MEMORY_MB"]) == defaults.effective_memory_mb
         assert float(env["LOCO_SHUTDOWN_GRACE"]) == defaults.effective_grace

@@ -16,10 +16,9 @@ from pathlib import Path
 from types import FrameType
 from typing import TYPE_CHECKING, Any
 
-from locotui.demo.stack import DemoError, DemoStack
-
 if TYPE_CHECKING:
     from locotui import config
+    from locotui.demo.stack import DemoStack
 
 HELP = "run a local fleet of test emulators with the backend and open the console"
 DESCRIPTION = """\
@@ -83,6 +82,9 @@ def _raise_stop(signum: int, frame: FrameType | None) -> None:
 
 
 def run(settings: config.Settings, options: Any) -> int:
+    # Here, not at import: building the command line must not load QEMU's tooling.
+    from locotui.demo.stack import DemoError, DemoStack
+
     stack = DemoStack(
         instances=options.instances,
         state_dir=options.state_dir,

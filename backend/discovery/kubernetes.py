@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import random
 import time
 from datetime import UTC, datetime
 
@@ -29,6 +28,7 @@ from backend.kube.pods import Pod
 from backend.kube.watching import Changed, Listed, list_and_watch
 from backend.metrics import BackendMetrics
 from backend.models import DiscoveryState, InstanceSource, NamespaceSource
+from emulator.backoff import Backoff
 from emulator.jsonlog import log
 
 logger = logging.getLogger("backend.discovery.kubernetes")
@@ -110,7 +110,7 @@ class KubernetesDiscovery(Discovery):
 
     # ------------------------------------------------------------------ main loop
     async def run(self, sink: DiscoverySink) -> None:
-        backoff = 0.5
+        backoff = Backoff(initial=0.5, maximum=self.max_backoff)
         failing_since: float | None = None
         while True:
             try:
@@ -133,7 +133,7 @@ class KubernetesDiscovery(Discovery):
                             outage_seconds=round(time.monotonic() - failing_since, 1),
                         )
                     failing_since = None
-                    backoff = 0.5
+                    backoff.reset()
             except asyncio.CancelledError:
                 raise
             except Exception as exc:
@@ -156,11 +156,10 @@ class KubernetesDiscovery(Discovery):
                     kind = "breaker_open" if isinstance(exc, BreakerOpenError) else "api"
                     self.metrics.discovery_errors.labels(self.source.value, kind).inc()
                 sink.discovery_state(self._state(ok=False, error=error))
-                delay = backoff
+                delay = backoff.next_delay()
                 if isinstance(exc, BreakerOpenError):
                     delay = max(delay, exc.retry_after_seconds + 0.05)
-                await asyncio.sleep(delay * random.uniform(0.8, 1.2))  # noqa: S311
-                backoff = min(self.max_backoff, backoff * 2)
+                await asyncio.sleep(delay)
 
     async def close(self) -> None:
         await self.api.close()

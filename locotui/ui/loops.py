@@ -22,7 +22,7 @@ from typing import Any, Protocol
 
 from locotui.data.fleet import FleetModel, Source
 from locotui.data.history import HistoryProvider
-from locotui.data.link import LinkState
+from locotui.data.link import Backoff, LinkState
 from locotui.ui.clock import Clock
 from locotui.ui.grid import TileGrid
 from locotui.ui.thumbs import ThumbnailCache
@@ -141,19 +141,19 @@ class ConsoleLoops:
         check = getattr(self.history, "check", None)
         if check is None:
             return
-        delay = 2.0
+        backoff = Backoff(initial=2.0, maximum=60.0, jitter=False)
         while True:
             self.model.set_link(Source.PROMETHEUS, LinkState.CONNECTING, detail=self.prometheus_url)
             try:
                 await check()
             except Exception as exc:
+                delay = backoff.next_delay()
                 self.model.set_link(
                     Source.PROMETHEUS, LinkState.RECONNECTING, error=str(exc), retry_in=delay
                 )
                 await asyncio.sleep(delay)
-                delay = min(delay * 2, 60.0)
                 continue
-            delay = 2.0
+            backoff.reset()
             self.model.set_link(Source.PROMETHEUS, LinkState.CONNECTED)
             await asyncio.sleep(PROMETHEUS_CHECK_EVERY)
 

@@ -22,7 +22,6 @@ import asyncio
 import contextlib
 import logging
 import shutil
-import signal
 import time
 from collections import deque
 from collections.abc import Awaitable, Callable
@@ -30,7 +29,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from emulator.backoff import Backoff
-from emulator.childproc import die_with_parent
+from emulator.childproc import describe_exit, die_with_parent
 from emulator.jsonlog import log
 from emulator.models import QemuFacts
 from emulator.qmp import Qmp, QmpCommandError, QmpUnavailable
@@ -90,19 +89,6 @@ class DiskError:
             "guest paused: I/O error on the disk holding the overlay; resuming is retried "
             "with backoff"
         )
-
-
-def describe_exit(returncode: int, stderr_tail: deque[str]) -> str:
-    if returncode < 0:
-        try:
-            what = f"killed by {signal.Signals(-returncode).name}"
-        except ValueError:
-            what = f"killed by signal {-returncode}"
-    else:
-        what = f"exited with status {returncode}"
-    if stderr_tail:
-        what += f": {stderr_tail[-1]}"
-    return what
 
 
 class QemuStartError(Exception):

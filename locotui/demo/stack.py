@@ -25,10 +25,9 @@ from pathlib import Path
 
 import httpx
 
-from emulator.childproc import die_with_parent
+from emulator.childproc import describe_exit, die_with_parent
 from emulator.errors import ExitCode
 from emulator.statedir import AlreadyLocked, take_lock
-from emulator.supervisor import describe_exit
 from emulator.testimage import write_test_image
 from locotui.demo.ports import free_port, free_vnc_display
 

@@ -15,6 +15,7 @@ import pytest
 
 from emulator import jsonlog
 from emulator.auth import bearer_token, token_matches
+from emulator.childproc import describe_exit
 from emulator.config import Settings, VncAddress
 from emulator.errors import ExitCode, SupervisorError
 from emulator.framerate import Burst, BurstRateEstimator
@@ -22,7 +23,6 @@ from emulator.health import build_status, derive, readiness
 from emulator.layered_settings import read_control_token
 from emulator.models import OverallStatus, QemuFacts, VideoFacts
 from emulator.qemu_argv import AccelChoice, build_argv, choose_accel
-from emulator.supervisor import describe_exit
 
 RUNNING = QemuFacts(pid=1, running=True, qmp_status="running", booted=True, uptime_seconds=60)
 LIVE = VideoFacts(display_active=True, vnc_connected=True, last_frame_age_seconds=0.1,

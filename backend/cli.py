@@ -125,6 +125,45 @@ def build_parser() -> argparse.ArgumentParser:
         default=None,
         help="do not log one line per request",
     )
+    g = p.add_argument_group("automatic recovery (docs/recovery.md)")
+    g.add_argument(
+        "--remediation",
+        action="store_true",
+        default=None,
+        help="reset, then restart instances that stay bad, within budgets (LOCO_REMEDIATION)",
+    )
+    g.add_argument(
+        "--remediation-dry-run",
+        action="store_true",
+        default=None,
+        help="decide and report, but act on nothing (LOCO_REMEDIATION_DRY_RUN)",
+    )
+    g.add_argument(
+        "--remediation-max-actions",
+        help="actions per instance per hour at most; then it needs a person "
+        "(LOCO_REMEDIATION_MAX_ACTIONS, 3)",
+    )
+    g.add_argument(
+        "--remediation-max-fraction",
+        help="share of the fleet in remediation at once, at least one instance "
+        "(LOCO_REMEDIATION_MAX_FRACTION, 0.25)",
+    )
+    g.add_argument(
+        "--remediation-cooldown",
+        help="seconds between two actions on one instance (LOCO_REMEDIATION_COOLDOWN, 15)",
+    )
+    g.add_argument(
+        "--remediation-thresholds",
+        metavar="PROFILE.KEY=SECONDS,...",
+        help="override the profiles' thresholds, e.g. win98.frozen_for=240 "
+        "(LOCO_REMEDIATION_THRESHOLDS; keys bad_for, frozen_for, watch_reset, "
+        "watch_restart, recovered_for)",
+    )
+    g.add_argument(
+        "--lease-name",
+        help="kubernetes: the Lease that elects the one replica that acts "
+        "(LOCO_LEASE_NAME, lego-loco-remediation)",
+    )
     g = p.add_argument_group("logging")
     g.add_argument("--log-level", help="debug, info, warning, error (LOG_LEVEL, info)")
     g.add_argument(

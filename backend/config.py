@@ -15,7 +15,14 @@ from pydantic import BeforeValidator, Field
 from backend.kube.conventions import LABEL_SELECTOR, SERVICE_ACCOUNT_NAMESPACE_FILE
 from backend.models import InstanceSource
 from emulator.jsonlog import parse_level
-from emulator.layered_settings import Env, LayeredSettings, real_number, whole_number
+from emulator.layered_settings import (
+    Env,
+    LayeredSettings,
+    between,
+    boolean,
+    real_number,
+    whole_number,
+)
 
 DEFAULT_PORT = 8081
 DEFAULT_LOCAL_DIR = Path(".state")
@@ -63,6 +70,28 @@ def _level(value: Any) -> Any:
 
 Positive = Annotated[float, BeforeValidator(_positive)]
 Count = Annotated[int, BeforeValidator(_count)]
+Flag = Annotated[bool, BeforeValidator(boolean)]
+
+_THRESHOLD_KEYS = ("bad_for", "frozen_for", "watch_reset", "watch_restart", "recovered_for")
+
+
+def _thresholds(value: Any) -> dict[str, dict[str, float]]:
+    """``PROFILE.KEY=SECONDS`` pairs, comma-separated, e.g. ``win98.frozen_for=240``."""
+    if isinstance(value, dict):
+        return value
+    out: dict[str, dict[str, float]] = {}
+    for item in str(value or "").split(","):
+        if not item.strip():
+            continue
+        name, sep, seconds = item.partition("=")
+        profile, dot, key = name.strip().partition(".")
+        if not sep or not dot or key not in _THRESHOLD_KEYS:
+            raise ValueError(
+                f": {item.strip()!r} is not PROFILE.KEY=SECONDS with KEY one of "
+                f"{', '.join(_THRESHOLD_KEYS)} (e.g. win98.frozen_for=240)"
+            )
+        out.setdefault(profile, {})[key] = _positive(seconds)
+    return out
 
 
 class Settings(LayeredSettings):
@@ -102,6 +131,27 @@ class Settings(LayeredSettings):
     thumbnail_ttl: Positive = 1.0
     sse_keepalive: Positive = 15.0
     access_log: bool = True
+    # automatic recovery (docs/recovery.md)
+    remediation: Annotated[Flag, Env("LOCO_REMEDIATION")] = False
+    remediation_dry_run: Annotated[Flag, Env("LOCO_REMEDIATION_DRY_RUN")] = False
+    remediation_max_actions: Annotated[Count, Env("LOCO_REMEDIATION_MAX_ACTIONS")] = 3
+    remediation_max_fraction: Annotated[
+        float,
+        Env("LOCO_REMEDIATION_MAX_FRACTION"),
+        BeforeValidator(between(0.01, 1, "of the fleet")),
+    ] = 0.25
+    remediation_cooldown: Annotated[Positive, Env("LOCO_REMEDIATION_COOLDOWN")] = 15.0
+    remediation_thresholds: Annotated[
+        dict[str, dict[str, float]],
+        Env("LOCO_REMEDIATION_THRESHOLDS"),
+        BeforeValidator(_thresholds),
+    ] = Field(default_factory=dict)
+    remediation_interval: Positive = 1.0
+    # One acting replica among several: a Lease in the backend's namespace.
+    lease_name: Annotated[str, Env("LOCO_LEASE_NAME")] = "lego-loco-remediation"
+    lease_duration: Positive = 15.0
+    identity: Annotated[str | None, Env("LOCO_POD_NAME")] = None
+    """This replica's name in the election (the pod's name; the host name by default)."""
     # logging
     log_level: Annotated[str | None, Env("LOG_LEVEL"), BeforeValidator(_level)] = None
     log_file: Annotated[Path | None, Env("LOCO_LOG_FILE")] = None

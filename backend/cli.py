@@ -164,6 +164,12 @@ def build_parser() -> argparse.ArgumentParser:
         help="kubernetes: the Lease that elects the one replica that acts "
         "(LOCO_LEASE_NAME, lego-loco-remediation)",
     )
+    g.add_argument(
+        "--lease-duration",
+        metavar="SECONDS",
+        help="kubernetes: how long a silent leader keeps the lease before another replica "
+        "takes over, 3-600 (LOCO_LEASE_DURATION, 15)",
+    )
     g = p.add_argument_group("logging")
     g.add_argument("--log-level", help="debug, info, warning, error (LOG_LEVEL, info)")
     g.add_argument(

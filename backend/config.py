@@ -149,7 +149,9 @@ class Settings(LayeredSettings):
     remediation_interval: Positive = 1.0
     # One acting replica among several: a Lease in the backend's namespace.
     lease_name: Annotated[str, Env("LOCO_LEASE_NAME")] = "lego-loco-remediation"
-    lease_duration: Positive = 15.0
+    lease_duration: Annotated[
+        float, Env("LOCO_LEASE_DURATION"), BeforeValidator(between(3, 600, "seconds"))
+    ] = 15.0
     identity: Annotated[str | None, Env("LOCO_POD_NAME")] = None
     """This replica's name in the election (the pod's name; the host name by default)."""
     # logging

@@ -271,11 +271,15 @@ class RemediationStatus(_Wire):
     enabled: bool
     leader: bool = Field(description="This replica is the one that acts")
     identity: str | None = Field(None, description="This replica's name in the election")
+    holder: str | None = Field(
+        None, description="The replica that acts now (the Lease holder; this one locally)"
+    )
     dry_run: bool
     paused: bool
     paused_since: datetime | None = None
     paused_until: datetime | None = Field(None, description="When the pause ends by itself")
     paused_reason: str | None = None
+    paused_by: str | None = Field(None, description="Who paused it (client address)")
     in_remediation: int = 0
     needing_a_person: list[str] = Field(default_factory=list)
     max_actions_per_hour: int = 0

@@ -25,6 +25,7 @@ from backend.api.auth import authorize
 from backend.api.errors import ApiError, install_error_handlers
 from backend.api.middleware import RequestContextMiddleware
 from backend.api.ratelimit import ActionRateLimiter
+from backend.api.remediation import add_remediation_routes
 from backend.api.sse import fleet_events, line_events
 from backend.breaker import BreakerOpenError
 from backend.discovery.base import Target
@@ -38,8 +39,10 @@ from backend.models import (
     InstanceSource,
     ReadinessCheck,
     ReadinessReport,
+    TimelineEntry,
 )
 from backend.prober import describe_error
+from backend.remediation.control import Remediation
 from backend.runtime import BackendRuntime
 from backend.thumbnails import ThumbnailProxy
 from backend.version import VERSION
@@ -97,12 +100,18 @@ def create_app(runtime: BackendRuntime) -> FastAPI:
         deadline=max(settings.probe_timeout, 5.0),
     )
 
+    remediation = Remediation(runtime) if settings.remediation else None
+
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
         await runtime.start()
+        if remediation is not None:
+            remediation.start()
         try:
             yield
         finally:
+            if remediation is not None:
+                await remediation.stop()
             await runtime.stop()
 
     app = FastAPI(
@@ -119,6 +128,7 @@ def create_app(runtime: BackendRuntime) -> FastAPI:
         telemetry={"tracing": False, "metrics": False, "logs": False},
     )
     app.state.runtime = runtime
+    app.state.remediation = remediation
     install_error_handlers(app)
     app.add_middleware(BodyLimit)
     app.add_middleware(RequestContextMiddleware, metrics=metrics, access_log=settings.access_log)
@@ -333,6 +343,7 @@ def create_app(runtime: BackendRuntime) -> FastAPI:
                 )
             fn = {"reset": actions.reset, "restart": actions.restart, "forget": actions.forget}
             outcome: ActionResult = await fn[action](runtime, target)
+            fleet.note_action(name, f"{action}: {outcome.message}", client)
             return JSONResponse(outcome.model_dump(mode="json"))
         except ApiError as exc:
             status_code = exc.status
@@ -405,6 +416,21 @@ def create_app(runtime: BackendRuntime) -> FastAPI:
         authorization: Annotated[str | None, Header()] = None,
     ) -> JSONResponse:
         return await mutate(request, name, "forget", authorization)
+
+    @app.get(
+        "/api/instances/{name}/timeline",
+        response_model=list[TimelineEntry],
+        responses={404: _ERR, 422: _ERR},
+        summary="The instance's incident timeline: status changes, the automatic recovery's "
+        "decisions and people's actions, oldest first",
+    )
+    async def timeline(name: NAME) -> list[TimelineEntry]:
+        entries = fleet.timeline(name)
+        if entries is None:
+            raise ApiError(404, "not_found", f"no instance named {name!r}")
+        return entries
+
+    add_remediation_routes(app, remediation, settings.control_token)
 
     # ------------------------------------------------------------------ operations
     @app.get("/health", response_model=BackendHealth, summary="Liveness with details")

@@ -110,6 +110,7 @@ class KubeApi:
         self._loop: asyncio.AbstractEventLoop | None = None
         self._core: aio_client.CoreV1Api | None = None
         self._apps: aio_client.AppsV1Api | None = None
+        self._coordination: aio_client.CoordinationV1Api | None = None
 
     # ------------------------------------------------------------------ plumbing
     def _apis(self) -> tuple[aio_client.CoreV1Api, aio_client.AppsV1Api]:
@@ -119,6 +120,7 @@ class KubeApi:
             self._loop = loop
             self._core = aio_client.CoreV1Api(self._client)
             self._apps = aio_client.AppsV1Api(self._client)
+            self._coordination = aio_client.CoordinationV1Api(self._client)
         assert self._core is not None and self._apps is not None
         return self._core, self._apps
 
@@ -306,6 +308,45 @@ class KubeApi:
             patch,
             _content_type="application/strategic-merge-patch+json",
         )
+
+    # ------------------------------------------------------------------ leases
+    def _leases(self) -> aio_client.CoordinationV1Api:
+        self._apis()
+        assert self._coordination is not None
+        return self._coordination
+
+    async def read_lease(self, namespace: str, name: str) -> dict[str, Any]:
+        body: dict[str, Any] = await self._json(
+            f"lease {name}",
+            self._leases().read_namespaced_lease_without_preload_content,
+            name,
+            namespace,
+        )
+        return body
+
+    async def create_lease(self, namespace: str, lease: dict[str, Any]) -> dict[str, Any]:
+        name = (lease.get("metadata") or {}).get("name", "")
+        body: dict[str, Any] = await self._json(
+            f"create lease {name}",
+            self._leases().create_namespaced_lease_without_preload_content,
+            namespace,
+            lease,
+        )
+        return body
+
+    async def replace_lease(
+        self, namespace: str, name: str, lease: dict[str, Any]
+    ) -> dict[str, Any]:
+        """Replaces the lease; its ``metadata.resourceVersion`` makes this a compare-and-swap
+        (a 409 when someone else wrote it first)."""
+        body: dict[str, Any] = await self._json(
+            f"update lease {name}",
+            self._leases().replace_namespaced_lease_without_preload_content,
+            name,
+            namespace,
+            lease,
+        )
+        return body
 
 
 __all__ = ["JSON_LIMIT", "Call", "KubeApi", "KubeGone", "Stream"]

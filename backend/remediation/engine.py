@@ -9,8 +9,8 @@ skipped, gave up, failed — is one :class:`~backend.models.RemediationEvent`: o
 ``/api/events``, in the audit log, and in ``loco_remediation_actions_total``.
 
 A replica that does not lead evaluates nothing: its view of the ladder would not be the
-leader's. When it takes over, it starts from what the previous leader recorded on each
-instance (``restore``), so an action is not taken twice.
+leader's. When it takes over, it starts from what the previous leader handed on
+(:meth:`adopt` of the previous leader's :meth:`export`), so an action is not taken twice.
 """
 
 from __future__ import annotations
@@ -76,12 +76,39 @@ def category(decision: Decision) -> str:
     return "unhealthy_or_degraded"
 
 
-@dataclass
+@dataclass(frozen=True)
 class Pause:
     since: datetime
     until: datetime | None
     reason: str | None
     by: str | None
+
+    @classmethod
+    def starting_now(cls, minutes: float | None, reason: str | None, by: str | None) -> Pause:
+        now = datetime.now(UTC)
+        until = datetime.fromtimestamp(now.timestamp() + minutes * 60, UTC) if minutes else None
+        return cls(now, until, reason, by)
+
+    def to_json(self) -> dict[str, str | None]:
+        return {
+            "since": self.since.isoformat(),
+            "until": self.until.isoformat() if self.until else None,
+            "reason": self.reason,
+            "by": self.by,
+        }
+
+    @classmethod
+    def from_json(cls, data: object) -> Pause | None:
+        """The pause another replica recorded; None when absent or unreadable."""
+        if not isinstance(data, dict):
+            return None
+        try:
+            since = datetime.fromisoformat(str(data["since"]))
+            until = datetime.fromisoformat(str(data["until"])) if data.get("until") else None
+        except (KeyError, ValueError):
+            return None
+        reason, by = data.get("reason"), data.get("by")
+        return cls(since, until, str(reason) if reason else None, str(by) if by else None)
 
 
 class RemediationEngine:
@@ -98,6 +125,7 @@ class RemediationEngine:
         interval: float = 1.0,
         clock: Callable[[], float] = time.time,
         metrics: object | None = None,
+        after_action: Callable[[], Awaitable[None]] | None = None,
     ) -> None:
         self.policy = policy
         self.instances = instances
@@ -109,20 +137,28 @@ class RemediationEngine:
         self.interval = interval
         self.clock = clock
         self.metrics = metrics
+        self.after_action = after_action
+        """Called after an action was carried out (the leader records its state at once)."""
         self.pause: Pause | None = None
         self._shown: dict[str, RemediationInfo | None] = {}
         self._leading = False
 
     # ------------------------------------------------------------------ control
-    def pause_for(self, minutes: float | None, reason: str | None, by: str | None) -> Pause:
-        now = datetime.now(UTC)
-        until = datetime.fromtimestamp(now.timestamp() + minutes * 60, UTC) if minutes else None
-        self.pause = Pause(now, until, reason, by)
-        self._metric_pause()
-        return self.pause
-
-    def resume(self) -> None:
-        self.pause = None
+    def set_pause(self, pause: Pause | None) -> None:
+        if pause == self.pause:
+            return
+        self.pause = pause
+        if pause is None:
+            log(logger, logging.INFO, "remediation resumed")
+        else:
+            log(
+                logger,
+                logging.INFO,
+                "remediation paused",
+                until=pause.until.isoformat() if pause.until else None,
+                reason=pause.reason,
+                by=pause.by,
+            )
         self._metric_pause()
 
     def _metric_pause(self) -> None:
@@ -130,24 +166,38 @@ class RemediationEngine:
         if set_pause is not None:
             set_pause(self.pause)
 
-    def restore(self, name: str, rung: Rung, since: float, actions: list[float]) -> None:
-        """Takes over a case as a previous leader left it (on becoming leader)."""
-        case = self.policy.case(name)
-        case.rung, case.since = rung, since
-        case.actions.clear()
-        case.actions.extend(sorted(actions))
+    def export(self) -> dict[str, object]:
+        """What a successor needs to continue (JSON-ready)."""
+        return {"cases": self.policy.export()}
 
-    def status(self, identity: str | None) -> RemediationStatus:
+    def adopt(self, state: dict[str, object]) -> None:
+        """Continues from a previous leader's :meth:`export` (on becoming leader)."""
+        cases = state.get("cases")
+        if not isinstance(cases, dict):
+            return
+        skipped = self.policy.adopt(cases)
+        log(
+            logger,
+            logging.INFO,
+            "remediation state taken over",
+            cases=len(cases) - len(skipped),
+            unreadable=skipped or None,
+        )
+        self._show_cases(self.clock())
+
+    def status(self, identity: str | None, holder: str | None) -> RemediationStatus:
         p = self.pause
         return RemediationStatus(
             enabled=True,
             leader=self.leader(),
             identity=identity,
+            holder=holder,
             dry_run=self.dry_run,
             paused=p is not None,
             paused_since=p.since if p else None,
             paused_until=p.until if p else None,
             paused_reason=p.reason if p else None,
+            paused_by=p.by if p else None,
             in_remediation=self.policy.in_remediation(),
             needing_a_person=self.policy.needing_a_person(),
             max_actions_per_hour=self.policy.budgets.max_actions_per_hour,
@@ -172,7 +222,7 @@ class RemediationEngine:
         pause = self.pause
         if pause is not None and pause.until is not None and datetime.now(UTC) >= pause.until:
             log(logger, logging.INFO, "remediation pause ended as planned")
-            self.resume()
+            self.set_pause(None)
         now = self.clock()
         observations = [observe(i) for i in self.instances()]
         decisions = self.policy.step(
@@ -181,6 +231,8 @@ class RemediationEngine:
         for decision in decisions:
             await self._carry_out(decision)
         self._show_cases(now)
+        if self.after_action is not None and any(d.outcome is Outcome.ACTED for d in decisions):
+            await self.after_action()
         return decisions
 
     async def _carry_out(self, decision: Decision) -> None:

@@ -180,9 +180,11 @@ class Policy:
     ) -> Decision | None:
         case = self.case(obs.name)
         t = thresholds_for(obs.profile, self.profiles)
-        bad = self._bad(now, obs, case, t)
         while case.actions and case.actions[0] <= now - HOUR:
             case.actions.popleft()
+        if not obs.running:
+            return self._not_running(now, obs, case, t, fleet_size, paused, dry_run)
+        bad = self._bad(now, obs, case, t)
         if bad is None:
             case.bad_since = None
             if case.good_since is None:
@@ -214,6 +216,66 @@ class Policy:
                 Outcome.ACTED, Rung.NEEDS_PERSON,
             )  # fmt: skip
         return None
+
+    def _not_running(
+        self,
+        now: float,
+        obs: Observation,
+        case: Case,
+        t: Thresholds,
+        fleet_size: int,
+        paused: bool,
+        dry_run: bool,
+    ) -> Decision | None:
+        """A guest that is not running is neither good nor bad: its supervisor or the
+        kubelet is bringing it back, and the ladder waits. Only after an action of ours
+        does it count against the instance: a pod that does not come back within the
+        watch window after a reset or restart climbs like any other bad instance."""
+        case.frozen_since = None
+        case.good_since = None
+        if case.rung is Rung.RESET and now - case.since >= t.watch_reset:
+            case.reason = f"not running since the reset: {obs.problem or 'no answer'}"
+            return self._act(case, obs.name, Action.RESTART, now, fleet_size, paused, dry_run)
+        if case.rung is Rung.RESTART and now - case.since >= t.watch_restart:
+            why = f"not running since the restart: {obs.problem or 'no answer'}"
+            self._move(case, Rung.NEEDS_PERSON, now)
+            return Decision(obs.name, Action.GIVE_UP, why, Outcome.ACTED, Rung.NEEDS_PERSON)
+        return None
+
+    # ------------------------------------------------------------------ hand-over
+    def export(self) -> dict[str, dict[str, object]]:
+        """The cases a successor must not start over (on a rung, or with actions in the
+        last hour), as JSON-ready data."""
+        return {
+            name: {
+                "rung": case.rung.value,
+                "since": case.since,
+                "reason": case.reason,
+                "actions": list(case.actions),
+            }
+            for name, case in sorted(self.cases.items())
+            if case.rung not in (Rung.IDLE, Rung.BAD) or case.actions
+        }
+
+    def adopt(self, cases: dict[str, dict[str, object]]) -> list[str]:
+        """Takes over what :meth:`export` gave on another replica; entries that do not
+        parse are skipped and named in the result."""
+        skipped = []
+        for name, data in cases.items():
+            try:
+                rung = Rung(str(data["rung"]))
+                since = float(data["since"])  # type: ignore[arg-type]
+                actions = sorted(float(a) for a in data.get("actions") or [])  # type: ignore[union-attr]
+                reason = data.get("reason")
+            except (KeyError, TypeError, ValueError, AttributeError):
+                skipped.append(str(name))
+                continue
+            case = self.case(str(name))
+            case.rung, case.since = rung, since
+            case.reason = str(reason) if reason is not None else None
+            case.actions = deque(actions)
+            case.announced = None
+        return skipped
 
     def _act(
         self,

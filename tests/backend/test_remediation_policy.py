@@ -144,3 +144,54 @@ def test_the_same_history_gives_the_same_decisions() -> None:
         return out + run(policy, 120, state, start=51)
 
     assert history() == history()
+
+
+def down(name: str) -> Observation:
+    return Observation(name, running=False, problem="QEMU exited", fps=None, profile="testimage")
+
+
+def test_a_guest_that_is_not_running_is_left_to_its_supervisor() -> None:
+    """Neither good nor bad: no action from idle, and no "recovered" while it restarts."""
+    policy = Policy()
+    assert run(policy, 100, {"a": down("a")}) == []
+    state = {"a": obs("a", "guest is paused")}
+    assert [d.action for _, d in run(policy, T.bad_for, state)] == [Action.RESET]
+    # The guest reboots and is down for longer than recovered_for: not a recovery.
+    got = run(policy, T.bad_for + T.watch_reset - 1, {"a": down("a")}, start=T.bad_for + 1)
+    assert got == []
+    assert policy.case("a").rung is Rung.RESET
+
+
+def test_a_guest_that_stays_down_after_an_action_climbs() -> None:
+    policy = Policy()
+    run(policy, T.bad_for, {"a": obs("a", "guest is paused")})
+    got = run(policy, 200, {"a": down("a")}, start=T.bad_for + 1)
+    assert [(d.action, d.rung) for _, d in got] == [
+        (Action.RESTART, Rung.RESTART),
+        (Action.GIVE_UP, Rung.NEEDS_PERSON),
+    ]
+    assert "not running since the restart" in got[-1][1].reason
+
+
+def test_a_successor_continues_where_the_leader_stopped() -> None:
+    leader = Policy()
+    state = {"a": obs("a", "guest is paused"), "b": obs("b")}
+    run(leader, T.bad_for + 1, state)
+    handed = leader.export()
+    assert set(handed) == {"a"}, "only cases on a rung or with actions are handed on"
+    successor = Policy()
+    assert successor.adopt(handed) == []
+    # The successor's next decision is the leader's next one: a restart, not a second reset.
+    got = run(successor, 100, state, start=T.bad_for + 2)
+    assert [d.action for _, d in got][:1] == [Action.RESTART]
+    assert [d.action for _, d in got].count(Action.RESET) == 0
+    assert len(successor.case("a").actions) == 2
+
+
+def test_a_successor_skips_what_it_cannot_read() -> None:
+    policy = Policy()
+    skipped = policy.adopt(
+        {"a": {"rung": "sideways", "since": 1}, "b": {"since": 1}, "c": "nonsense"}  # type: ignore[dict-item]
+    )
+    assert skipped == ["a", "b", "c"]
+    assert policy.cases == {}

@@ -17,13 +17,14 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import hashlib
+import json
 import os
 import subprocess
 import time
 from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Self
 
 import httpx
 import pytest
@@ -68,8 +69,27 @@ def remount(path: Path, options: str) -> None:
     subprocess.run(["mount", "-o", f"remount,{options}", str(path)], check=True)
 
 
+class Background:
+    """A coroutine (``_run``) running beside a scenario, from :meth:`start` to :meth:`stop`."""
+
+    _task: asyncio.Task[None] | None = None
+
+    async def _run(self) -> None:
+        raise NotImplementedError
+
+    def start(self) -> Self:
+        self._task = asyncio.get_running_loop().create_task(self._run())
+        return self
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+
+
 @dataclass
-class FleetWatch:
+class FleetWatch(Background):
     """Samples the backend's list every ``interval`` seconds while a scenario runs."""
 
     backend: BackendProcess
@@ -80,7 +100,6 @@ class FleetWatch:
     statuses: dict[str, list[str]] = field(default_factory=dict)
     errors: int = 0
     samples: int = 0
-    _task: asyncio.Task[None] | None = None
 
     async def _run(self) -> None:
         async with httpx.AsyncClient(trust_env=False, timeout=2) as client:
@@ -101,16 +120,6 @@ class FleetWatch:
                         if not seen or seen[-1] != inst["status"]:
                             seen.append(inst["status"])
                 await asyncio.sleep(self.interval)
-
-    def start(self) -> FleetWatch:
-        self._task = asyncio.get_running_loop().create_task(self._run())
-        return self
-
-    async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
 
     async def until(
         self,
@@ -183,6 +192,7 @@ async def local_fleet(
     image: Path | None = None,
     state_dirs: dict[str, Path] | None = None,
     args: list[str] | None = None,
+    backend_args: list[str] | None = None,
 ) -> AsyncIterator[Fleet]:
     """Starts the supervisors and the backend, waits until all are healthy, and on the way
     out stops everything and proves no QEMU and no supervisor is left."""
@@ -195,6 +205,7 @@ async def local_fleet(
         ["--discovery", "local", "--local-dir", str(root)],
         tmp / "backend.log",
         token=TOKEN,
+        extra=backend_args,
     )
     watch: FleetWatch | None = None
     try:
@@ -220,3 +231,42 @@ async def local_fleet(
             assert sup.proc.poll() is not None, f"supervisor {sup.name} still running"
             assert not wait_gone(qemu_processes_for(sup.state_dir)), f"QEMU of {sup.name} left"
     assert digest(image) == before, "the base image was written"
+
+
+@dataclass
+class EventLog(Background):
+    """Follows the backend's ``/api/events`` and keeps every ``remediation`` event."""
+
+    backend: BackendProcess
+    remediation: list[dict[str, Any]] = field(default_factory=list)
+
+    async def _run(self) -> None:
+        async with (
+            httpx.AsyncClient(trust_env=False, timeout=httpx.Timeout(5, read=None)) as client,
+            client.stream("GET", f"{self.backend.url}/api/events") as resp,
+        ):
+            kind = None
+            async for line in resp.aiter_lines():
+                if line.startswith("event: "):
+                    kind = line[7:]
+                elif line.startswith("data: ") and kind == "remediation":
+                    self.remediation.append(json.loads(line[6:]))
+
+    def of(self, name: str) -> list[tuple[str, str]]:
+        """(action, outcome) of the decisions about ``name``, in order."""
+        return [(e["action"], e["outcome"]) for e in self.remediation if e["instance"] == name]
+
+    async def until(self, name: str, action: str, outcome: str, deadline: float) -> dict[str, Any]:
+        """The first such decision about ``name`` (waiting up to ``deadline`` s)."""
+        end = time.monotonic() + deadline
+        while time.monotonic() < end:
+            for e in self.remediation:
+                if (e["instance"], e["action"], e["outcome"]) == (name, action, outcome):
+                    return e
+            if self._task is not None and self._task.done():
+                self._task.result()  # the stream ended: say why
+                raise AssertionError("the event stream ended")
+            await asyncio.sleep(0.1)
+        raise AssertionError(
+            f"{name}: no {action} ({outcome}) within {deadline:.0f} s; decisions: {self.of(name)}"
+        )

@@ -29,6 +29,7 @@ API_CLASSES: dict[type, str] = {
     aio_client.CoreV1Api: "",
     aio_client.AppsV1Api: "apps",
     aio_client.EventsV1Api: "events.k8s.io",
+    aio_client.CoordinationV1Api: "coordination.k8s.io",
 }
 VERBS = {
     "list": "list",
@@ -53,6 +54,7 @@ RESOURCES = {
     "config_map": "configmaps",
     "service": "services",
     "endpoints": "endpoints",
+    "lease": "leases",
 }
 _API_CALL = re.compile(r"^(list|read|delete|patch|replace|create|connect)_")
 _METHOD = re.compile(
@@ -205,8 +207,17 @@ def test_backend_uses_what_the_chart_expects() -> None:
     assert ("", "pods/log", "get") in used
 
 
+REMEDIATION_ON = {"backend": {"remediation": {"enabled": True}}}
+# Only the election asks for these, and it runs only with the automatic recovery on.
+ELECTION = {
+    ("coordination.k8s.io", "leases", "create"),
+    ("coordination.k8s.io", "leases", "get"),
+    ("coordination.k8s.io", "leases", "update"),
+}
+
+
 def test_backend_role_grants_exactly_what_the_backend_uses() -> None:
-    role = render().get("Role", "loco-backend")
+    role = render(REMEDIATION_ON).get("Role", "loco-backend")
     have = granted(role["rules"])
     need = permissions_used_by_backend()
     missing = {p: need[p] for p in need.keys() - have}
@@ -216,7 +227,25 @@ def test_backend_role_grants_exactly_what_the_backend_uses() -> None:
     assert role["rules"] == [
         {"apiGroups": [""], "resources": ["pods"], "verbs": ["list", "watch", "delete"]},
         {"apiGroups": [""], "resources": ["pods/log"], "verbs": ["get"]},
+        {"apiGroups": ["coordination.k8s.io"], "resources": ["leases"], "verbs": ["create"]},
+        {
+            "apiGroups": ["coordination.k8s.io"],
+            "resources": ["leases"],
+            "resourceNames": ["loco-remediation"],
+            "verbs": ["get", "update"],
+        },
     ]
+
+
+def test_without_remediation_the_backend_gets_no_lease_rights() -> None:
+    need = permissions_used_by_backend()
+    assert all(
+        where.startswith(("backend/kube/lease.py", "backend/remediation/"))
+        for p in ELECTION
+        for where in need[p]
+    ), "only the election uses leases"
+    have = granted(render().get("Role", "loco-backend")["rules"])
+    assert have == need.keys() - ELECTION
 
 
 def test_backend_role_is_bound_to_the_backend_only() -> None:

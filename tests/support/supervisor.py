@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
 import signal
 import subprocess
@@ -60,6 +61,16 @@ class SupervisorProcess:
         except httpx.HTTPError:
             return None
         return h["qemu"]["pid"]
+
+    async def freeze_picture(self, frozen: bool = True) -> None:
+        """Tells the test guest, over its serial port, to stop (or resume) drawing."""
+        _, writer = await asyncio.open_unix_connection(str(self.state_dir / "serial.sock"))
+        try:
+            writer.write(b"f" if frozen else b"g")
+            await writer.drain()
+        finally:
+            writer.close()
+            await writer.wait_closed()
 
     def log(self) -> str:
         return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""

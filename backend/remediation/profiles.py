@@ -13,6 +13,13 @@ The two profiles draw very differently, so one set of thresholds cannot serve bo
   unchanging screen while it boots. A reset reboots Windows, which takes 60-90 s under
   TCG, so the policy watches it for four minutes before it escalates.
 
+An incident closes only after the instance has been good for ``recovered_for``, and that
+is longer than a relapse takes to be seen: a guest that freezes again right after a reset
+reads 0 frames/s a few seconds later (3 s median, measured: docs/performance.md) and
+counts as frozen ``frozen_for`` after that. Were the incident closed sooner, a guest that
+keeps relapsing would be reset again and again as new incidents instead of climbing to a
+restart (the hourly budget would stop it, but only after three resets that did not help).
+
 The numbers are defaults: every one can be set per profile (``--remediation-*`` flags,
 Helm ``backend.remediation``), and docs/recovery.md explains how to tune them.
 """
@@ -38,10 +45,10 @@ class Thresholds:
 
 PROFILES: dict[str, Thresholds] = {
     "testimage": Thresholds(
-        bad_for=10.0, frozen_for=10.0, watch_reset=20.0, watch_restart=30.0, recovered_for=10.0
+        bad_for=10.0, frozen_for=10.0, watch_reset=20.0, watch_restart=30.0, recovered_for=30.0
     ),
     "win98": Thresholds(
-        bad_for=60.0, frozen_for=180.0, watch_reset=240.0, watch_restart=300.0, recovered_for=60.0
+        bad_for=60.0, frozen_for=180.0, watch_reset=240.0, watch_restart=300.0, recovered_for=300.0
     ),
 }
 DEFAULT_PROFILE = "win98"

@@ -3,9 +3,9 @@
 A guest is made to stop drawing over its serial port (the test image freezes its picture
 on ``f``); the backend's policy sees the measured 0 frames/s and climbs. Thresholds are
 shortened with the same ``--remediation-thresholds`` setting operators use, so a test
-takes a minute, not ten. The frame rate is measured over a 12 s window, so a frozen guest
-reads 0 frames/s about 12 s after it froze; ``recovered_for`` is set longer than that
-where a test refreezes a guest after an action, so the policy sees one incident, not two.
+takes a minute, not ten. A frozen guest reads 0 frames/s a few seconds after it froze;
+``recovered_for`` is set longer than that plus ``frozen_for`` where a test refreezes a
+guest after an action, so the policy sees one incident, not two.
 """
 
 from __future__ import annotations

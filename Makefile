@@ -53,6 +53,7 @@ bench: setup
 	$(BIN)/python -m bench.bench_emulator
 	$(BIN)/python -m bench.bench_backend
 	$(BIN)/python -m bench.bench_tui
+	$(BIN)/python -m bench.bench_remediation
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache

@@ -187,9 +187,10 @@ VARIANTS: dict[str, dict[str, Any] | None] = {
     },
     "existing-secret": {"controlToken": {"existingSecret": "my-token", "existingSecretKey": "tok"}},
     "metrics": {"metrics": {"podAnnotations": True, "serviceMonitor": {"enabled": True}}},
-    "operator-alerts": {
+    "operator-alerts-no-dashboard": {
         "metrics": {"serviceMonitor": {"enabled": True}},
         "alerts": {"prometheusRule": True, "ruleLabels": {"release": "kps"}},
+        "dashboards": {"enabled": False},
     },
     "carrier-image-no-persistence": {
         "emulator": {

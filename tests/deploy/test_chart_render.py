@@ -87,6 +87,7 @@ def test_default_release_objects() -> None:
     kinds = sorted((d["kind"], d["metadata"]["name"]) for d in render().docs)
     assert kinds == [
         ("ConfigMap", "loco-alerts"),
+        ("ConfigMap", "loco-dashboard"),
         ("Deployment", "loco-backend"),
         ("Role", "loco-backend"),
         ("Role", "loco-operator"),

@@ -50,6 +50,7 @@ SCHEMA_ERROR = "values don't meet the specifications of the schema"
         ({"alerts": {"frameRateCollapsed": {"belowFps": 0}}}, "belowFps"),
         ({"alerts": {"namespaceLabel": "kubernetes-namespace"}}, "at '/alerts/namespaceLabel'"),
         ({"alerts": {"emulatorDown": {"severity": ""}}}, "at '/alerts/emulatorDown/severity'"),
+        ({"dashboards": {"labelValue": "a b"}}, "at '/dashboards/labelValue'"),
     ],
 )
 def test_schema_rejects_bad_values(values: dict[str, Any], expected: str) -> None:

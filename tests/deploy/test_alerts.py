@@ -6,6 +6,7 @@ in tests/deploy/alerts/rules-test.yaml, run here with `promtool test rules`.
 
 from __future__ import annotations
 
+import re
 import shutil
 from pathlib import Path
 from typing import Any
@@ -13,7 +14,7 @@ from typing import Any
 import pytest
 import yaml
 
-from tests.deploy.chart import NAMESPACE, Rendered, render
+from tests.deploy.chart import CHART_DIR, NAMESPACE, Rendered, render
 from tests.deploy.promql import (
     exported_names,
     metric_names,
@@ -202,3 +203,16 @@ def test_a_group_whose_alerts_are_all_off_is_left_out(tmp_path: Path) -> None:
     assert [g["name"] for g in groups(r)] == ["lego-loco.emulators", "lego-loco.backend"]
     path = write_rules(r, tmp_path)
     promtool("check", "rules", path.name, cwd=tmp_path)
+
+
+def test_every_runbook_link_has_its_section() -> None:
+    docs = (CHART_DIR.parents[2] / "docs" / "deploy.md").read_text()
+    anchors = {
+        re.sub(r"[^a-z0-9 -]", "", line.lstrip("#").strip().lower()).replace(" ", "-")
+        for line in docs.splitlines()
+        if line.startswith("#")
+    }
+    for name, rule in rules(render()).items():
+        path, anchor = rule["annotations"]["runbook_url"].split("#")
+        assert path == "docs/deploy.md", name
+        assert anchor in anchors, f"{name}: no section #{anchor} in docs/deploy.md"

@@ -136,9 +136,14 @@ groups:
       {{- if $n.enabled }}
       - alert: LocoRemediationNeedsPerson
         # The policy's last rung: it already waited out a reset and a restart (or spent the
-        # instance's hourly budget), so there is nothing to wait for.
+        # instance's hourly budget), so there is nothing to wait for. Only the leading
+        # replica's word counts: a replica that lost the Lease keeps its last figures.
+        # (ignoring: both series come from the same backend, but with honor_labels the
+        # instance label of needs_person is the emulator's name, not the target's.)
         expr: |-
           loco_remediation_needs_person{{ $s }} == 1
+          and ignoring(instance, exported_instance)
+          loco_remediation_leader{{ $s }} == 1
         {{- include "loco.alerts.common" (dict "root" $ "cfg" $n) | nindent 8 }}
         annotations:
           summary: {{ printf "The automatic recovery gave up on %s: it needs a person" $name | quote }}

@@ -381,6 +381,7 @@ class Fleet:
         rec.instance = inst
         rec.json = data
         if self.metrics is not None:
+            self.metrics.set_instance_node(inst.name, inst.pod.node if inst.pod else None)
             if inst.fps is None:
                 with contextlib.suppress(KeyError):
                     self.metrics.fps.remove(inst.name)

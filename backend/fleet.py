@@ -94,7 +94,8 @@ _VOLATILE: dict[str, Any] = {
         "timestamp": True,
         "supervisor_uptime_seconds": True,
         "qemu": {"uptime_seconds", "qmp_latency_ms"},
-        "video": {"last_frame_age_seconds", "frames_total"},
+        # Changes with every frame an animated guest draws.
+        "video": {"last_frame_age_seconds", "frames_total", "changed_at"},
         "disk": {"overlay_size"},
     },
 }

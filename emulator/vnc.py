@@ -17,6 +17,7 @@ import struct
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import UTC, datetime
 
 import numpy as np
 from asyncvnc import Client
@@ -78,6 +79,8 @@ class VncSampler:
         self._buffer: np.ndarray | None = None
         self._rgb_index: list[int] = [2, 1, 0]
         self._last_update: float | None = None
+        self._changed_at: float | None = None
+        """Wall-clock time of the last change of the picture (for other processes)."""
         self._updates = 0
         self._seq = 0
         self._blank = False
@@ -100,6 +103,11 @@ class VncSampler:
             width=width,
             height=height,
             last_frame_age_seconds=None if age is None else round(age, 3),
+            changed_at=(
+                None
+                if self._changed_at is None
+                else datetime.fromtimestamp(self._changed_at, UTC)
+            ),
             blank=self._blank,
             vnc_connected=self._connected,
             vnc_reconnects=max(0, self._connections - 1),
@@ -261,6 +269,7 @@ class VncSampler:
         # Ask for the next update straight away so QEMU can send each change as it happens.
         writer.write(_update_request(not resized, width, height))
         if changed:
+            self._changed_at = time.time()
             self._seq += 1
             sample = self._buffer[::8, ::8, :3]
             self._blank = bool((sample == sample[0, 0]).all())

@@ -141,6 +141,13 @@ class VncSampler:
             updates_before = self._updates
             try:
                 await self._session()
+            except PermissionError as exc:
+                # asyncvnc's refusal of the password; a PermissionError is an OSError, so
+                # this must come first to be told apart from a broken connection.
+                message = f"VNC authentication failed: {exc}"
+                if message != self._last_error:
+                    log(logger, logging.WARNING, message, server=f"{self.host}:{self.port}")
+                self._last_error = message
             except (OSError, EOFError, TimeoutError, ProtocolError, ValueError) as exc:
                 message = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
                 if message != self._last_error:
@@ -152,8 +159,6 @@ class VncSampler:
                         server=f"{self.host}:{self.port}",
                     )
                 self._last_error = message
-            except PermissionError as exc:
-                self._last_error = f"VNC authentication failed: {exc}"
             finally:
                 self._connected = False
             if self._updates > updates_before:

@@ -51,6 +51,7 @@ from backend.models import (
     Instance,
     InstanceEvent,
     InstanceList,
+    RemediationEvent,
     RemovedEvent,
     SnapshotEvent,
 )
@@ -76,7 +77,7 @@ __all__ = [
     "MalformedEvent",
 ]
 
-FleetEventT = SnapshotEvent | InstanceEvent | RemovedEvent | DiscoveryEvent
+FleetEventT = SnapshotEvent | InstanceEvent | RemovedEvent | DiscoveryEvent | RemediationEvent
 
 # Ceilings of what is read from the backend. The largest legitimate answers: the full list
 # and the snapshot event of a thousand instances (about 1 MiB each), 10,000 log lines.

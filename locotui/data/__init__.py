@@ -31,6 +31,8 @@ Backend — :mod:`locotui.data.backend_client`
     ``get_instance(name) -> Instance``, ``thumbnail(name, width=160) -> bytes`` (PNG),
     ``logs(name, tail) -> list[str]``, ``follow_logs(name, tail) -> AsyncIterator[str]``,
     ``reset(name) / restart(name) -> ActionResult`` (Bearer token),
+    ``timeline(name) -> list[TimelineEntry]``, ``remediation() -> RemediationStatus``
+    (404: ``OFF``), ``pause_remediation(minutes, reason) / resume_remediation()`` (token),
     ``events(*, backoff, idle_timeout) -> AsyncIterator[SnapshotEvent | InstanceEvent |
     RemovedEvent | DiscoveryEvent | RemediationEvent | LinkChange | MalformedEvent]``
     (reconnects forever).
@@ -63,7 +65,9 @@ Fleet — :mod:`locotui.data.fleet`
     status_history, breaker_history, fps_values(n)``.
     :mod:`locotui.data.feeds`: ``FleetFeeds(fleet, backend=, kube=, fallback_after=5)``
     with ``start()``, ``stop()``, ``reconnect()`` keeps the model fed (backend SSE; the
-    Kubernetes pod watch while the backend is gone).
+    Kubernetes pod watch while the backend is gone; the automatic recovery's state, read
+    on connect, after its decisions (coalesced), every 30 s and on
+    ``refresh_remediation()``).
 
 Logs — :mod:`locotui.data.logs`
     ``parse_line(raw, instance) -> LogLine``, ``format_line(line)``,

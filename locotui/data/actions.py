@@ -47,6 +47,7 @@ __all__ = [
     "Phase",
     "Progress",
     "describe",
+    "name_list",
 ]
 
 
@@ -137,7 +138,8 @@ class AuditLog:
             fh.write(entry.to_json() + "\n")
 
 
-def _names(targets: Sequence[str], limit: int = 5) -> str:
+def name_list(targets: Sequence[str], limit: int = 5) -> str:
+    """``a, b, c and 2 more``: names for a sentence, however many there are."""
     shown = ", ".join(targets[:limit])
     more = len(targets) - limit
     return shown + (f" and {more} more" if more > 0 else "")
@@ -167,20 +169,20 @@ def describe(
     ns = f" in namespace {namespace}" if namespace else ""
     n = len(targets)
     if action is ActionKind.SOFT_RESET:
-        what = f"{targets[0]}" if n == 1 else f"{n} instances ({_names(targets)})"
+        what = f"{targets[0]}" if n == 1 else f"{n} instances ({name_list(targets)})"
         return (
             f"Soft reset {what} (QMP system_reset through the backend): the guest reboots "
             f"in place, {_minutes(down)} without a usable picture; the pod keeps running."
         )
     if action is ActionKind.FORGET:
-        what = f"{targets[0]}" if n == 1 else f"{n} instances ({_names(targets)})"
+        what = f"{targets[0]}" if n == 1 else f"{n} instances ({name_list(targets)})"
         return (
             f"Forget {what}: the supervisor is gone, so the instance leaves the list; its "
             "state directory (overlay, logs) is kept. Nothing running is touched."
         )
     if action is ActionKind.RESTART_POD:
         if mode == "backend":
-            what = f"{targets[0]}" if n == 1 else f"{n} instances ({_names(targets)})"
+            what = f"{targets[0]}" if n == 1 else f"{n} instances ({name_list(targets)})"
             return (
                 f"Restart QEMU of {what} through the backend (the emulator reboots, "
                 f"{_minutes(down)} of downtime)."
@@ -192,7 +194,7 @@ def describe(
                 f"reboots, {_minutes(down)} of downtime)."
             )
         return (
-            f"Delete {n} pods{ns} ({_names(targets)}){via}; their StatefulSet recreates them "
+            f"Delete {n} pods{ns} ({name_list(targets)}){via}; their StatefulSet recreates them "
             f"(each emulator reboots, {_minutes(down)} of downtime)."
         )
     sets = list(statefulsets or [])
@@ -201,7 +203,7 @@ def describe(
         if len(sets) == 1
         else f"StatefulSets {', '.join(sets)}"
         if sets
-        else "the StatefulSet owning " + _names(targets)
+        else "the StatefulSet owning " + name_list(targets)
     )
     count = replicas if replicas is not None else n
     total = f", about {_minutes(down * count)} in total" if count > 1 else ""

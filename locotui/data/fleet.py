@@ -82,7 +82,7 @@ class Origin(StrEnum):
 
 class SortKey(StrEnum):
     NAME = "name"
-    STATUS = "status"  # worst first
+    STATUS = "status"  # worst first (needing a person before all)
     FPS = "fps"  # lowest first (the slow ones are the interesting ones)
     RESTARTS = "restarts"  # most first
     AGE = "age"  # youngest first (just restarted)
@@ -502,7 +502,8 @@ class FleetModel:
         return self._filter_text
 
     def set_filter(self, text: str) -> None:
-        """Filters on name, node, status and status reason.
+        """Filters on name, node, status, status reason and the automatic recovery's
+        rung (``needs person``, ``reset``, ``restart``).
 
         Plain text matches as a case-insensitive substring; ``/regex/`` (slashes around
         it) as a case-insensitive regular expression. Raises :class:`FilterError` for a
@@ -557,6 +558,8 @@ class FleetModel:
             inst.status.value,
             inst.status_reason or "",
             entry.origin.value,
+            # "needs" finds the instances the automatic recovery gave up on.
+            inst.remediation.rung.replace("_", " ") if inst.remediation else "",
         ]
         if self._filter_regex is not None:
             return any(self._filter_regex.search(f) for f in fields)
@@ -566,7 +569,9 @@ class FleetModel:
     def _sort_tuple(self, e: Entry) -> tuple[Any, ...]:
         key = self._sort_key
         if key is SortKey.STATUS:
-            return (SEVERITY[e.status], e.name)
+            # Worst first, and worse than any status: the ones nobody is fixing.
+            rung = e.instance.remediation
+            return (not (rung and rung.rung == "needs_person"), SEVERITY[e.status], e.name)
         if key is SortKey.FPS:
             # Unknown fps sorts first: it is worse than any number.
             return (e.fps is not None, e.fps or 0.0, e.name)

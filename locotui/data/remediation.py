@@ -6,7 +6,8 @@ strings, and the scriptable commands print them as they are.
 * :data:`OFF` — the state of a backend whose recovery is off, or that has none (a backend
   older than the feature answers ``GET /api/remediation`` with 404: that is "off" too).
 * :func:`policy_summary` — one short phrase: ``off``, ``on``, ``on (dry run)``,
-  ``PAUSED until 14:05Z (by 10.0.0.3: moving racks)``.
+  ``PAUSED until 14:05Z (by 10.0.0.3: moving racks)`` (with the date for a pause of 12
+  hours or more).
 * :func:`needing_a_person` — the instances the policy gave up on (their rung).
 * :func:`pause_request` — a pause as typed (minutes as text or a number, a reason),
   checked against the backend's own wire model, so a bad value is refused before it is
@@ -49,13 +50,14 @@ PAUSE_PRESETS: tuple[float | None, ...] = (15, 60, 240, None)
 """Durations an operator picks from (minutes; None: until resumed)."""
 
 
-def clock_time(when: datetime) -> str:
-    """``14:05Z``; with the date when it is not today (a week-long pause)."""
-    when = when if when.tzinfo else when.replace(tzinfo=UTC)
-    when = when.astimezone(UTC)
-    if when.date() != datetime.now(UTC).date():
-        return f"{when:%Y-%m-%d %H:%M}Z"
-    return f"{when:%H:%M}Z"
+LONG_PAUSE = timedelta(hours=12)
+"""A pause at least this long ends on another day, so its end is given with the date."""
+
+
+def clock_time(when: datetime, *, with_date: bool = False) -> str:
+    """``14:05Z``, or ``2025-03-15 14:05Z`` ``with_date``."""
+    when = (when if when.tzinfo else when.replace(tzinfo=UTC)).astimezone(UTC)
+    return f"{when:%Y-%m-%d %H:%M}Z" if with_date else f"{when:%H:%M}Z"
 
 
 def policy_state(status: RemediationStatus | None) -> str:
@@ -82,9 +84,9 @@ def policy_summary(status: RemediationStatus | None) -> str:
     if status is None or state in ("unknown", "off"):
         return state
     if state == "paused":
-        until = (
-            f"until {clock_time(status.paused_until)}" if status.paused_until else "until resumed"
-        )
+        end, start = status.paused_until, status.paused_since
+        long = end is not None and start is not None and end - start >= LONG_PAUSE
+        until = f"until {clock_time(end, with_date=long)}" if end else "until resumed"
         return f"PAUSED {until}{_paused_by(status)}"
     return "on (dry run)" if state == "dry_run" else "on"
 
@@ -123,8 +125,10 @@ def describe_pause(request: PauseRequest, now: datetime) -> str:
     if request.minutes is None:
         ends = "It stays paused until someone resumes it."
     else:
-        until = now + timedelta(minutes=request.minutes)
-        ends = f"It resumes by itself at {clock_time(until)}."
+        length = timedelta(minutes=request.minutes)
+        ends = (
+            f"It resumes by itself at {clock_time(now + length, with_date=length >= LONG_PAUSE)}."
+        )
     amount = (
         f"for {request.minutes:g} minute{'s' if request.minutes != 1 else ''}"
         if request.minutes is not None

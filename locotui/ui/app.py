@@ -212,6 +212,8 @@ class LocoApp(App[int]):
         self.thumbnails_on = settings.thumbnails
         self._cursor_hint: str | None = None
         self.rendered_version = -1
+        self._decisions_seen = 0
+        """The automatic recovery's decisions already announced (see render_fleet)."""
         self.header_info = HeaderInfo(
             context=context or settings.kube_context or (kube.context if kube else None),
             namespace=settings.namespace or (kube.namespace if kube else None),
@@ -301,7 +303,20 @@ class LocoApp(App[int]):
 
     # ------------------------------------------------------------------ ConsoleView
     def render_fleet(self) -> None:
+        self._announce_decisions()
         self._render()
+
+    def _announce_decisions(self) -> None:
+        """The automatic recovery's new decisions as notices: here, after the model's
+        coalesced notification, so a burst of them is a few notices."""
+        from locotui.ui.recovery import notices
+
+        new, self._decisions_seen = self.model.decisions_since(self._decisions_seen)
+        for notice in notices(new):
+            if notice.alert:
+                self.show_alert(notice.text)
+            else:
+                self.notify(notice.text, title="auto-recovery", severity=notice.severity)
 
     def wants_pictures(self) -> bool:
         return (
@@ -312,8 +327,9 @@ class LocoApp(App[int]):
         )
 
     def show_alert(self, line: str) -> None:
-        """A line from whoever started the console (the demo's processes ending): kept in
-        the banner, since a toast alone is gone before anyone reads it."""
+        """A line that must stay visible (the demo's processes ending, an instance the
+        automatic recovery gave up on): kept in the banner, since a toast alone is gone
+        before anyone reads it."""
         self.header_info.alerts.append(line)
         self.notify(line, title="alert", severity="error", timeout=20)
         self.banner.update(self.clock.monotonic())

@@ -652,6 +652,10 @@ class LocoApp(App[int]):
             if section:
                 active.scroll_to_section(section)
             return
+        entry = self.model.get(name)
+        if section is None and entry is not None and entry.instance.remediation is not None:
+            # On the automatic recovery's ladder: what happened so far is what matters.
+            section = "timeline"
         self.push_screen(
             DetailScreen(
                 name,
@@ -661,6 +665,8 @@ class LocoApp(App[int]):
                 kube=self.kube,
                 thumbs=self.thumbs,
                 section=section,
+                timeline=self.backend.timeline if self.backend is not None else None,
+                audit=self.audit,
             )
         )
 

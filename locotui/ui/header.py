@@ -122,17 +122,18 @@ def header_lines(model: FleetModel, info: HeaderInfo, now: float) -> list[Text]:
         style = fmt.STATUS_STYLE[status] if n else "dim"
         first.append(f"{fmt.STATUS_SYMBOL[status]} {n} ", style=style)
     first.append(f"of {len(model)}", style="dim")
+    # Right after the counts: on a narrow terminal the end of this line is cut off.
+    gave_up = len(model.needing_a_person())
+    if gave_up:
+        first.append("  ")
+        verb = "needs" if gave_up == 1 else "need"
+        first.append(f" {fmt.NEEDS_PERSON_MARK} {gave_up} {verb} a person ", "bold reverse red")
     stale = sum(1 for e in model.entries.values() if e.instance.stale)
     if stale:
         first.append(f"  {fmt.STALE_MARK}{stale} stale", style="bold yellow")
     broken = sum(1 for e in model.entries.values() if e.error)
     if broken:
         first.append(f"  ⚠{broken} bad data", style="bold red")
-    gave_up = len(model.needing_a_person())
-    if gave_up:
-        first.append("  ")
-        verb = "needs" if gave_up == 1 else "need"
-        first.append(f" {fmt.NEEDS_PERSON_MARK} {gave_up} {verb} a person ", "bold reverse red")
     first.append("  │ ", style="dim")
     arrow = "▲" if model.sort_reverse else "▼"
     first.append(f"sort {model.sort_key.value}{arrow}", style="")

@@ -251,7 +251,7 @@ class Tile(Widget):
             self.border_title = Text(f"{mark}{entry.name}", style="bold")
             parts: list[Text] = []
             if needs:
-                parts.append(Text(f" {fmt.NEEDS_PERSON_MARK} NEEDS A PERSON ", "bold reverse red"))
+                parts.append(Text(f"{fmt.NEEDS_PERSON_MARK} NEEDS A PERSON", "bold reverse red"))
             if entry.origin is Origin.KUBERNETES:
                 # Says where the data came from; "pod only" implies it is not current.
                 parts.append(Text("pod only · no health", style="bold yellow"))

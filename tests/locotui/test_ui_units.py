@@ -16,7 +16,13 @@ from rich.style import Style
 from rich.text import Text
 from textual.app import App, ComposeResult
 
-from backend.models import BreakerState, InstanceStatus, RemediationEvent, RemediationStatus
+from backend.models import (
+    BreakerState,
+    InstanceStatus,
+    RemediationEvent,
+    RemediationStatus,
+    TimelineEntry,
+)
 from locotui import cli
 from locotui.data.fleet import Origin, Source
 from locotui.data.link import LinkState
@@ -27,6 +33,7 @@ from locotui.ui.halfblock import HalfBlockRenderer, decode_image, fit_cells, res
 from locotui.ui.header import HeaderInfo, banner_text, header_lines, recovery_text
 from locotui.ui.logview import LogView, line_text
 from locotui.ui.recovery import notices
+from locotui.ui.screens.detail import TIMELINE_SHOWN, timeline_section
 from locotui.ui.table import COLUMNS, row_cells
 from locotui.ui.tile import tile_lines
 from tests.locotui.test_ui_support import (
@@ -267,6 +274,42 @@ def test_header_says_the_policy_state_and_who_needs_a_person() -> None:
         assert second.startswith(" backend ● live  │ auto-recovery "), second
         assert f" {words}  │ kube" in second, second
     assert recovery_text(paused).plain.startswith("auto-recovery ‖ PAUSED")
+
+
+def render_plain(renderable: object, width: int = 100) -> str:
+    console = Console(width=width, record=True, color_system=None)
+    console.print(renderable)
+    return console.export_text()
+
+
+def test_timeline_section_oldest_first_with_the_rung_on_top() -> None:
+    inst = on_rung(instance("loco-3", InstanceStatus.DEGRADED, reason="blank"), "reset", 40)
+    day = NOW - timedelta(days=1)
+    entries = [
+        TimelineEntry(at=day, kind="status", text="healthy"),
+        TimelineEntry(at=NOW - timedelta(seconds=90), kind="status", text="degraded: blank"),
+        TimelineEntry(
+            at=NOW - timedelta(seconds=40),
+            kind="remediation",
+            text="reset (acted)",
+            by="remediation",
+        ),
+        TimelineEntry(at=NOW, kind="action", text="reset: system_reset sent", by="10.0.0.3"),
+    ]
+    text = render_plain(timeline_section(inst, entries, None, NOW))
+    lines = [ln.strip() for ln in text.splitlines() if ln.strip()]
+    assert lines[0] == "Incident timeline"
+    assert lines[1] == "⟳ reset 40s ago, watching  1 action in the last hour  blank"
+    rows = lines[3:]
+    assert rows[0].startswith("03-13 09:26:53") and rows[0].endswith("healthy")
+    assert rows[1].startswith("03-14 09:25:23")  # the date again: the day changed
+    assert rows[2].split() == ["09:26:13", "auto", "reset", "(acted)", "auto-recovery"]
+    assert rows[3].split()[-1] == "10.0.0.3"
+    many = [TimelineEntry(at=NOW, kind="status", text=f"s{i}") for i in range(80)]
+    text = render_plain(timeline_section(None, many, None, NOW))
+    assert f"({80 - TIMELINE_SHOWN} earlier not shown)" in text and "s79" in text
+    assert "s29" not in text.split("not shown")[1]
+    assert "no backend" in render_plain(timeline_section(None, None, "no backend", NOW))
 
 
 def decision(name: str, action: str, outcome: str = "acted", **kw: object) -> RemediationEvent:

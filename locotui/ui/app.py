@@ -43,6 +43,7 @@ from locotui.data.fleet import FilterError, FleetModel, Origin, Source
 from locotui.data.history import HistoryProvider, make_history
 from locotui.data.kube_client import KubeClient
 from locotui.data.link import LinkState
+from locotui.data.remediation import AUTO_RECOVERY, describe_resume, policy_summary
 from locotui.data.routes import Routes
 from locotui.keymap import ACTIONS, MUTATING
 from locotui.ui.clock import Clock
@@ -725,6 +726,40 @@ class LocoApp(App[int]):
             return
         self._confirm_action(ActionKind.FORGET, lost)
 
+    def action_pause_remediation(self) -> None:
+        """Pauses the automatic recovery, or resumes it when it is paused: confirmed,
+        run and audited like every action."""
+        from locotui.ui.screens.confirm import ActionScreen, PauseScreen
+
+        if self.read_only:
+            self.notify_read_only("pause_remediation")
+            return
+        status = self.model.remediation
+        if self.backend is None or (status is not None and not status.enabled):
+            self.notify(
+                "the automatic recovery is off on this backend, so there is nothing to pause: "
+                "start the backend with --remediation (LOCO_REMEDIATION=1; Helm: "
+                "backend.remediation.enabled)",
+                title="auto-recovery",
+                severity="warning",
+                timeout=10,
+            )
+            return
+        if status is not None and status.paused:
+            bad = sum(1 for e in self.model.entries.values() if not e.healthy)
+            self.push_screen(
+                ActionScreen(
+                    ActionKind.RESUME_REMEDIATION,
+                    [AUTO_RECOVERY],
+                    describe_resume(status, bad),
+                    self.runner,
+                    job=self.runner.resume_remediation,
+                )
+            )
+            return
+        # Not read yet (None) is asked as a pause too: the backend says if it is off.
+        self.push_screen(PauseScreen(self.runner, self.now))
+
     def _confirm_action(self, kind: ActionKind, targets: list[str]) -> None:
         from locotui.ui.screens.confirm import ActionScreen
 
@@ -747,6 +782,10 @@ class LocoApp(App[int]):
             keys = ", ".join(self.settings.keys.keys_for(name))
             enabled = self.check_action(name, ())
             label = action.description
+            status = self.model.remediation
+            if name == "pause_remediation" and status is not None and status.paused:
+                # Say which of the two it will do.
+                label = f"Resume the automatic recovery ({policy_summary(status)})"
             if enabled is None:
                 label += " (disabled)"
             elif enabled is False:

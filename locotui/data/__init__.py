@@ -105,6 +105,7 @@ Actions — :mod:`locotui.data.actions`
     result, error, details)``.
 
 Commands — :mod:`locotui.commands`
-    ``commands.register(subparsers)`` adds ``status``, ``restart``, ``logs``, ``config``;
-    each module has ``add_arguments(parser)`` and ``run(settings, options) -> int``.
+    ``commands.register(subparsers)`` adds ``status``, ``restart``, ``logs``,
+    ``remediation``, ``config``; each module has ``add_arguments(parser)`` and
+    ``run(settings, options) -> int``.
 """

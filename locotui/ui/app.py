@@ -304,12 +304,12 @@ class LocoApp(App[int]):
 
     # ------------------------------------------------------------------ ConsoleView
     def render_fleet(self) -> None:
-        self._announce_decisions()
         self._render()
 
     def _announce_decisions(self) -> None:
-        """The automatic recovery's new decisions as notices: here, after the model's
-        coalesced notification, so a burst of them is a few notices."""
+        """The automatic recovery's new decisions as notices: with each repaint, which
+        follows the model's coalesced notification, so a burst of them is a few notices
+        (and one an operator's own repaint took first is still announced)."""
         from locotui.ui.recovery import notices
 
         new, self._decisions_seen = self.model.decisions_since(self._decisions_seen)
@@ -409,6 +409,7 @@ class LocoApp(App[int]):
                 (self.model.sort_key, self.model.sort_reverse),
             )
         self._cursor_hint = self.cursor_name
+        self._announce_decisions()
         self.header.update(self.clock.monotonic())
         self.banner.update(self.clock.monotonic())
         if self.thumbs is not None:

@@ -103,6 +103,10 @@ class ActionScreen(ModalScreen[None]):
         Binding("enter", "enter", "Confirm / close", show=False),
     ]
 
+    cancel_label = "Cancel (n)"
+    confirm_key = "y"
+    """The keys the buttons name (a dialog with text fields answers to Esc and Enter)."""
+
     def __init__(
         self,
         kind: ActionKind,
@@ -138,9 +142,6 @@ class ActionScreen(ModalScreen[None]):
                 yield Button(self.cancel_label, id="cancel", variant="default")
                 verb = VERBS.get(self.kind, TITLES[self.kind])
                 yield Button(f"{verb} ({self.confirm_key})", id="confirm", variant="error")
-
-    cancel_label = "Cancel (n)"
-    confirm_key = "y"
 
     def compose_fields(self) -> ComposeResult:
         """What shapes the action before it is confirmed (nothing, for most)."""

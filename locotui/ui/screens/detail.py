@@ -506,7 +506,9 @@ class DetailScreen(Screen[None]):
 
     def scroll_to_section(self, section: str) -> None:
         target = self.query_one("#history" if section == "history" else f"#section-{section}")
-        target.scroll_visible(animate=False)
+        # At the top of the view: a section grows below its title (the timeline does once
+        # it is fetched), and a small terminal would otherwise show only its first lines.
+        target.scroll_visible(animate=False, top=True)
         if section == "history":
             self._load_history()
 

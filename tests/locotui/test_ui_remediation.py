@@ -14,16 +14,21 @@ from typing import Any
 import httpx
 import pytest
 
+from backend.models import RemediationEvent
 from locotui.data.actions import ActionKind
 from locotui.data.backend_client import BackendClient
 from locotui.ui.app import LocoApp
+from locotui.ui.clock import FrozenClock
 from locotui.ui.screens.confirm import ActionScreen, PauseScreen
 from locotui.ui.screens.detail import DetailScreen
 from locotui.ui.tile import Tile
 from tests.locotui.test_ui_support import (
+    NOW,
     TOKEN,
     BackendProcess,
     FakeFleet,
+    demo_instances,
+    frozen_model,
     screen_text,
     ui_settings,
     wait_for,
@@ -298,3 +303,26 @@ async def test_pause_refused_says_what_to_do(stack: dict[str, Any], fleet: FakeF
             what="the read-only note",
         )
         assert not isinstance(app.screen, PauseScreen)
+
+
+async def test_a_decision_is_announced_even_when_a_key_repaints_first() -> None:
+    """A key's repaint can take the model's change before the render loop sees it; the
+    decision that came with that change is announced all the same."""
+    model = frozen_model(demo_instances(3))
+    app = LocoApp(
+        ui_settings(thumbnails=False), model=model, clock=FrozenClock(NOW), start_feeds=False
+    )
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.pause(0.2)
+        gave_up = RemediationEvent(
+            seq=9, instance="loco-1", action="give_up", reason="still bad", outcome="acted",
+            rung="needs_person", at=NOW,
+        )  # fmt: skip
+        model.apply_event(gave_up)
+        app.action_sort_next()  # repaints at once, before the loop wakes
+        await wait_for(
+            pilot,
+            lambda: app.banner.text and "loco-1 needs a person" in app.banner.text.plain,
+            what="the alert",
+        )
+        assert len(app.header_info.alerts) == 1  # once, not again by the loop

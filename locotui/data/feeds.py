@@ -84,8 +84,6 @@ class FleetFeeds:
         self.remediation_settle = remediation_settle
         self._remediation_task: asyncio.Task[None] | None = None
         self._remediation_wake = asyncio.Event()
-        self.remediation_reads = 0
-        """Reads of the automatic recovery's state (for tests)."""
 
     @property
     def fallback_active(self) -> bool:
@@ -191,8 +189,11 @@ class FleetFeeds:
     async def _run_remediation(self) -> None:
         assert self.backend is not None
         while True:
+            # asyncio.timeout, not wait_for: on Python 3.11 wait_for can swallow the
+            # cancellation of stop() when the wake-up comes at the same moment.
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._remediation_wake.wait(), self._remediation_wait())
+                async with asyncio.timeout(self._remediation_wait()):
+                    await self._remediation_wake.wait()
             await asyncio.sleep(self.remediation_settle)
             self._remediation_wake.clear()
             if not self.fleet.live:
@@ -202,7 +203,6 @@ class FleetFeeds:
             except DataError as exc:
                 logger.debug("reading the automatic recovery's state failed: %s", exc)
                 continue
-            self.remediation_reads += 1
             self.fleet.set_remediation(status)
 
     # ------------------------------------------------------------------ kubernetes

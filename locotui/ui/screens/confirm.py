@@ -226,7 +226,10 @@ class ActionScreen(ModalScreen[None]):
         if len(self.results) == 1 and not self.error:
             # One target: its own words say more than a count (what went wrong, or the
             # new state).
-            message = self.results[0].message
+            only = self.results[0]
+            message = (
+                only.message if only.target == AUTO_RECOVERY else f"{only.target}: {only.message}"
+            )
         if denied:
             message = f"permission denied: {denied[0].message}"
         self.app.notify(message, title=title, severity=severity, timeout=8)

@@ -22,7 +22,10 @@ from tests.chaos.harness import TOKEN, EventLog, Fleet, local_fleet, status_is
 
 pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("remediation")]
 
-FAST = "testimage.bad_for=2,testimage.frozen_for=2"
+# Short enough for a test, long enough that a healthy guest starved of CPU on a loaded
+# two-core machine (two QEMUs, the suite running beside them) is not taken for a sick one:
+# a few seconds of low frame rate there are real, and the policy is right to count them.
+FAST = "testimage.bad_for=10,testimage.frozen_for=5"
 
 
 def policy(thresholds: str, *extra: str) -> list[str]:
@@ -90,7 +93,9 @@ async def test_a_frozen_guest_is_reset_and_recovers(tmp_path: Path) -> None:
             await events.until("r1", "recovered", "acted", 30)
             await fleet.watch.until("r1", on_rung(None), 5, "off the ladder")
             assert resets_in_log(fleet, "r1") == 1
-            assert events.of("r2") == [], "the healthy neighbour is left alone"
+            about_r2 = [(e["action"], e["outcome"], e["reason"]) for e in events.remediation
+                        if e["instance"] == "r2"]  # fmt: skip
+            assert about_r2 == [], "the healthy neighbour is left alone"
             timeline = httpx.get(
                 f"{fleet.backend.url}/api/instances/r1/timeline", trust_env=False
             ).json()

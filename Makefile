@@ -6,12 +6,30 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 DEMO_INSTANCES ?= 3
 
-.PHONY: setup system venv test test-fast lint demo bench clean
+.PHONY: setup system venv test test-fast lint demo bench clean \
+	setup-cluster cluster cluster-down cluster-prepare demo-cluster
 
 setup: system $(STAMP)
 
 system:
 	@scripts/setup-system.sh
+
+# The local Kubernetes cluster (deploy/localcluster): its system packages only when asked.
+setup-cluster: setup
+	@scripts/setup-system.sh --cluster
+
+# Builds the cluster's components (cached by version) and images (cached by input hash).
+cluster-prepare: setup-cluster
+	$(BIN)/python -m localcluster prepare
+
+cluster: setup-cluster
+	$(BIN)/python -m localcluster up
+
+cluster-down: $(STAMP)
+	$(BIN)/python -m localcluster down
+
+demo-cluster: setup-cluster
+	$(BIN)/locotui demo --cluster
 
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -26,8 +44,11 @@ lint: setup
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 
+# As root the cluster tests' components and images are built first (progress shown); as
+# another user those tests are skipped, with the reason in the summary.
 test: setup
 	$(BIN)/ruff check .
+	@if [ "$$(id -u)" -eq 0 ]; then $(MAKE) --no-print-directory cluster-prepare; fi
 	$(BIN)/python -m pytest -n 2 --dist loadgroup -q
 
 test-fast: setup

@@ -84,6 +84,8 @@ def test_default_release_objects() -> None:
     kinds = sorted((d["kind"], d["metadata"]["name"]) for d in render().docs)
     assert kinds == [
         ("Deployment", "loco-backend"),
+        ("NetworkPolicy", "loco-emulator"),
+        ("PodDisruptionBudget", "loco-emulator"),
         ("Role", "loco-backend"),
         ("Role", "loco-operator"),
         ("Role", "loco-viewer"),

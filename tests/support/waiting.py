@@ -34,3 +34,32 @@ async def wait_until(
         f"{what} not reached within {deadline:.0f} s; last result: {last!r}; "
         f"last error: {last_exc!r}"
     )
+
+
+def wait_for(
+    check: Callable[[], T],
+    deadline: float,
+    what: str = "condition",
+    interval: float = 0.2,
+    describe: Callable[[], str] | None = None,
+) -> T:
+    """Calls ``check`` until it returns something truthy, which is returned; fails naming
+    ``what``, the last result or error and, when given, ``describe()`` (e.g. a screen)."""
+    end = time.monotonic() + deadline
+    last: T | None = None
+    last_exc: Exception | None = None
+    while True:
+        try:
+            last = check()
+            last_exc = None
+            if last:
+                return last
+        except Exception as exc:  # the thing being waited for may not be up yet
+            last_exc = exc
+        if time.monotonic() > end:
+            extra = f"\n{describe()}" if describe is not None else ""
+            raise AssertionError(
+                f"{what} not reached within {deadline:.0f} s; last result: {last!r}; "
+                f"last error: {last_exc!r}{extra}"
+            )
+        time.sleep(interval)

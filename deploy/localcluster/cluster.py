@@ -15,7 +15,7 @@ import os
 import shutil
 import ssl
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -342,7 +342,9 @@ class Cluster:
             "etcd",
         )
 
-    def _start_apiserver(self, t: Topology, c: pki.ClusterPKI) -> None:
+    def _start_apiserver(
+        self, t: Topology, c: pki.ClusterPKI, extra_args: Sequence[str] = ()
+    ) -> None:
         L = self.layout
         self.daemon("kube-apiserver").start(
             [
@@ -369,6 +371,7 @@ class Cluster:
                 f"--cert-dir={L.state / 'apiserver'}",
                 "--profiling=false",
                 "--v=1",
+                *extra_args,
             ]
         )
         self.wait(
@@ -515,8 +518,8 @@ class Cluster:
     def stop_daemon(self, name: str) -> None:
         self.daemon(name).stop()
 
-    def restart_daemon(self, name: str) -> None:
-        """Starts a stopped control-plane daemon again with the arguments it had."""
+    def restart_daemon(self, name: str, extra_args: Sequence[str] = ()) -> None:
+        """Starts a stopped control-plane daemon again (with ``extra_args`` added)."""
         info = self.info()
         if info is None:
             raise ClusterError("the local cluster is not running", hint="run `make cluster`")
@@ -526,7 +529,7 @@ class Cluster:
         )
         starters: dict[str, Callable[[], None]] = {
             "etcd": lambda: self._start_etcd(t, certs),
-            "kube-apiserver": lambda: self._start_apiserver(t, certs),
+            "kube-apiserver": lambda: self._start_apiserver(t, certs, extra_args),
         }
         if name not in starters:
             raise ClusterError(f"restarting {name} is not supported (only {', '.join(starters)})")

@@ -7,6 +7,7 @@ small requests so a handful of emulators fit.
 
 from __future__ import annotations
 
+import base64
 import re
 from collections.abc import Sequence
 from pathlib import Path
@@ -123,3 +124,29 @@ def user_kubeconfig(
     ca = cluster.layout.pki / "ca.crt"
     path = cluster.layout.users / f"{user}.kubeconfig"
     return config.kubeconfig(path, info.server, ca, pair, user=user, namespace=namespace)
+
+
+def backend_url(cluster: Cluster, namespace: str = NAMESPACE) -> str:
+    """The backend's Service as this machine reaches it (kube-proxy routes ClusterIPs here)."""
+    result = cluster.kubectl(
+        "-n",
+        namespace,
+        "get",
+        "service",
+        "loco-backend",
+        "-o",
+        "jsonpath={.spec.clusterIP}:{.spec.ports[0].port}",
+    )
+    if result.returncode != 0 or not result.stdout.strip(":"):
+        raise ClusterError(f"no backend Service in namespace {namespace}: {result.stderr.strip()}")
+    return f"http://{result.stdout.strip()}"
+
+
+def control_token(cluster: Cluster, namespace: str = NAMESPACE) -> str:
+    """The release's control token (read with the administrator's credentials)."""
+    result = cluster.kubectl(
+        "-n", namespace, "get", "secret", "loco-control-token", "-o", "jsonpath={.data.token}"
+    )
+    if result.returncode != 0 or not result.stdout.strip():
+        raise ClusterError(f"no control token in namespace {namespace}: {result.stderr.strip()}")
+    return base64.b64decode(result.stdout.strip()).decode()

@@ -145,8 +145,7 @@ class Fleet:
 
     def service_url(self) -> str:
         """The backend's Service (ClusterIP), which kube-proxy makes reachable from the host."""
-        ip = self.ok("get", "service", "loco-backend", "-o", "jsonpath={.spec.clusterIP}").strip()
-        return f"http://{ip}:8081"
+        return helm.backend_url(self.cluster, self.namespace)
 
     def instances(self, url: str | None = None) -> dict[str, Any]:
         return httpx.get(f"{url or self.backend_url()}/api/instances", timeout=5).json()
@@ -157,10 +156,7 @@ class Fleet:
         return sum(value for _, value in samples(text, name, **labels))
 
     def control_token(self) -> str:
-        import base64
-
-        data = self.ok("get", "secret", "loco-control-token", "-o", "jsonpath={.data.token}")
-        return base64.b64decode(data).decode()
+        return helm.control_token(self.cluster, self.namespace)
 
     # --- people ------------------------------------------------------------------------
     def kubeconfig_for(self, user: str) -> Path:

@@ -6,7 +6,7 @@ import argparse
 import json
 import sys
 
-from localcluster import build, helm, versions
+from localcluster import access, build, helm, versions
 from localcluster.cluster import Cluster
 from localcluster.errors import ClusterError
 from localcluster.images import Images
@@ -124,7 +124,7 @@ def _run(args: argparse.Namespace, cluster: Cluster, progress: Progress) -> int:
         return 0
     if args.command == "kubeconfig":
         if args.user:
-            print(helm.user_kubeconfig(cluster, args.user, tuple(args.group), args.namespace))
+            print(access.user_kubeconfig(cluster, args.user, tuple(args.group), args.namespace))
         else:
             print(layout.admin_kubeconfig)
         return 0

@@ -8,20 +8,20 @@ small requests so a handful of emulators fit.
 from __future__ import annotations
 
 import base64
-import re
 from collections.abc import Sequence
-from pathlib import Path
 from typing import Any
 
-from localcluster import config, pki
+import yaml
+
+from localcluster import config
+from localcluster.access import running_info
 from localcluster.cluster import Cluster, Info
 from localcluster.errors import ClusterError
 from localcluster.images import CHART
-from localcluster.steps import run_logged
+from localcluster.steps import output, run_logged
 
 NAMESPACE = "loco"
 RELEASE = "loco"
-_USER_RE = re.compile(r"[A-Za-z0-9][-A-Za-z0-9:._@]{0,62}")
 
 
 def _image(ref: str) -> dict[str, str]:
@@ -48,13 +48,6 @@ def local_values(info: Info, replicas: int = 3) -> dict[str, Any]:
     }
 
 
-def _running_info(cluster: Cluster) -> Info:
-    info = cluster.info()
-    if info is None or not cluster.is_up():
-        raise ClusterError("the local cluster is not running", hint="start it with `make cluster`")
-    return info
-
-
 def helm(cluster: Cluster, *args: str) -> list[str]:
     return [
         str(cluster.binary("helm")),
@@ -74,7 +67,7 @@ def install(
     timeout: str = "5m",
 ) -> None:
     """``helm upgrade --install`` with the local values (plus ``values`` and ``sets``)."""
-    info = _running_info(cluster)
+    info = running_info(cluster)
     files = [
         config.write_yaml(
             cluster.layout.config / f"values-{release}.yaml", local_values(info, replicas)
@@ -110,22 +103,6 @@ def install(
         )
 
 
-def user_kubeconfig(
-    cluster: Cluster, user: str, groups: tuple[str, ...] = (), namespace: str | None = None
-) -> Path:
-    """A kubeconfig for ``user`` (a client certificate); RBAC decides what it may do."""
-    info = _running_info(cluster)
-    for name in (user, *groups):
-        if not _USER_RE.fullmatch(name):
-            raise ClusterError(
-                f"{name!r} is not a usable user or group name", hint="use letters, digits and -:._@"
-            )
-    pair = pki.user(cluster.layout.pki, user, groups)
-    ca = cluster.layout.pki / "ca.crt"
-    path = cluster.layout.users / f"{user}.kubeconfig"
-    return config.kubeconfig(path, info.server, ca, pair, user=user, namespace=namespace)
-
-
 def backend_url(cluster: Cluster, namespace: str = NAMESPACE) -> str:
     """The backend's Service as this machine reaches it (kube-proxy routes ClusterIPs here)."""
     result = cluster.kubectl(
@@ -150,3 +127,14 @@ def control_token(cluster: Cluster, namespace: str = NAMESPACE) -> str:
     if result.returncode != 0 or not result.stdout.strip():
         raise ClusterError(f"no control token in namespace {namespace}: {result.stderr.strip()}")
     return base64.b64decode(result.stdout.strip()).decode()
+
+
+def chart_role(cluster: Cluster, name: str = "loco-backend") -> dict[str, Any]:
+    """The Role ``name`` exactly as the chart renders it (``helm template``)."""
+    result = output(helm(cluster, "template", RELEASE, str(CHART)), timeout=120)
+    if result.returncode != 0:
+        raise ClusterError(f"helm template failed: {result.stderr.strip()}")
+    for doc in yaml.safe_load_all(result.stdout):
+        if doc and doc.get("kind") == "Role" and doc["metadata"]["name"] == name:
+            return dict(doc)
+    raise ClusterError(f"the chart renders no Role {name}")

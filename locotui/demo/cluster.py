@@ -29,7 +29,7 @@ MAX_INSTANCES = 8  # one node: each emulator reserves a little CPU and memory
 
 def run(settings: config.Settings, options: Any) -> int:
     try:
-        from localcluster import helm
+        from localcluster import access, helm
         from localcluster.cluster import Cluster
         from localcluster.errors import ClusterError
         from localcluster.progress import Progress
@@ -49,7 +49,7 @@ def run(settings: config.Settings, options: Any) -> int:
             cluster.up()
         values = {"rbac": {"operatorRole": {"subjects": [{"kind": "User", "name": DEMO_USER}]}}}
         helm.install(cluster, NAMESPACE, RELEASE, options.instances, values=values)
-        kubeconfig = helm.user_kubeconfig(cluster, DEMO_USER, namespace=NAMESPACE)
+        kubeconfig = access.user_kubeconfig(cluster, DEMO_USER, namespace=NAMESPACE)
         backend = helm.backend_url(cluster, NAMESPACE)
         token = helm.control_token(cluster, NAMESPACE)
         _say(f"ready in {time.monotonic() - started:.1f} s")

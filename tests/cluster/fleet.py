@@ -11,7 +11,7 @@ from typing import Any
 import httpx
 from prometheus_client.parser import text_string_to_metric_families
 
-from localcluster import helm
+from localcluster import access, helm
 from localcluster.cluster import Cluster
 from tests.support.waiting import wait_for
 
@@ -160,7 +160,7 @@ class Fleet:
 
     # --- people ------------------------------------------------------------------------
     def kubeconfig_for(self, user: str) -> Path:
-        return helm.user_kubeconfig(self.cluster, user, namespace=self.namespace)
+        return access.user_kubeconfig(self.cluster, user, namespace=self.namespace)
 
 
 def samples(text: str, name: str, **labels: str) -> list[tuple[dict[str, str], float]]:

@@ -23,7 +23,7 @@ from backend.breaker import TargetBreaker
 from backend.discovery.kubernetes import KubernetesDiscovery
 from backend.kube_actions import KubeActions
 from backend.models import NamespaceSource
-from localcluster import config as cluster_config
+from localcluster import access
 from tests.cluster.fleet import BACKEND_SA, OPERATOR, STATEFULSET, VIEWER, Fleet
 from tests.deploy.test_chart_rbac import permissions_used_by_backend
 
@@ -139,40 +139,8 @@ def test_operator_and_viewer_roles(fleet: Fleet) -> None:
 
 
 def _service_account(fleet: Fleet, name: str, role: dict[str, Any] | None) -> Path:
-    """A ServiceAccount (bound to ``role`` when given) and a kubeconfig with its token."""
-    docs: list[dict[str, Any]] = [
-        {"apiVersion": "v1", "kind": "ServiceAccount", "metadata": {"name": name}}
-    ]
-    if role is not None:
-        docs += [
-            {
-                "apiVersion": "rbac.authorization.k8s.io/v1",
-                "kind": "Role",
-                "metadata": {"name": name},
-                "rules": role["rules"],
-            },
-            {
-                "apiVersion": "rbac.authorization.k8s.io/v1",
-                "kind": "RoleBinding",
-                "metadata": {"name": name},
-                "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": name},
-                "subjects": [{"kind": "ServiceAccount", "name": name}],
-            },
-        ]
-    manifest = fleet.cluster.layout.config / f"test-{name}.json"
-    manifest.write_text(json.dumps({"apiVersion": "v1", "kind": "List", "items": docs}))
-    fleet.ok("apply", "-f", str(manifest))
-    token = fleet.ok("create", "token", name, "--duration=1h").strip()
-    info = fleet.cluster.info()
-    assert info is not None
-    return cluster_config.kubeconfig(
-        fleet.cluster.layout.users / f"sa-{name}.kubeconfig",
-        info.server,
-        fleet.cluster.layout.pki / "ca.crt",
-        user=name,
-        namespace=fleet.namespace,
-        token=token,
-    )
+    rules = None if role is None else role["rules"]
+    return access.service_account_kubeconfig(fleet.cluster, fleet.namespace, name, rules)
 
 
 @pytest.fixture

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import os
+import signal
 import subprocess
 from dataclasses import dataclass
 from pathlib import Path
@@ -125,6 +127,42 @@ class Fleet:
 
     def scale(self, replicas: int) -> None:
         self.ok("scale", f"statefulset/{STATEFULSET}", f"--replicas={replicas}")
+
+    # --- the runtime underneath -----------------------------------------------------------
+    def container(self, pod: str, name: str = "emulator") -> dict[str, Any]:
+        """The pod's running container as the container runtime knows it."""
+        out = self.cluster.crictl(
+            "ps", "--name", name, "--label", f"io.kubernetes.pod.name={pod}",
+            "--label", f"io.kubernetes.pod.namespace={self.namespace}", "-o", "json",
+        )  # fmt: skip
+        [found] = json.loads(out.stdout)["containers"]
+        return dict(found)
+
+    def host_pid(self, pod: str) -> int:
+        """The host's pid of the container's first process (the supervisor)."""
+        info = json.loads(
+            self.cluster.crictl("inspect", "-o", "json", self.container(pod)["id"]).stdout
+        )
+        return int(info["info"]["pid"])
+
+    def crash(self, pod: str) -> int:
+        """Kills the supervisor (from the host): the kubelet restarts the container in place.
+        Returns the pod's restart count to wait beyond."""
+        current = self.pod(pod)
+        assert current is not None
+        restarts = int(current["status"]["containerStatuses"][0]["restartCount"])
+        os.kill(self.host_pid(pod), signal.SIGKILL)
+        wait_for(
+            lambda: (
+                (p := self.pod(pod)) is not None
+                and p["status"]["containerStatuses"][0]["restartCount"] > restarts
+                and self.ready(p)
+            ),
+            120,
+            f"{pod} restarted in place",
+            interval=0.5,
+        )
+        return restarts + 1
 
     # --- the backend, in the cluster ------------------------------------------------------------
     def backend_pod(self) -> dict[str, Any] | None:

@@ -8,15 +8,21 @@ from __future__ import annotations
 
 import base64
 import contextlib
+import json
 import ssl
 import subprocess
+import threading
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
 
-from localcluster import topology
+from backend.models import InstanceSource, NamespaceSource
+from backend.runtime import build_runtime
+from localcluster import access, topology
+from tests.backend.helpers import eventually, settings
 from tests.cluster.fleet import STATEFULSET, Fleet
 from tests.support.waiting import wait_for
 
@@ -46,6 +52,15 @@ def _discovery(fleet: Fleet, url: str, ok: bool) -> dict[str, Any] | None:
     """The backend's view when its discovery is (not) in contact with the API server."""
     body = fleet.instances(url)
     return body if body["discovery"]["ok"] is ok else None
+
+
+def _api_breaker(fleet: Fleet, url: str, state: str) -> float:
+    return fleet.metric(
+        "loco_backend_circuit_breaker_state",
+        url,
+        target="kubernetes-api",
+        loco_backend_circuit_breaker_state=state,
+    )
 
 
 def _names(n: int) -> list[str]:
@@ -113,6 +128,110 @@ def test_a_deleted_pod_comes_back_under_its_name_with_a_new_uid(fleet: Fleet) ->
     assert sorted(_by_name(fleet, url)) == _names(3), "nothing lost, nothing duplicated"
 
 
+def _sse_events(url: str, seen: list[tuple[str, dict[str, Any]]], stop: threading.Event) -> None:
+    """Reads the backend's event stream into ``seen`` until ``stop`` is set."""
+    with httpx.stream("GET", f"{url}/api/events", timeout=httpx.Timeout(5, read=2)) as resp:
+        event = ""
+        lines = resp.iter_lines()
+        while not stop.is_set():
+            try:
+                line = next(lines)
+            except (httpx.ReadTimeout, StopIteration):
+                continue
+            if line.startswith("event: "):
+                event = line[7:]
+            elif line.startswith("data: "):
+                seen.append((event, json.loads(line[6:])))
+
+
+def test_restart_reset_and_logs_through_the_backend(fleet: Fleet) -> None:
+    """The backend's own actions with its ServiceAccount: a restart deletes the pod (the
+    StatefulSet recreates it, the event stream shows it go and come back), a soft reset
+    reaches QEMU in the pod, and a pod's log comes through the API."""
+    url = fleet.backend_url()
+    auth = {"Authorization": f"Bearer {fleet.control_token()}"}
+    victim = f"{STATEFULSET}-0"
+    old_uid = _by_name(fleet, url)[victim]["pod"]["uid"]
+    seen: list[tuple[str, dict[str, Any]]] = []
+    stop = threading.Event()
+    reader = threading.Thread(target=_sse_events, args=(url, seen, stop), daemon=True)
+    reader.start()
+    try:
+        wait_for(lambda: any(e == "snapshot" for e, _ in seen), 30, "the event stream")
+        resp = httpx.post(f"{url}/api/instances/{victim}/restart", headers=auth, timeout=30)
+        assert resp.status_code == 200 and "deleted" in resp.json()["message"], resp.text
+
+        def replaced() -> dict[str, Any] | None:
+            inst = _by_name(fleet, url).get(victim)
+            if inst and inst["pod"]["uid"] != old_uid and inst["status"] == "healthy":
+                return inst
+            return None
+
+        wait_for(replaced, 120, f"{victim} replaced and healthy")
+    finally:
+        stop.set()
+        reader.join(10)
+    # On the way: the old pod terminating (unhealthy), removed, then the new one.
+    mine = [
+        (e, d) for e, d in seen if (d.get("instance") or {}).get("name", d.get("name")) == victim
+    ]
+    kinds = [e for e, _ in mine]
+    assert "removed" in kinds, kinds
+    terminating = [
+        d["instance"] for e, d in mine if e != "removed" and d["instance"]["pod"]["deleting"]
+    ]
+    assert terminating and all(i["status"] == "unhealthy" for i in terminating)
+    after = kinds.index("removed")
+    assert any(
+        d["instance"]["pod"]["uid"] not in (None, old_uid)
+        for e, d in mine[after:]
+        if e != "removed"
+    ), "the new pod after the removal"
+
+    # A soft reset goes to the supervisor in the pod, and QMP answers.
+    resp = httpx.post(f"{url}/api/instances/{STATEFULSET}-1/reset", headers=auth, timeout=30)
+    assert resp.status_code == 200 and resp.json()["message"] == "system_reset sent", resp.text
+    # Logs through the Kubernetes API, with the backend's ServiceAccount.
+    resp = httpx.get(f"{url}/api/instances/{STATEFULSET}-1/logs", params={"tail": 3}, timeout=30)
+    assert resp.status_code == 200, resp.text
+    lines = resp.text.strip().splitlines()
+    assert len(lines) == 3 and json.loads(lines[-1])["message"] == "reset"
+    resp = httpx.get(f"{url}/api/instances/{STATEFULSET}-1/logs", params={"follow": "true"})
+    assert resp.status_code == 400 and resp.json()["error"] == "unsupported"
+
+
+async def test_namespace_from_the_kubeconfig_context_outside_the_cluster(
+    fleet: Fleet, tmp_path: Path
+) -> None:
+    """Run outside the cluster with a kubeconfig whose context names the namespace."""
+    role = fleet.get("role", "loco-backend")
+    kubeconfig = access.service_account_kubeconfig(
+        fleet.cluster, fleet.namespace, "discovery-outside", role["rules"]
+    )
+    try:
+        runtime = build_runtime(
+            settings(
+                discovery=InstanceSource.KUBERNETES,
+                kubeconfig=kubeconfig,
+                namespace=None,
+                service_account_namespace_file=tmp_path / "no-such-file",
+                probing=False,
+            ),
+            env={},
+        )
+        assert runtime.fleet.discovery.namespace == fleet.namespace
+        assert runtime.fleet.discovery.namespace_source is NamespaceSource.KUBECONFIG
+        await runtime.start()
+        try:
+            await eventually(lambda: len(runtime.fleet) == 3, 60, what="3 pods discovered")
+            assert sorted(runtime.fleet.names()) == _names(3)
+        finally:
+            await runtime.stop()
+    finally:
+        for kind in ("rolebinding", "role", "serviceaccount"):
+            fleet.kubectl("delete", kind, "discovery-outside", "--ignore-not-found")
+
+
 @contextlib.contextmanager
 def api_server_down(fleet: Fleet, restart_args: tuple[str, ...] = ()) -> Iterator[None]:
     """Stops the API server for the block; it runs again afterwards, whatever happens."""
@@ -138,12 +257,16 @@ def test_the_backend_survives_the_api_server_stopping_and_starting(fleet: Fleet)
         for inst in body["items"]:
             assert inst["stale"] and "discovery" in (inst["stale_reason"] or ""), inst
             assert inst["pod"]["phase"] == "Running"
+        # The circuit breaker in front of the API opens while the outage lasts.
+        wait_for(lambda: _api_breaker(fleet, url, "open") == 1.0, 60, "the API breaker open")
     body = wait_for(
         lambda: _discovery(fleet, url, ok=True),
         90,
         "discovery back after the API server returned",
     )
     wait_for(lambda: _healthy(fleet, _names(3), url), 60, "fresh and healthy again")
+    assert fleet.metric("loco_backend_discovery_errors_total", url, kind="api") >= 1
+    wait_for(lambda: _api_breaker(fleet, url, "closed") == 1.0, 60, "the API breaker closed")
     # And it follows changes again.
     try:
         fleet.scale(4)

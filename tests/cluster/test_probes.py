@@ -9,7 +9,6 @@ restart count and the way the container ended reach the backend and the pod's ev
 from __future__ import annotations
 
 import contextlib
-import json
 import os
 import signal
 from typing import Any
@@ -63,27 +62,13 @@ def test_emulators_become_ready_through_the_kubelets_probes(fleet: Fleet) -> Non
         assert results.get("Liveness/failed", 0) == 0
 
 
-def _container(fleet: Fleet, pod: str) -> dict[str, Any]:
-    out = fleet.cluster.crictl(
-        "ps", "--name", "emulator", "--label", f"io.kubernetes.pod.name={pod}",
-        "--label", f"io.kubernetes.pod.namespace={fleet.namespace}", "-o", "json",
-    )  # fmt: skip
-    [container] = json.loads(out.stdout)["containers"]
-    return dict(container)
-
-
-def _host_pid(fleet: Fleet, container_id: str) -> int:
-    info = json.loads(fleet.cluster.crictl("inspect", "-o", "json", container_id).stdout)
-    return int(info["info"]["pid"])
-
-
 def test_a_hung_supervisor_is_restarted_by_the_liveness_probe(fleet: Fleet) -> None:
     victim = f"{STATEFULSET}-1"
     before = fleet.pod(victim)
     assert before is not None
     restarts = before["status"]["containerStatuses"][0]["restartCount"]
-    container = _container(fleet, victim)
-    pid = _host_pid(fleet, container["id"])
+    container = fleet.container(victim)
+    pid = fleet.host_pid(victim)
     cmdline = " ".join(processes.cmdline(pid))
     assert "loco-emulator" in cmdline, f"pid {pid} is not the supervisor: {cmdline}"
 
@@ -102,7 +87,7 @@ def test_a_hung_supervisor_is_restarted_by_the_liveness_probe(fleet: Fleet) -> N
             os.kill(pid, signal.SIGCONT)
     last = pod["status"]["containerStatuses"][0]["lastState"]["terminated"]
     assert last["exitCode"] == 137, last  # killed: a stopped process cannot exit by itself
-    assert _container(fleet, victim)["id"] != container["id"], "a new container"
+    assert fleet.container(victim)["id"] != container["id"], "a new container"
 
     events = fleet.get("events", "--field-selector", f"involvedObject.name={victim}")["items"]
     messages = " | ".join(e.get("message", "") for e in events)

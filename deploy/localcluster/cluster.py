@@ -174,7 +174,7 @@ class Cluster:
     # --- up -----------------------------------------------------------------------------------
     def up(self, build_images: bool = True) -> Info:
         start = time.monotonic()
-        with exclusive(self.layout.lock_file, "up"):
+        with exclusive(self.layout.lock_file, "start the local cluster"):
             if self.is_up():
                 info = self.info()
                 assert info is not None
@@ -538,7 +538,7 @@ class Cluster:
 
     # --- down -----------------------------------------------------------------------------------
     def down(self) -> list[str]:
-        with exclusive(self.layout.lock_file, "down"):
+        with exclusive(self.layout.lock_file, "stop the local cluster"):
             return self._down()
 
     def _down(self) -> list[str]:

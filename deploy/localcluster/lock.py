@@ -25,11 +25,11 @@ def exclusive(path: Path, what: str, wait: bool = False) -> Iterator[None]:
         except BlockingIOError:
             holder = os.pread(fd, 200, 0).decode(errors="replace").strip() or "another process"
             raise ClusterError(
-                f"cannot {what}: {holder} is working on the local cluster right now",
+                f"cannot {what}: another command is at work on it ({holder})",
                 hint="wait for it to finish, then run this again",
             ) from None
         os.ftruncate(fd, 0)
-        os.pwrite(fd, f"`cluster {what}` (pid {os.getpid()})".encode(), 0)
+        os.pwrite(fd, f"pid {os.getpid()}: {what}".encode(), 0)
         yield
     finally:
         os.close(fd)

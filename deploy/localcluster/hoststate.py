@@ -135,14 +135,28 @@ def snapshot() -> HostState:
     )
 
 
-def differences(before: HostState, now: HostState | None = None) -> list[str]:
-    """What is different from ``before``, one line per item (empty: as it was)."""
+# Mount points of the system itself: one lost here (a layer of /dev/pts, say) would break
+# the host, whoever removed it. Mounts elsewhere come and go with other people's work.
+SYSTEM_MOUNTS = ("/dev", "/proc", "/sys", "/run")
+
+
+def differences(
+    before: HostState, now: HostState | None = None, ours: Iterable[Path] = ()
+) -> list[str]:
+    """What is different from ``before`` in the cluster's places, the well-known paths and
+    the system's mounts, one line per item (empty: as it was)."""
     now = now or snapshot()
+    roots = [Path(p) for p in (*HOST_PATHS, *SYSTEM_MOUNTS, *map(str, ours))]
     found = []
     for name, value in before.sysctls.items():
         if now.sysctls.get(name) != value:
             found.append(f"sysctl {name} = {now.sysctls.get(name)} (was {value})")
-    found += [f"mount {m}" for m in sorted(set(now.mounts) - set(before.mounts))]
+    # Counted, not as sets: a mount stacked twice on one path (as /dev/pts may be) that
+    # lost one layer is a difference too.
+    watched = Counter(m for m in now.mounts if _under(m, roots))
+    known = Counter(m for m in before.mounts if _under(m, roots))
+    found += [f"mount {m}" for m in sorted((watched - known).elements())]
+    found += [f"mount gone: {m}" for m in sorted((known - watched).elements())]
     for h, names in now.cgroups.items():
         found += [f"cgroup {h}/{n}" for n in names if n not in before.cgroups.get(h, [])]
     for binary in IPTABLES:
@@ -197,7 +211,7 @@ def restore(before: HostState, report: Report, ours: Iterable[Path] = ()) -> lis
     for path, existed in before.paths.items():
         if not existed and os.path.lexists(path):
             _remove_tree(Path(path), report)
-    return differences(before)
+    return differences(before, ours=ours)
 
 
 def _under(point: str, roots: list[Path]) -> bool:

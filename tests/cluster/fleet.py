@@ -13,7 +13,7 @@ from typing import Any
 import httpx
 from prometheus_client.parser import text_string_to_metric_families
 
-from localcluster import access, helm
+from localcluster import access, helm, processes
 from localcluster.cluster import Cluster
 from tests.support.waiting import wait_for
 
@@ -139,11 +139,15 @@ class Fleet:
         return dict(found)
 
     def host_pid(self, pod: str) -> int:
-        """The host's pid of the container's first process (the supervisor)."""
+        """The host's pid of the container's first process (the supervisor); checked, so a
+        signal meant for it never reaches anything else."""
         info = json.loads(
             self.cluster.crictl("inspect", "-o", "json", self.container(pod)["id"]).stdout
         )
-        return int(info["info"]["pid"])
+        pid = int(info["info"]["pid"])
+        cmdline = " ".join(processes.cmdline(pid))
+        assert pid > 1 and "loco-emulator" in cmdline, f"pid {pid} is not the supervisor: {cmdline}"
+        return pid
 
     def crash(self, pod: str) -> int:
         """Kills the supervisor (from the host): the kubelet restarts the container in place.

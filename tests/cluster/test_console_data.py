@@ -34,6 +34,7 @@ from locotui.data.kube_client import (
     PodSnapshot,
 )
 from locotui.data.link import Backoff, LinkChange, LinkState
+from locotui.data.logs import LogBuffer, LogTail, kube_source
 from locotui.ui.app import LocoApp
 from locotui.ui.screens.confirm import ActionScreen
 from locotui.ui.screens.logs import LogScreen
@@ -296,6 +297,26 @@ def test_stream_threads_end_with_the_iteration(fleet: Fleet) -> None:
     while any(t.name == "kube-logs" for t in threading.enumerate()):
         assert time.monotonic() < deadline, "log reader thread still running"
         time.sleep(0.01)
+
+
+async def test_pod_logs_feed_a_merged_tail(fleet: Fleet, kube: KubeClient) -> None:
+    tail = LogTail(LogBuffer())
+    for name in PODS[:2]:
+        tail.add(name, kube_source(kube, name, tail=10, follow=True))
+    try:
+        await eventually(
+            lambda: {ln.instance for ln in tail.buffer.lines()} == set(PODS[:2]), 60, "both pods"
+        )
+        async with BackendClient(fleet.service_url(), token=fleet.control_token()) as backend:
+            await backend.reset(PODS[1])
+        reset = await eventually(
+            lambda: next((ln for ln in tail.buffer.lines() if ln.message == "reset"), None),
+            60,
+            "the followed line",
+        )
+        assert reset.instance == PODS[1] and reset.level == "info" and reset.timestamp
+    finally:
+        await tail.stop()
 
 
 # ------------------------------------------------------------------------------ actions

@@ -15,7 +15,6 @@ from typing import Any
 
 import pytest
 
-from localcluster import processes
 from tests.cluster.fleet import STATEFULSET, Fleet, samples
 from tests.support.waiting import wait_for
 
@@ -69,8 +68,6 @@ def test_a_hung_supervisor_is_restarted_by_the_liveness_probe(fleet: Fleet) -> N
     restarts = before["status"]["containerStatuses"][0]["restartCount"]
     container = fleet.container(victim)
     pid = fleet.host_pid(victim)
-    cmdline = " ".join(processes.cmdline(pid))
-    assert "loco-emulator" in cmdline, f"pid {pid} is not the supervisor: {cmdline}"
 
     os.kill(pid, signal.SIGSTOP)
     try:

@@ -11,11 +11,22 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from localcluster import access, helm, processes
 from localcluster.cluster import Cluster
 from tests.support.waiting import wait_for
+
+# Every cluster test: heavy, run one at a time (they stop the API server, drain the node,
+# scale the fleet), with time for a first start that builds and boots the cluster. make
+# test runs them after the rest of the suite (-m cluster), not beside QEMU-bound tests.
+CLUSTER = [
+    pytest.mark.cluster,
+    pytest.mark.slow,
+    pytest.mark.xdist_group("cluster"),
+    pytest.mark.timeout(1800),
+]
 
 NAMESPACE = "loco-test"
 RELEASE = "loco"

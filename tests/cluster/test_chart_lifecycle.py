@@ -12,10 +12,10 @@ import pytest
 
 from localcluster import helm
 from localcluster.cluster import Cluster
-from tests.cluster.fleet import RELEASE, SELECTOR, STATEFULSET, Fleet
+from tests.cluster.fleet import CLUSTER, RELEASE, SELECTOR, STATEFULSET, Fleet
 from tests.support.waiting import wait_for
 
-pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("cluster"), pytest.mark.timeout(1800)]
+pytestmark = CLUSTER
 
 NAMESPACE = "loco-lifecycle"
 

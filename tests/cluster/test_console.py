@@ -7,21 +7,20 @@ backend, the API server with a user bound to the chart's operator (or viewer) Ro
 from __future__ import annotations
 
 import re
+import shutil
 from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 
-from tests.cluster.fleet import OPERATOR, STATEFULSET, VIEWER, Fleet
+from tests.cluster.fleet import CLUSTER, OPERATOR, STATEFULSET, VIEWER, Fleet
 from tests.locotui.test_demo_tmux import fps_of
 from tests.locotui.test_tmux_locotui import BIN, Tmux, alive, console_env
 from tests.support.waiting import wait_for
 
 pytestmark = [
-    pytest.mark.slow,
-    pytest.mark.xdist_group("cluster"),
-    pytest.mark.timeout(1800),
-    pytest.mark.skipif(not Path("/usr/bin/tmux").exists(), reason="tmux is not installed"),
+    *CLUSTER,
+    pytest.mark.skipif(shutil.which("tmux") is None, reason="tmux is not installed"),
 ]
 
 NAMES = [f"{STATEFULSET}-{i}" for i in range(3)]

@@ -40,14 +40,14 @@ from locotui.ui.screens.confirm import ActionScreen
 from locotui.ui.screens.logs import LogScreen
 from tests.backend.fake_emulator import FakeEmulators
 from tests.backend.helpers import write_static
-from tests.cluster.fleet import OPERATOR, STATEFULSET, VIEWER, Fleet
+from tests.cluster.fleet import CLUSTER, OPERATOR, STATEFULSET, VIEWER, Fleet
 from tests.cluster.test_discovery import api_server_down
 from tests.locotui.test_commands import clean_env, locotui
 from tests.locotui.test_data_kube import Collector
 from tests.locotui.test_data_support import BackendProcess, eventually, free_port
 from tests.locotui.test_ui_support import screen_text, ui_settings, wait_for
 
-pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("cluster"), pytest.mark.timeout(1800)]
+pytestmark = CLUSTER
 
 PODS = [f"{STATEFULSET}-{i}" for i in range(3)]
 

@@ -17,16 +17,15 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-import pytest
 
 from backend.models import InstanceSource, NamespaceSource
 from backend.runtime import build_runtime
 from localcluster import access, topology
 from tests.backend.helpers import eventually, settings
-from tests.cluster.fleet import STATEFULSET, Fleet
+from tests.cluster.fleet import CLUSTER, STATEFULSET, Fleet
 from tests.support.waiting import wait_for
 
-pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("cluster"), pytest.mark.timeout(1800)]
+pytestmark = CLUSTER
 
 
 def _by_name(fleet: Fleet, url: str | None = None) -> dict[str, dict[str, Any]]:

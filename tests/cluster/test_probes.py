@@ -13,12 +13,10 @@ import os
 import signal
 from typing import Any
 
-import pytest
-
-from tests.cluster.fleet import STATEFULSET, Fleet, samples
+from tests.cluster.fleet import CLUSTER, STATEFULSET, Fleet, samples
 from tests.support.waiting import wait_for
 
-pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("cluster"), pytest.mark.timeout(1800)]
+pytestmark = CLUSTER
 
 
 def _probe_results(fleet: Fleet, pod: str) -> dict[str, float]:

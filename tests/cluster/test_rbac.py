@@ -24,10 +24,10 @@ from backend.discovery.kubernetes import KubernetesDiscovery
 from backend.kube_actions import KubeActions
 from backend.models import NamespaceSource
 from localcluster import access
-from tests.cluster.fleet import BACKEND_SA, OPERATOR, STATEFULSET, VIEWER, Fleet
+from tests.cluster.fleet import BACKEND_SA, CLUSTER, OPERATOR, STATEFULSET, VIEWER, Fleet
 from tests.deploy.test_chart_rbac import permissions_used_by_backend
 
-pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("cluster"), pytest.mark.timeout(1800)]
+pytestmark = CLUSTER
 
 # What the console does with the operator's credentials (locotui/data/kube_client.py):
 # watch and read pods, read their logs and events, delete a pod (restart), patch the

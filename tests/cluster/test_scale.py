@@ -6,12 +6,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import pytest
-
 from bench.bench_cluster_scale import KWOK_LABEL, measure
 from localcluster.cluster import Cluster
+from tests.cluster.fleet import CLUSTER
 
-pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("cluster"), pytest.mark.timeout(1800)]
+pytestmark = CLUSTER
 
 
 def test_pods_on_simulated_nodes_are_discovered_and_forgotten(

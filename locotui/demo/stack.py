@@ -321,10 +321,15 @@ class DemoStack:
         return f"{status} ({reasons[0]})" if reasons and status != "healthy" else status
 
     async def _backend_ready(self, client: httpx.AsyncClient) -> bool:
+        """The backend answers /ready and already lists every emulator the demo started
+        (local discovery finds a supervisor's registration a moment after it starts)."""
         try:
-            return (await client.get(f"{self.backend_url}/ready")).status_code == 200
-        except httpx.HTTPError:
+            if (await client.get(f"{self.backend_url}/ready")).status_code != 200:
+                return False
+            items = (await client.get(f"{self.backend_url}/api/instances")).json()["items"]
+        except (httpx.HTTPError, ValueError, KeyError, TypeError):
             return False
+        return {c.name for c in self.emulators} <= {i.get("name") for i in items}
 
     # -- stop -----------------------------------------------------------------------------
 

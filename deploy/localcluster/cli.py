@@ -93,6 +93,10 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("cluster: interrupted", file=sys.stderr)
         return 130
+    except OSError as exc:  # e.g. a cache or state directory this user may not write
+        where = f" ({exc.filename})" if exc.filename else ""
+        print(f"cluster: error: {exc.strerror or exc}{where}", file=sys.stderr)
+        return 1
 
 
 def _run(args: argparse.Namespace, cluster: Cluster, progress: Progress) -> int:

@@ -172,8 +172,16 @@ class Cluster:
                     ) from None
 
     # --- up -----------------------------------------------------------------------------------
-    def up(self, build_images: bool = True) -> Info:
+    def _need_root(self) -> None:
+        if os.geteuid() != 0:
+            raise ClusterError(
+                "the local cluster needs root (a kubelet manages cgroups, mounts and iptables)",
+                hint="run it as root, e.g. sudo make cluster",
+            )
+
+    def up(self) -> Info:
         start = time.monotonic()
+        self._need_root()
         with exclusive(self.layout.lock_file, "start the local cluster"):
             if self.is_up():
                 info = self.info()
@@ -538,6 +546,7 @@ class Cluster:
 
     # --- down -----------------------------------------------------------------------------------
     def down(self) -> list[str]:
+        self._need_root()
         with exclusive(self.layout.lock_file, "stop the local cluster"):
             return self._down()
 

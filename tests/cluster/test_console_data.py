@@ -577,7 +577,11 @@ async def test_real_emulators_through_backend_and_kubernetes(fleet: Fleet) -> No
         assert [e.action.value for e in app.audit.entries] == ["soft_reset", "restart_pod"]
 
         # The log of the next pod through the Kubernetes API: the supervisor's JSON lines.
-        await pilot.press("right")
+        # (While the restarted pod was gone the cursor may have moved on: go there by keys.)
+        for _ in range(len(PODS)):
+            if app.cursor_name == PODS[1]:
+                break
+            await pilot.press("left" if (app.cursor_name or "") > PODS[1] else "right")
         assert app.cursor_name == PODS[1]
         await pilot.press("L")
         logs = await wait_for(

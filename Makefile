@@ -5,8 +5,12 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 DEMO_INSTANCES ?= 3
+# The dependency sets of pyproject.toml, each exported from uv.lock to requirements/SET.txt.
+LOCK_SETS := emulator backend console dev
+# `make lock LOCK_FLAGS=--upgrade` moves every pin to the newest release that fits.
+LOCK_FLAGS ?=
 
-.PHONY: setup system venv test test-fast lint demo bench clean \
+.PHONY: setup system venv test test-fast lint lock demo bench clean \
 	setup-cluster cluster cluster-down cluster-prepare demo-cluster
 
 setup: system $(STAMP)
@@ -31,14 +35,23 @@ cluster-down: $(STAMP)
 demo-cluster: setup-cluster
 	$(BIN)/locotui demo --cluster
 
-$(STAMP): pyproject.toml
+# Exactly the locked versions (with their hashes), then the project itself on top.
+$(STAMP): pyproject.toml requirements/dev.txt
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	@$(BIN)/python -m pip install -q --upgrade pip
-	@$(BIN)/python -m pip install -q -e '.[dev]'
+	@$(BIN)/python -m pip install -q --require-hashes -r requirements/dev.txt
+	@$(BIN)/python -m pip install -q --no-deps -e .
 	@touch $(STAMP)
 	@echo "setup: virtual environment ready in $(VENV)"
 
 venv: $(STAMP)
+
+# Resolves pyproject.toml's dependencies again into uv.lock (keeping the pins that still fit)
+# and exports each set for pip; tests/deploy/test_lock.py fails until this has been run.
+lock: $(STAMP)
+	$(BIN)/uv lock $(LOCK_FLAGS)
+	@for set in $(LOCK_SETS); do \
+	  $(BIN)/uv export -q --frozen --no-emit-project --extra $$set -o requirements/$$set.txt; \
+	done
 
 lint: setup
 	$(BIN)/ruff check .
@@ -65,6 +78,7 @@ bench: setup
 	$(BIN)/python -m bench.bench_emulator
 	$(BIN)/python -m bench.bench_backend
 	$(BIN)/python -m bench.bench_tui
+	$(BIN)/python -m bench.bench_remediation
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache

@@ -8,6 +8,11 @@ it counts *consecutive* failures; open → half-open happens lazily on the next 
 the reset timeout (so ``retry_at`` is reported, and the caller's next attempt performs the
 trial); half-open admits every concurrent call.
 
+Only purgatory's public API is used: the factory, ``async with`` a breaker (an open circuit
+refuses on entering, before the block runs) and the listener hook, whose ``state_changed``
+events (``purgatory.ContextChanged``) carry the state and the moment it opened. Its
+exception type for a refusal and its context object live in internal modules.
+
 Only what the callable *raises* counts as a failure. Callers turn answers that are not the
 target's fault (an HTTP 404 for a thumbnail not drawn yet) into return values.
 """
@@ -21,7 +26,6 @@ from datetime import UTC, datetime
 from typing import Any, TypeVar
 
 from purgatory import AsyncCircuitBreakerFactory
-from purgatory.domain.model import OpenedState
 
 from backend.models import BreakerInfo, BreakerState
 
@@ -85,15 +89,27 @@ class TargetBreaker:
         self._breaker: Any = None
         self._state = BreakerState.CLOSED
         self._since = datetime.now(UTC)
+        self._open_since: datetime | None = None
+        self._opened_at: float | None = None  # purgatory's clock (time.time()) while open
         self._failures = 0
 
     def _hook(self, name: str, event_name: str, event: Any) -> None:
         if event_name != "state_changed":
             return
+        self._opened_at = getattr(event, "opened_at", None)
         state = _PURGATORY_STATES.get(getattr(event, "state", ""), BreakerState.CLOSED)
         if state is not self._state:
+            failed_trial = self._state is BreakerState.HALF_OPEN and state is BreakerState.OPEN
             self._state = state
-            self._since = datetime.now(UTC)
+            if state is BreakerState.OPEN and failed_trial and self._open_since is not None:
+                # Still the same outage: "open since" keeps its first moment.
+                self._since = self._open_since
+            else:
+                self._since = datetime.now(UTC)
+            if state is BreakerState.OPEN:
+                self._open_since = self._since
+            elif state is BreakerState.CLOSED:
+                self._open_since = None
             self._notify()
 
     def _notify(self) -> None:
@@ -106,10 +122,8 @@ class TargetBreaker:
 
     def info(self) -> BreakerInfo:
         retry_at = None
-        if self._state is BreakerState.OPEN and self._breaker is not None:
-            opened_at = self._breaker.context.opened_at
-            if opened_at is not None:
-                retry_at = _utc(opened_at + self.reset_seconds)
+        if self._state is BreakerState.OPEN and self._opened_at is not None:
+            retry_at = _utc(self._opened_at + self.reset_seconds)
         return BreakerInfo(
             state=self._state, failures=self._failures, since=self._since, retry_at=retry_at
         )
@@ -142,10 +156,15 @@ class TargetBreaker:
             self._failures = 0
             return value
 
+        entered = False
         try:
             async with self._breaker:
+                entered = True
                 result = await counted()
-        except OpenedState:
+        except Exception:
+            if entered:
+                raise
+            # Refused on entering: the circuit is open (the only way in-memory entry fails).
             raise BreakerOpenError(self.name, self.info().retry_at) from None
         finally:
             # The hook has notified already when the state changed; a changed count alone
@@ -156,9 +175,9 @@ class TargetBreaker:
 
     def seconds_until_retry(self) -> float:
         """While open: how long until a call will be let through; else 0."""
-        if self._state is not BreakerState.OPEN or self._breaker is None:
+        if self._state is not BreakerState.OPEN:
             return 0.0
-        opened_at = self._breaker.context.opened_at or time.time()
+        opened_at = self._opened_at or time.time()
         return max(0.0, opened_at + self.reset_seconds - time.time())
 
 

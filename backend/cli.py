@@ -14,14 +14,16 @@ import signal
 import socket
 import sys
 from collections.abc import Mapping, Sequence
-from pathlib import Path
+from typing import TYPE_CHECKING
 
-from backend.config import DEFAULT_LOCAL_DIR, DEFAULT_PORT, Settings
 from backend.models import InstanceSource
-from backend.namespace import SERVICE_ACCOUNT_NAMESPACE_FILE
 from backend.version import VERSION
 from emulator import jsonlog
+from emulator.errors import SettingsError
 from emulator.jsonlog import log
+
+if TYPE_CHECKING:
+    from backend.config import Settings
 
 logger = logging.getLogger("backend.cli")
 
@@ -41,45 +43,12 @@ every reset/restart is refused.
 
 
 class UsageError(Exception):
-    """Bad input: the message is the one line to print."""
-
-
-def _env(env: Mapping[str, str], name: str) -> str | None:
-    value = env.get(name)
-    return value if value not in (None, "") else None
-
-
-def _port(value: str, where: str) -> int:
-    try:
-        port = int(value)
-    except ValueError:
-        raise UsageError(f"{where}={value!r} is not a port number (0-65535)") from None
-    if not 0 <= port <= 65535:
-        raise UsageError(f"{where}={value!r} is out of range (0-65535)")
-    return port
-
-
-def _positive(value: str) -> float:
-    try:
-        number = float(value)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{value!r} is not a number") from None
-    if number <= 0:
-        raise argparse.ArgumentTypeError(f"{value!r} must be greater than 0")
-    return number
-
-
-def _count(value: str) -> int:
-    try:
-        number = int(value)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{value!r} is not a whole number") from None
-    if number < 1:
-        raise argparse.ArgumentTypeError(f"{value!r} must be at least 1")
-    return number
+    """Bad input found after the settings were read: the message is the one line to print."""
 
 
 def build_parser() -> argparse.ArgumentParser:
+    """The command line. Each flag's ``dest`` is the settings field it sets, and a flag not
+    given is ``None``: the environment and the defaults are the model's business."""
     p = argparse.ArgumentParser(
         prog="loco-backend",
         description=DESCRIPTION,
@@ -88,10 +57,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--version", action="version", version=f"loco-backend {VERSION}")
     g = p.add_argument_group("serving")
     g.add_argument("--host", help="address to listen on (LOCO_BACKEND_HOST, 0.0.0.0)")
-    g.add_argument(
-        "--port",
-        help=f"TCP port; 0 picks a free one (LOCO_BACKEND_PORT, {DEFAULT_PORT})",
-    )
+    g.add_argument("--port", help="TCP port; 0 picks a free one (LOCO_BACKEND_PORT, 8081)")
     g = p.add_argument_group("discovery")
     g.add_argument(
         "--discovery",
@@ -100,15 +66,13 @@ def build_parser() -> argparse.ArgumentParser:
     )
     g.add_argument(
         "--static-config",
-        type=Path,
         help="static: YAML/JSON file listing name, health_url, vnc, log_file of each "
         "instance (LOCO_STATIC_CONFIG)",
     )
     g.add_argument(
         "--local-dir",
-        type=Path,
         help="local: directory whose */instance.json files the supervisors write "
-        f"(LOCO_LOCAL_DIR, {DEFAULT_LOCAL_DIR})",
+        "(LOCO_LOCAL_DIR, .state)",
     )
     g.add_argument(
         "--namespace",
@@ -117,137 +81,125 @@ def build_parser() -> argparse.ArgumentParser:
     )
     g.add_argument(
         "--kubeconfig",
-        type=Path,
         help="kubernetes: kubeconfig file (KUBECONFIG); without one, in-cluster "
         "configuration inside a pod, else ~/.kube/config",
     )
     g.add_argument("--context", help="kubernetes: kubeconfig context (default: current)")
     g.add_argument(
         "--resync",
-        type=_positive,
-        default=300.0,
+        dest="resync_seconds",
+        metavar="RESYNC",
         help="kubernetes: seconds between full relists (the watch ends and restarts) (300)",
     )
     g = p.add_argument_group("probing")
-    g.add_argument(
-        "--probe-interval", type=_positive, default=1.0, help="seconds between probes (1)"
-    )
-    g.add_argument(
-        "--probe-timeout", type=_positive, default=2.0, help="seconds a probe may take (2)"
-    )
-    g.add_argument(
-        "--probe-concurrency", type=_count, default=32, help="probes in flight at most (32)"
-    )
+    g.add_argument("--probe-interval", help="seconds between probes (1)")
+    g.add_argument("--probe-timeout", help="seconds a probe may take (2)")
+    g.add_argument("--probe-concurrency", help="probes in flight at most (32)")
     g.add_argument(
         "--no-probe",
-        action="store_true",
+        dest="probing",
+        action="store_false",
+        default=None,
         help="do not probe (show discovery only; for benchmarks and debugging)",
     )
     g.add_argument(
-        "--breaker-threshold",
-        type=_count,
-        default=3,
-        help="consecutive failures that open a target's circuit (3)",
+        "--breaker-threshold", help="consecutive failures that open a target's circuit (3)"
     )
     g.add_argument(
-        "--breaker-reset",
-        type=_positive,
-        default=5.0,
-        help="seconds an open circuit waits before one trial call (5)",
+        "--breaker-reset", help="seconds an open circuit waits before one trial call (5)"
     )
     g = p.add_argument_group("API")
     g.add_argument(
         "--action-interval",
-        type=_positive,
-        default=5.0,
         help="minimum seconds between two resets/restarts of one instance (5)",
     )
-    g.add_argument(
-        "--thumbnail-ttl",
-        type=_positive,
-        default=1.0,
-        help="seconds a proxied thumbnail is reused (1)",
-    )
+    g.add_argument("--thumbnail-ttl", help="seconds a proxied thumbnail is reused (1)")
     g.add_argument(
         "--sse-keepalive",
-        type=_positive,
-        default=15.0,
         help="seconds of silence before an event stream gets a keep-alive comment (15)",
     )
-    g.add_argument("--no-access-log", action="store_true", help="do not log one line per request")
+    g.add_argument(
+        "--no-access-log",
+        dest="access_log",
+        action="store_false",
+        default=None,
+        help="do not log one line per request",
+    )
+    g = p.add_argument_group("automatic recovery (docs/recovery.md)")
+    g.add_argument(
+        "--remediation",
+        action="store_true",
+        default=None,
+        help="reset, then restart instances that stay bad, within budgets (LOCO_REMEDIATION)",
+    )
+    g.add_argument(
+        "--remediation-dry-run",
+        action="store_true",
+        default=None,
+        help="decide and report, but act on nothing (LOCO_REMEDIATION_DRY_RUN)",
+    )
+    g.add_argument(
+        "--remediation-max-actions",
+        help="actions per instance per hour at most; then it needs a person "
+        "(LOCO_REMEDIATION_MAX_ACTIONS, 3)",
+    )
+    g.add_argument(
+        "--remediation-max-fraction",
+        help="share of the fleet in remediation at once, at least one instance "
+        "(LOCO_REMEDIATION_MAX_FRACTION, 0.25)",
+    )
+    g.add_argument(
+        "--remediation-cooldown",
+        help="seconds between two actions on one instance (LOCO_REMEDIATION_COOLDOWN, 15)",
+    )
+    g.add_argument(
+        "--remediation-thresholds",
+        metavar="PROFILE.KEY=SECONDS,...",
+        help="override the profiles' thresholds, e.g. win98.frozen_for=240 "
+        "(LOCO_REMEDIATION_THRESHOLDS; keys bad_for, frozen_for, watch_reset, "
+        "watch_restart, recovered_for)",
+    )
+    g.add_argument(
+        "--lease-name",
+        help="kubernetes: the Lease that elects the one replica that acts "
+        "(LOCO_LEASE_NAME, lego-loco-remediation)",
+    )
+    g.add_argument(
+        "--lease-duration",
+        metavar="SECONDS",
+        help="kubernetes: how long a silent leader keeps the lease before another replica "
+        "takes over, 3-600 (LOCO_LEASE_DURATION, 15)",
+    )
     g = p.add_argument_group("logging")
     g.add_argument("--log-level", help="debug, info, warning, error (LOG_LEVEL, info)")
     g.add_argument(
         "--log-file",
-        type=Path,
         help="also write log lines here, errors also to <stem>.error<suffix>, both rotated "
         "at 10 MiB (LOCO_LOG_FILE)",
     )
     return p
 
 
-def read_control_token(env: Mapping[str, str]) -> str | None:
-    """LOCO_CONTROL_TOKEN_FILE (wins) or LOCO_CONTROL_TOKEN; an empty one is an error."""
-    token_file = _env(env, "LOCO_CONTROL_TOKEN_FILE")
-    if token_file:
-        try:
-            value = Path(token_file).read_text(encoding="utf-8").strip()
-        except OSError as exc:
-            raise UsageError(
-                f"LOCO_CONTROL_TOKEN_FILE={token_file}: {exc.strerror or exc}"
-            ) from None
-        if not value:
-            raise UsageError(f"LOCO_CONTROL_TOKEN_FILE={token_file} is empty")
-        return value
-    token = env.get("LOCO_CONTROL_TOKEN")
-    if token is not None and not token.strip():
-        raise UsageError("LOCO_CONTROL_TOKEN is set but empty; unset it or give a token")
-    return token.strip() if token else None
-
-
 def settings_from_args(args: argparse.Namespace, env: Mapping[str, str]) -> Settings:
-    port_text = args.port if args.port is not None else _env(env, "LOCO_BACKEND_PORT")
-    where = "--port" if args.port is not None else "LOCO_BACKEND_PORT"
-    port = _port(port_text, where) if port_text is not None else DEFAULT_PORT
-    mode_text = args.discovery or _env(env, "LOCO_DISCOVERY") or "kubernetes"
-    try:
-        mode = InstanceSource(mode_text.strip().lower())
-    except ValueError:
-        raise UsageError(
-            f"LOCO_DISCOVERY={mode_text!r} is not one of kubernetes, static, local"
-        ) from None
-    static = args.static_config or (Path(v) if (v := _env(env, "LOCO_STATIC_CONFIG")) else None)
-    if mode is InstanceSource.STATIC and static is None:
+    """The flags, then the environment, then the defaults; the control token from the
+    environment only. Raises :class:`SettingsError`, or :class:`UsageError` for a
+    discovery source that cannot work as asked."""
+    # Imported here: --help and argparse's own errors should not pay for the model.
+    from backend.config import Settings
+    from emulator.layered_settings import env_layer, flag_layer, read_control_token
+
+    token = read_control_token(env, "LOCO_CONTROL_TOKEN", "LOCO_CONTROL_TOKEN_FILE")
+    settings = Settings.load(
+        flag_layer(Settings, build_parser(), args),
+        env_layer(Settings, env),
+        control_token=token.value if token else None,
+    )
+    if settings.discovery is InstanceSource.STATIC and settings.static_config is None:
         raise UsageError("--discovery static needs --static-config FILE (or LOCO_STATIC_CONFIG)")
-    local_dir = args.local_dir or Path(_env(env, "LOCO_LOCAL_DIR") or DEFAULT_LOCAL_DIR)
-    if mode is InstanceSource.LOCAL and local_dir.exists() and not local_dir.is_dir():
-        raise UsageError(f"--local-dir {local_dir} is not a directory")
-    sa_file = Path(
-        _env(env, "LOCO_SERVICE_ACCOUNT_NAMESPACE_FILE") or SERVICE_ACCOUNT_NAMESPACE_FILE
-    )
-    return Settings(
-        discovery=mode,
-        host=args.host or _env(env, "LOCO_BACKEND_HOST") or "0.0.0.0",  # noqa: S104
-        port=port,
-        static_config=static,
-        local_dir=local_dir,
-        namespace=args.namespace,
-        kubeconfig=args.kubeconfig,
-        context=args.context,
-        service_account_namespace_file=sa_file,
-        resync_seconds=args.resync,
-        probing=not args.no_probe,
-        probe_interval=args.probe_interval,
-        probe_timeout=args.probe_timeout,
-        probe_concurrency=args.probe_concurrency,
-        breaker_threshold=args.breaker_threshold,
-        breaker_reset=args.breaker_reset,
-        control_token=read_control_token(env),
-        action_interval=args.action_interval,
-        thumbnail_ttl=args.thumbnail_ttl,
-        sse_keepalive=args.sse_keepalive,
-        access_log=not args.no_access_log,
-    )
+    local = settings.local_dir
+    if settings.discovery is InstanceSource.LOCAL and local.exists() and not local.is_dir():
+        raise UsageError(f"--local-dir {local} is not a directory")
+    return settings
 
 
 def bind_socket(host: str, port: int) -> socket.socket:
@@ -274,25 +226,24 @@ def main(argv: Sequence[str] | None = None, env: Mapping[str, str] | None = None
     parser = build_parser()
     args = parser.parse_args(argv)
     try:
-        level = args.log_level or _env(env, "LOG_LEVEL")
-        log_file = args.log_file or (Path(v) if (v := _env(env, "LOCO_LOG_FILE")) else None)
-        try:
-            jsonlog.configure(level, log_file)
-        except ValueError as exc:
-            raise UsageError(str(exc)) from None
-        except OSError as exc:
-            raise UsageError(f"--log-file {log_file}: {exc.strerror or exc}") from None
         settings = settings_from_args(args, env)
+        try:
+            jsonlog.configure(settings.log_level, settings.log_file)
+        except OSError as exc:
+            raise UsageError(f"--log-file {settings.log_file}: {exc.strerror or exc}") from None
         # Imported here: the CLI's --help and usage errors should not pay for FastAPI.
         from backend.api.app import create_app
-        from backend.runtime import build_runtime
+        from backend.runtime import build_runtime, connect_kubernetes
 
         try:
-            runtime = build_runtime(settings, env=env)
+            kube = None
+            if settings.discovery is InstanceSource.KUBERNETES:
+                kube = connect_kubernetes(settings, env)
+            runtime = build_runtime(settings, env=env, kube=kube)
         except ValueError as exc:  # StaticConfigError, KubeConfigError
             raise UsageError(str(exc)) from None
         sock = bind_socket(settings.host, settings.port)
-    except UsageError as exc:
+    except (SettingsError, UsageError) as exc:
         print(f"loco-backend: error: {exc}", file=sys.stderr)
         return EXIT_USAGE
 

@@ -42,6 +42,9 @@ from backend.models import (
     Instance,
     InstanceSource,
     InstanceStatus,
+    RemediationEvent,
+    RemediationInfo,
+    TimelineEntry,
 )
 from backend.status_rule import StatusInputs, derive_status
 from emulator.jsonlog import log
@@ -70,6 +73,8 @@ class _Record:
     failing_since: datetime | None = None
     breaker: BreakerInfo = field(default_factory=BreakerInfo)
     instance: Instance | None = None
+    remediation: RemediationInfo | None = None
+    timeline: deque[TimelineEntry] = field(default_factory=lambda: deque(maxlen=TIMELINE))
     json: bytes = b""
     significant: bytes = b""  # the instance without its clock-driven fields
     published_at: float = 0.0  # time.monotonic() of its last event
@@ -82,15 +87,21 @@ class _Record:
 _VOLATILE: dict[str, Any] = {
     "last_probe_at": True,
     "last_ok_at": True,
+    # A dead target's failed breaker trials change only these; the breaker's state and
+    # since are kept across trials (backend.breaker), so the status does not flicker.
+    "breaker": {"failures", "retry_at"},
     "health": {
         "timestamp": True,
         "supervisor_uptime_seconds": True,
         "qemu": {"uptime_seconds", "qmp_latency_ms"},
-        "video": {"last_frame_age_seconds", "frames_total"},
+        # Changes with every frame an animated guest draws.
+        "video": {"last_frame_age_seconds", "frames_total", "changed_at"},
         "disk": {"overlay_size"},
     },
 }
 VOLATILE_REFRESH = 5.0
+TIMELINE = 200
+"""Entries kept per instance: status changes, the policy's and people's actions."""
 
 
 def _sse(event: str, seq: int, data: bytes) -> bytes:
@@ -143,9 +154,11 @@ class Fleet:
             rec = _Record(target=target)
             self._records[target.name] = rec
             bisect.insort(self._names, target.name)
-            address_changed = True
+            address_changed = probing_changed = True
         else:
             address_changed = rec.target.health_url != target.health_url
+            # Probing starts or stops with it (a lost supervisor is not probed).
+            probing_changed = address_changed or rec.target.lost != target.lost
             rec.target = target
             if address_changed:
                 # A new address is a different supervisor process (a replaced pod): what
@@ -156,7 +169,7 @@ class Fleet:
                 rec.last_error = None
                 rec.breaker = BreakerInfo()
         self._rebuild(rec)
-        if address_changed:
+        if probing_changed:
             for obs in self._observers:
                 obs.target_changed(target)
 
@@ -224,11 +237,51 @@ class Fleet:
         rec.last_probe_at = now
         self._rebuild(rec)
 
+    # ------------------------------------------------------------------ remediation input
+    def remediation_changed(self, name: str, info: RemediationInfo | None) -> None:
+        """The automatic recovery's rung for ``name`` (None: not on the ladder)."""
+        rec = self._records.get(name)
+        if rec is None or rec.remediation == info:
+            return
+        rec.remediation = info
+        self._rebuild(rec)
+
+    def remediation_decided(self, event: RemediationEvent) -> None:
+        """One decision of the automatic recovery: a fleet event of its own, and a line
+        of the instance's timeline."""
+        rec = self._records.get(event.instance)
+        if rec is not None:
+            rec.timeline.append(
+                TimelineEntry(
+                    at=event.at,
+                    kind="remediation",
+                    text=f"{event.action} ({event.outcome}): {event.reason}",
+                    by="remediation",
+                )
+            )
+        data = event.model_copy(update={"seq": self._seq + 1}).model_dump_json().encode()
+        self._publish("remediation", data)
+
+    def note_action(self, name: str, text: str, by: str | None) -> None:
+        """A person's action on ``name`` (reset, restart, forget), for its timeline."""
+        rec = self._records.get(name)
+        if rec is not None:
+            rec.timeline.append(
+                TimelineEntry(at=datetime.now(UTC), kind="action", text=text, by=by)
+            )
+
+    def timeline(self, name: str) -> list[TimelineEntry] | None:
+        rec = self._records.get(name)
+        return list(rec.timeline) if rec is not None else None
+
     def breaker_changed(self, name: str, info: BreakerInfo) -> None:
         rec = self._records.get(name)
         if rec is None:
             return
         rec.breaker = info
+        if info.state is BreakerState.HALF_OPEN and not rec.probe_ok:
+            # A trial call is under way; its outcome (closed, or open again) is the news.
+            return
         self._rebuild(rec)
 
     # ------------------------------------------------------------------ derivation
@@ -242,14 +295,21 @@ class Fleet:
                 probe_ok=rec.probe_ok,
                 breaker=rec.breaker.state,
                 last_error=rec.last_error,
+                lost=t.lost,
             )
         )
         stale_since: datetime | None = None
         reasons: list[str] = []
-        health_fresh = rec.probe_ok and rec.breaker.state is not BreakerState.OPEN
+        health_fresh = (
+            rec.probe_ok and rec.breaker.state is not BreakerState.OPEN and t.lost is None
+        )
         if rec.health is not None and not health_fresh:
-            stale_since = rec.failing_since
-            reasons.append("health is last-known: probes failing")
+            if t.lost is not None:
+                stale_since = t.lost_since
+                reasons.append("health is last-known: supervisor lost")
+            else:
+                stale_since = rec.failing_since
+                reasons.append("health is last-known: probes failing")
         if self._discovery_stale_since is not None:
             what = "pod facts" if t.pod is not None else "instance list"
             reasons.append(f"{what} last-known: discovery out of contact")
@@ -274,6 +334,8 @@ class Fleet:
             health_url=t.health_url,
             vnc=t.vnc,
             logs_available=bool(t.log_file) or t.source is InstanceSource.KUBERNETES,
+            lost_since=t.lost_since,
+            remediation=rec.remediation,
         )
 
     def _count(self, inst: Instance, delta: int) -> None:
@@ -298,6 +360,15 @@ class Fleet:
         if old is not None:
             self._count(old, -1)
         self._count(inst, +1)
+        if old is None or old.status is not inst.status:
+            rec.timeline.append(
+                TimelineEntry(
+                    at=datetime.now(UTC),
+                    kind="status",
+                    text=inst.status.value
+                    + (f": {inst.status_reason}" if inst.status_reason else ""),
+                )
+            )
         if old is not None and old.status is not inst.status:
             log(
                 logger,
@@ -311,6 +382,7 @@ class Fleet:
         rec.instance = inst
         rec.json = data
         if self.metrics is not None:
+            self.metrics.set_instance_node(inst.name, inst.pod.node if inst.pod else None)
             if inst.fps is None:
                 with contextlib.suppress(KeyError):
                     self.metrics.fps.remove(inst.name)

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import contextlib
 
-from prometheus_client import CollectorRegistry, Counter, Enum, Gauge, Histogram
+from prometheus_client import CollectorRegistry, Counter, Enum, Gauge, Histogram, Info
 
 from backend.models import BreakerState, InstanceStatus
 
@@ -97,6 +97,17 @@ class BackendMetrics:
             ["instance"],
             registry=r,
         )
+        # Which node each instance runs on, as an info metric: dashboards join it onto the
+        # per-instance gauges (fps by node) instead of every gauge carrying a node label.
+        # No namespace label: the backend watches its own namespace only, which is the
+        # scrape target's, and a "namespace" label would clash with the one Prometheus adds.
+        self.instance_info = Info(
+            "loco_backend_instance",
+            "One series per instance the backend knows; node is where its pod runs "
+            "(empty until it is scheduled, and for static and local instances)",
+            ["instance"],
+            registry=r,
+        )
         self.actions = Counter(
             "loco_backend_actions",
             "Reset/restart requests by outcome",
@@ -109,13 +120,76 @@ class BackendMetrics:
             ["type"],
             registry=r,
         )
+        # The automatic recovery (docs/recovery.md); the alerting rules name these.
+        self.remediation_actions = Counter(
+            "loco_remediation_actions",
+            "Decisions of the automatic recovery, by action, reason and outcome",
+            ["action", "reason", "outcome"],
+            registry=r,
+        )
+        self.remediation_enabled = Gauge(
+            "loco_remediation_enabled", "1 when the automatic recovery is on", registry=r
+        )
+        self.remediation_leader = Gauge(
+            "loco_remediation_leader",
+            "1 on the replica that acts (the Lease holder, or the only backend)",
+            registry=r,
+        )
+        self.remediation_paused = Gauge(
+            "loco_remediation_paused", "1 while the automatic recovery is paused", registry=r
+        )
+        self.remediation_paused_since = Gauge(
+            "loco_remediation_paused_since_timestamp_seconds",
+            "Unix time the current pause began (0 when not paused)",
+            registry=r,
+        )
+        self.remediation_pause_until = Gauge(
+            "loco_remediation_pause_until_timestamp_seconds",
+            "Unix time the current pause was planned to end (0: open-ended or not paused)",
+            registry=r,
+        )
+        self.remediation_in_progress = Gauge(
+            "loco_remediation_in_progress",
+            "Instances on the reset or restart rung now",
+            registry=r,
+        )
+        self.remediation_needs_person = Gauge(
+            "loco_remediation_needs_person",
+            "1 for each instance the automatic recovery gave up on",
+            ["instance"],
+            registry=r,
+        )
+        self._needing: set[str] = set()
 
     def set_breaker(self, target: str, state: BreakerState, failures: int) -> None:
         self.breaker_state.labels(target).state(state.value)
         self.breaker_failures.labels(target).set(failures)
 
+    def remediation_action(self, action: str, reason: str, outcome: str) -> None:
+        self.remediation_actions.labels(action, reason, outcome).inc()
+
+    def set_remediation_pause(self, pause: object | None) -> None:
+        since = getattr(pause, "since", None)
+        until = getattr(pause, "until", None)
+        self.remediation_paused.set(1 if pause is not None else 0)
+        self.remediation_paused_since.set(since.timestamp() if since else 0)
+        self.remediation_pause_until.set(until.timestamp() if until else 0)
+
+    def set_remediation_cases(self, in_progress: int, needing: list[str]) -> None:
+        self.remediation_in_progress.set(in_progress)
+        for name in self._needing - set(needing):
+            with contextlib.suppress(KeyError):
+                self.remediation_needs_person.remove(name)
+        for name in needing:
+            self.remediation_needs_person.labels(name).set(1)
+        self._needing = set(needing)
+
+    def set_instance_node(self, name: str, node: str | None) -> None:
+        # Replaces the instance's one series, so a pod that moves leaves no old node behind.
+        self.instance_info.labels(name).info({"node": node or ""})
+
     def forget_target(self, target: str) -> None:
         # Removed instances must not linger as series (pods churn; names are unbounded).
-        for metric in (self.breaker_state, self.breaker_failures, self.fps):
+        for metric in (self.breaker_state, self.breaker_failures, self.fps, self.instance_info):
             with contextlib.suppress(KeyError):
                 metric.remove(target)

@@ -39,12 +39,17 @@ __all__ = [
     "InstanceSource",
     "InstanceStatus",
     "NamespaceSource",
+    "PauseRequest",
     "PodCondition",
     "PodFacts",
     "ReadinessCheck",
     "ReadinessReport",
+    "RemediationEvent",
+    "RemediationInfo",
+    "RemediationStatus",
     "RemovedEvent",
     "SnapshotEvent",
+    "TimelineEntry",
 ]
 
 
@@ -136,6 +141,18 @@ class BreakerInfo(_Wire):
     )
 
 
+class RemediationInfo(_Wire):
+    """Where an instance stands on the remediation ladder (absent while all is well)."""
+
+    rung: Literal["reset", "restart", "needs_person"] = Field(
+        description="reset or restart: that action was taken and the policy is watching; "
+        "needs_person: the policy gave up on it"
+    )
+    since: datetime = Field(description="When this rung began")
+    reason: str | None = Field(None, description="Why the instance was found bad")
+    actions_last_hour: int = Field(0, description="Actions the policy took on it in an hour")
+
+
 class Instance(_Wire):
     """One emulator as the backend sees it."""
 
@@ -165,6 +182,14 @@ class Instance(_Wire):
     vnc: str | None = Field(None, description="host:port of the instance's VNC server")
     logs_available: bool = Field(
         False, description="GET /api/instances/{name}/logs can serve this instance's log"
+    )
+    lost_since: datetime | None = Field(
+        None,
+        description="Set when the supervisor is gone without unregistering (local discovery): "
+        "since when it is known lost; status_reason says why. DELETE the instance to forget it",
+    )
+    remediation: RemediationInfo | None = Field(
+        None, description="The automatic recovery's rung for this instance, when it is on one"
     )
 
 
@@ -222,18 +247,76 @@ class DiscoveryEvent(_Wire):
     discovery: DiscoveryState
 
 
+class RemediationEvent(_Wire):
+    """A decision of the automatic recovery: what it did (or would do, or could not do)
+    to which instance, and why."""
+
+    type: Literal["remediation"] = "remediation"
+    seq: int
+    instance: str
+    action: Literal["reset", "restart", "give_up", "recovered"]
+    reason: str
+    outcome: Literal[
+        "acted", "dry_run", "skipped_paused", "skipped_budget", "skipped_cooldown", "failed"
+    ]
+    rung: str = Field(description="The instance's rung after the decision")
+    at: datetime
+    detail: str | None = Field(None, description="The action's answer, or why it failed")
+
+
 FleetEvent = Annotated[
-    SnapshotEvent | InstanceEvent | RemovedEvent | DiscoveryEvent,
+    SnapshotEvent | InstanceEvent | RemovedEvent | DiscoveryEvent | RemediationEvent,
     Field(discriminator="type"),
 ]
 FLEET_EVENT_ADAPTER: TypeAdapter[Any] = TypeAdapter(FleetEvent)
 
 
+class RemediationStatus(_Wire):
+    """Body of ``GET /api/remediation``."""
+
+    enabled: bool
+    leader: bool = Field(description="This replica is the one that acts")
+    identity: str | None = Field(None, description="This replica's name in the election")
+    holder: str | None = Field(
+        None, description="The replica that acts now (the Lease holder; this one locally)"
+    )
+    dry_run: bool
+    paused: bool
+    paused_since: datetime | None = None
+    paused_until: datetime | None = Field(None, description="When the pause ends by itself")
+    paused_reason: str | None = None
+    paused_by: str | None = Field(None, description="Who paused it (client address)")
+    in_remediation: int = 0
+    needing_a_person: list[str] = Field(default_factory=list)
+    max_actions_per_hour: int = 0
+    max_fraction: float = 0.0
+    cooldown_seconds: float = 0.0
+
+
+class PauseRequest(_Wire):
+    """Body of ``POST /api/remediation/pause`` (all optional)."""
+
+    minutes: float | None = Field(
+        None, gt=0, le=7 * 24 * 60, description="Resume by itself after this long"
+    )
+    reason: str | None = Field(None, max_length=500, description="Why (shown and audited)")
+
+
+class TimelineEntry(_Wire):
+    """One line of an instance's incident timeline."""
+
+    at: datetime
+    kind: Literal["status", "remediation", "action"]
+    text: str
+    by: str | None = Field(None, description="remediation, a person's client address, ...")
+
+
 class ActionResult(_Wire):
-    """Body of ``POST /api/instances/{name}/reset`` and ``/restart``."""
+    """Body of ``POST /api/instances/{name}/reset`` and ``/restart``, and of
+    ``DELETE /api/instances/{name}`` (forget a lost instance)."""
 
     ok: bool
-    action: Literal["reset", "restart"]
+    action: Literal["reset", "restart", "forget"]
     instance: str
     message: str
     at: datetime

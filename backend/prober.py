@@ -19,6 +19,7 @@ from collections.abc import Callable
 import httpx
 from pydantic import ValidationError
 
+from backend.bounded_http import AnswerTooLarge, AnswerTooSlow, MiB, fetch
 from backend.breaker import BreakerOpenError, BreakerSet
 from backend.discovery.base import Target
 from backend.fleet import Fleet
@@ -35,6 +36,8 @@ class ProbeError(Exception):
 
 def describe_error(exc: BaseException) -> str:
     """A short, specific, human-readable cause (httpx's str() is often empty)."""
+    if isinstance(exc, AnswerTooLarge | AnswerTooSlow):
+        return str(exc)
     if isinstance(exc, httpx.ConnectTimeout):
         return "connect timeout"
     if isinstance(exc, httpx.TimeoutException):
@@ -49,9 +52,16 @@ def describe_error(exc: BaseException) -> str:
     return str(exc) or type(exc).__name__
 
 
-async def fetch_health(client: httpx.AsyncClient, base_url: str) -> EmulatorStatus:
-    """GET {base_url}/health and parse it; raises on transport errors or a bad body."""
-    resp = await client.get(f"{base_url}/health")
+# A health body is about 2 KiB; anything near this is not one.
+HEALTH_LIMIT = 1 * MiB
+
+
+async def fetch_health(client: httpx.AsyncClient, base_url: str, deadline: float) -> EmulatorStatus:
+    """GET {base_url}/health and parse it; raises on transport errors or a bad body.
+
+    ``deadline`` bounds the whole exchange: a supervisor that trickles its answer is as
+    unusable as one that does not answer (both count against its breaker)."""
+    resp = await fetch(client, "GET", f"{base_url}/health", limit=HEALTH_LIMIT, deadline=deadline)
     try:
         # The supervisor's /health is a liveness endpoint: any answer whose body is a
         # status document is a successful probe, whatever it reports inside.
@@ -74,6 +84,7 @@ class Prober:
         get_client: Callable[[], httpx.AsyncClient],
         *,
         interval: float = 1.0,
+        timeout: float = 2.0,
         concurrency: int = 32,
         metrics: BackendMetrics | None = None,
         enabled: bool = True,
@@ -82,6 +93,7 @@ class Prober:
         self.breakers = breakers
         self.get_client = get_client
         self.interval = interval
+        self.timeout = timeout
         self.metrics = metrics
         self.enabled = enabled
         self._sem = asyncio.Semaphore(concurrency)
@@ -126,6 +138,8 @@ class Prober:
     def _spawn(self, target: Target) -> None:
         if not self.enabled or not target.health_url or target.name in self._tasks:
             return
+        if target.lost is not None:  # nobody is there to answer; discovery says so
+            return
         self._tasks[target.name] = asyncio.get_running_loop().create_task(
             self._loop(target.name, target.health_url), name=f"probe:{target.name}"
         )
@@ -150,7 +164,9 @@ class Prober:
             started = time.perf_counter()
             result = "ok"
             try:
-                health = await breaker.call(lambda: fetch_health(self.get_client(), url))
+                health = await breaker.call(
+                    lambda: fetch_health(self.get_client(), url, self.timeout)
+                )
             except BreakerOpenError:
                 result = ""
                 # Not a probe: the breaker short-circuited it. The fleet already shows

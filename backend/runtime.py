@@ -25,12 +25,12 @@ from backend.discovery.static import StaticConfigError, StaticDiscovery
 from backend.fleet import Fleet
 from backend.metrics import BackendMetrics
 from backend.models import BreakerInfo, InstanceSource
-from backend.namespace import resolve_namespace
 from backend.prober import Prober
 from emulator.jsonlog import log
 
 if TYPE_CHECKING:  # the Kubernetes client is imported only in kubernetes mode
-    from backend.kube_actions import KubeActions
+    from backend.kube.api import KubeApi
+    from backend.kube.config import KubeConnection
 
 logger = logging.getLogger("backend.runtime")
 
@@ -44,7 +44,7 @@ class BackendRuntime:
         discovery: Discovery,
         *,
         metrics: BackendMetrics | None = None,
-        kube_actions: KubeActions | None = None,
+        kube: KubeApi | None = None,
         http_transport: httpx.AsyncBaseTransport | None = None,
     ) -> None:
         self.settings = settings
@@ -53,7 +53,8 @@ class BackendRuntime:
         self._http_transport = http_transport
         self.discovery = discovery
         self.metrics = metrics or BackendMetrics()
-        self.kube_actions = kube_actions
+        self.kube = kube
+        """Restarts and log tails of pods (through the same breaker as discovery)."""
         self.fleet = Fleet(discovery.source, discovery.initial_state(), self.metrics)
         self.breakers = BreakerSet(
             settings.breaker_threshold, settings.breaker_reset, on_change=self._breaker_changed
@@ -63,6 +64,7 @@ class BackendRuntime:
             self.breakers,
             self.http,
             interval=settings.probe_interval,
+            timeout=settings.probe_timeout,
             concurrency=settings.probe_concurrency,
             metrics=self.metrics,
             enabled=settings.probing,
@@ -134,20 +136,31 @@ class BackendRuntime:
         return time.time() - self.started_at
 
 
+def connect_kubernetes(settings: Settings, env: Mapping[str, str]) -> KubeConnection:
+    """Reads the Kubernetes configuration before the server's loop starts (the result is
+    not tied to a loop). Raises ``KubeConfigError`` (a ``ValueError``) on bad input."""
+    from backend.kube.config import connect
+
+    return asyncio.run(connect(settings.kubeconfig, settings.context, env))
+
+
 def build_runtime(
     settings: Settings,
     metrics: BackendMetrics | None = None,
     env: Mapping[str, str] | None = None,
     http_transport: httpx.AsyncBaseTransport | None = None,
+    kube: KubeConnection | None = None,
 ) -> BackendRuntime:
     """Creates the discovery source the settings ask for, and the runtime around it.
 
-    Raises ``StaticConfigError`` or ``KubeConfigError`` (both ``ValueError``) on bad input.
+    Kubernetes mode needs ``kube`` (from :func:`connect_kubernetes`, or ``await
+    backend.kube.config.connect(...)`` inside a running loop). Raises
+    ``StaticConfigError`` (a ``ValueError``) on a bad static file.
     """
     env = os.environ if env is None else env
     metrics = metrics or BackendMetrics()
     discovery: Discovery
-    kube_actions = None
+    kube_api = None
     if settings.discovery is InstanceSource.STATIC:
         if settings.static_config is None:
             raise StaticConfigError(
@@ -158,15 +171,16 @@ def build_runtime(
         discovery = LocalDiscovery(settings.local_dir, settings.local_scan_interval)
     else:
         from backend.discovery.kubernetes import KubernetesDiscovery
-        from backend.kube_actions import KubeActions
-        from backend.kube_config import connect
+        from backend.kube.api import KubeApi
+        from backend.kube.config import resolve_namespace
 
-        conn = connect(settings.kubeconfig, settings.context, env)
+        if kube is None:
+            raise ValueError("Kubernetes discovery needs a connection (connect_kubernetes)")
         namespace, source = resolve_namespace(
             settings.namespace,
             env,
             settings.service_account_namespace_file,
-            lambda: conn.context_namespace,
+            kube.context_namespace,
         )
         log(
             logger,
@@ -174,8 +188,8 @@ def build_runtime(
             "Kubernetes namespace chosen",
             namespace=namespace,
             source=source.value,
-            connection=conn.mode,
-            server=conn.server,
+            connection=kube.mode,
+            server=kube.server,
         )
         api_breaker = TargetBreaker(
             KUBE_API_BREAKER,
@@ -184,22 +198,21 @@ def build_runtime(
             on_change=lambda name, info: metrics.set_breaker(name, info.state, info.failures),
         )
         metrics.set_breaker(KUBE_API_BREAKER, api_breaker.state, 0)
+        kube_api = KubeApi(
+            kube, request_timeout=settings.kube_request_timeout, call=api_breaker.call
+        )
         discovery = KubernetesDiscovery(
-            conn.api_client,
+            kube_api,
             namespace,
             source,
-            api_breaker,
             label_selector=settings.label_selector,
             resync_seconds=settings.resync_seconds,
-            request_timeout=settings.kube_request_timeout,
-            server=conn.server,
             metrics=metrics,
         )
-        kube_actions = KubeActions(conn.api_client, api_breaker, settings.kube_request_timeout)
     return BackendRuntime(
         settings,
         discovery,
         metrics=metrics,
-        kube_actions=kube_actions,
+        kube=kube_api,
         http_transport=http_transport,
     )

@@ -7,11 +7,13 @@ The first matching row wins:
 ====  ==========================================================  ==========
  #    condition                                                   status
 ====  ==========================================================  ==========
+ 0    the supervisor is lost (local: gone without unregistering)  unhealthy
  1    pod phase is Failed or Succeeded                            unhealthy
  2    pod is terminating (has a deletionTimestamp)                unhealthy
  3    pod phase is Pending                                        starting
  4    pod phase is Unknown (node lost)                            unknown
- 5    breaker is open (supervisor unreachable repeatedly)         unhealthy
+ 5    breaker is open or on its half-open trial (supervisor       unhealthy
+      unreachable repeatedly; a trial is no news until it ends)
  6    no probe has finished yet                                   starting if the pod is
                                                                   not Ready, else unknown
  7    the latest probe failed (breaker closed or half-open)       degraded if a health body
@@ -50,6 +52,8 @@ class StatusInputs:
     """The latest finished probe succeeded."""
     breaker: BreakerState
     last_error: str | None = None
+    lost: str | None = None
+    """Why the supervisor is known to be gone (local discovery), if it is."""
 
 
 _EMULATOR_TO_STATUS = {
@@ -62,6 +66,8 @@ _EMULATOR_TO_STATUS = {
 
 def derive_status(i: StatusInputs) -> tuple[InstanceStatus, str | None]:
     """Applies the rule in the module docstring; returns the status and a short reason."""
+    if i.lost is not None:
+        return InstanceStatus.UNHEALTHY, f"lost: {i.lost}"
     pod = i.pod
     if pod is not None:
         if pod.phase in ("Failed", "Succeeded"):
@@ -74,7 +80,7 @@ def derive_status(i: StatusInputs) -> tuple[InstanceStatus, str | None]:
         if pod.phase == "Unknown":
             return InstanceStatus.UNKNOWN, "pod phase Unknown (node not reporting)"
     pod_not_ready = pod is not None and not pod.ready
-    if i.breaker is BreakerState.OPEN:
+    if i.breaker is BreakerState.OPEN or (i.breaker is BreakerState.HALF_OPEN and not i.probe_ok):
         err = f": {i.last_error}" if i.last_error else ""
         return InstanceStatus.UNHEALTHY, f"supervisor unreachable, circuit open{err}"
     if not i.probed:

@@ -16,7 +16,11 @@ from dataclasses import dataclass
 
 import httpx
 
+from backend.bounded_http import MiB, fetch
 from backend.breaker import BreakerSet
+
+# A PNG of the largest allowed width (1920) is a few hundred KiB; this is far above it.
+THUMBNAIL_LIMIT = 8 * MiB
 
 
 @dataclass(frozen=True, slots=True)
@@ -33,8 +37,10 @@ class ThumbnailProxy:
         breakers: BreakerSet,
         ttl: float = 1.0,
         max_entries: int = 512,
+        deadline: float = 5.0,
     ) -> None:
         self.get_client = get_client
+        self.deadline = deadline
         self.breakers = breakers
         self.ttl = ttl
         self.max_entries = max_entries
@@ -71,7 +77,14 @@ class ThumbnailProxy:
         return result
 
     async def _fetch(self, base_url: str, width: int) -> Upstream:
-        resp = await self.get_client().get(f"{base_url}/thumbnail.png", params={"width": width})
+        resp = await fetch(
+            self.get_client(),
+            "GET",
+            f"{base_url}/thumbnail.png",
+            params={"width": width},
+            limit=THUMBNAIL_LIMIT,
+            deadline=self.deadline,
+        )
         return Upstream(
             status=resp.status_code,
             content=resp.content,

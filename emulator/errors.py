@@ -21,6 +21,10 @@ class ExitCode(IntEnum):
     QEMU_MISSING = 15
     PORT_IN_USE = 16
     QEMU_START = 17
+    STATE_DIR_UNUSABLE = 18  # a file in the way, not writable, read-only filesystem
+    STATE_DIR_FULL = 19
+    STATE_DIR_IN_USE = 20  # another supervisor holds it
+    LOG_FILE = 21  # --log-file cannot be opened for appending
 
 
 class SupervisorError(Exception):
@@ -29,3 +33,15 @@ class SupervisorError(Exception):
     def __init__(self, message: str, code: ExitCode = ExitCode.FAILURE) -> None:
         super().__init__(message)
         self.code = code
+
+
+class SettingsError(SupervisorError):
+    """A flag, variable, file or file key that cannot be used (all three programs).
+
+    ``str()`` is the one line to print (which setting, what is wrong, what to do);
+    ``code`` is the exit status, 2 as for argparse's own usage errors. Defined here, not in
+    ``emulator.layered_settings``, so that catching it costs no import of pydantic.
+    """
+
+    def __init__(self, message: str, code: ExitCode = ExitCode.USAGE) -> None:
+        super().__init__(message, code)

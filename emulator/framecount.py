@@ -18,10 +18,19 @@ from pathlib import Path
 
 from emulator.framerate import Burst, BurstRateEstimator
 from emulator.qmp import QmpCommandError, QmpUnavailable
-from emulator.registration import pid_alive
 from emulator.supervisor import Supervisor
 
 logger = logging.getLogger("emulator.framecount")
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
 
 
 def dump_path(state_dir: Path) -> Path:
@@ -42,7 +51,7 @@ def _remove_orphans(base: Path) -> None:
             mine = entry.stat().st_uid == os.getuid()
         except OSError:
             continue
-        if mine and pid.isdigit() and not pid_alive(int(pid)):
+        if mine and pid.isdigit() and not _pid_alive(int(pid)):
             shutil.rmtree(entry, ignore_errors=True)
 
 
@@ -67,7 +76,12 @@ class FrameCounter:
         self._clock = clock
         self._pid: int | None = None
 
-    def rate(self) -> float:
+    def rate(self) -> float | None:
+        """The current QEMU's frame rate; None until it has been measured (a new or restarted
+        QEMU must not show the previous one's figure, nor a 0 that was never counted)."""
+        proc = self.supervisor.proc
+        if proc is None or proc.pid != self._pid:
+            return None
         return self.estimator.rate(self._clock())
 
     @property

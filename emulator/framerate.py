@@ -43,9 +43,10 @@ class BurstRateEstimator:
         while self._bursts and self._bursts[0].ended_at < now - self.window:
             self._bursts.popleft()
 
-    def rate(self, now: float) -> float:
+    def rate(self, now: float) -> float | None:
+        """Frames per second, or None when no burst within the window measured anything."""
         self._trim(now)
         span = sum(b.span for b in self._bursts)
         if span <= 0:
-            return 0.0
+            return None
         return sum(b.changes for b in self._bursts) / span

@@ -5,7 +5,11 @@
 | restarts gave up (crash loop)                              | unhealthy  |
 | QEMU never reached running and has failed since            | unhealthy  |
 | QEMU never reached running yet                             | starting   |
-| QEMU not running, QMP silent, or guest not in ``running``  | unhealthy  |
+| QEMU not running or QMP silent (a hang is killed after     | unhealthy  |
+| ``--hang-limit`` s and restarted like a crash)             |            |
+| guest paused on a disk error (says: full, or I/O error)    | unhealthy  |
+| guest not in ``running`` (paused, shutdown, ...)           | unhealthy  |
+| base image replaced under the running guest                | degraded   |
 | display not active within the first ``STARTUP_GRACE`` s    | starting   |
 | display not active (no VNC, no recent frame, blank screen) | degraded   |
 | otherwise                                                  | healthy    |
@@ -37,6 +41,7 @@ def derive(
     qmp_silent_for: float | None,
     video: VideoFacts,
     failures: int,
+    disk: DiskFacts | None = None,
 ) -> tuple[OverallStatus, list[str]]:
     """Returns the status and the reasons behind it, most important first."""
     if qemu.crash_loop:
@@ -52,8 +57,15 @@ def derive(
     if not qmp_ok:
         silent = f" for {qmp_silent_for:.0f} s" if qmp_silent_for else ""
         return OverallStatus.UNHEALTHY, [f"QMP does not answer{silent}: QEMU is hung or stopped"]
+    if qemu.qmp_status == "io-error" and qemu.disk_error:
+        return OverallStatus.UNHEALTHY, [qemu.disk_error]
     if qemu.qmp_status != "running":
         return OverallStatus.UNHEALTHY, [f"guest is {qemu.qmp_status}, not running"]
+    if disk is not None and disk.base_changed:
+        return OverallStatus.DEGRADED, [
+            "base image replaced under the running guest: QEMU will not be started on it "
+            "again (see errors)"
+        ]
     if not video.display_active:
         reason = _display_reason(video)
         if (qemu.uptime_seconds or 0) < STARTUP_GRACE and video.frames_total == 0:
@@ -83,7 +95,7 @@ def build_status(
     disk: DiskFacts | None,
     errors: list[str],
 ) -> EmulatorStatus:
-    status, reasons = derive(qemu, qmp_ok, qmp_silent_for, video, failures)
+    status, reasons = derive(qemu, qmp_ok, qmp_silent_for, video, failures, disk)
     return EmulatorStatus(
         instance=instance,
         overall_status=status,

@@ -10,6 +10,7 @@ from fastapi.responses import JSONResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from emulator.auth import bearer_token, token_matches
+from emulator.bodylimit import BodyLimit
 from emulator.health import readiness
 from emulator.instance import EmulatorInstance
 from emulator.jsonlog import log
@@ -32,6 +33,7 @@ def create_app(instance: EmulatorInstance, control_token: str | None) -> FastAPI
         description="Health, metrics, thumbnails and control of one QEMU emulator.",
         version="1",
     )
+    app.add_middleware(BodyLimit)
     registry = create_registry(instance)
     thumbnails = ThumbnailCache()
 

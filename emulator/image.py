@@ -8,6 +8,7 @@ base in use by other instances is not locked against us); all writes go to the o
 from __future__ import annotations
 
 import asyncio
+import errno
 import hashlib
 import json
 import os
@@ -17,7 +18,9 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
+from emulator.atomicfile import write_atomic
 from emulator.errors import ExitCode, SupervisorError
+from emulator.statedir import state_dir_error
 
 SUPPORTED_FORMATS = ("raw", "qcow2")
 FINGERPRINT_NAME = "base.json"
@@ -208,8 +211,16 @@ async def prepare_overlay(state_dir: Path, base: ImageInfo, fresh: bool = False)
 
     An existing overlay is kept across restarts (it holds the guest's disk state) as long as
     it still sits on the same base; one on another base would show the guest a disk that
-    mixes two images, so that is refused rather than silently replaced.
+    mixes two images, so that is refused rather than silently replaced. A full or read-only
+    state directory is one clear line (``emulator.statedir``) and leaves no temporary file.
     """
+    try:
+        return await _prepare_overlay(state_dir, base, fresh)
+    except OSError as exc:
+        raise state_dir_error(state_dir, exc, "cannot write the overlay's files") from None
+
+
+async def _prepare_overlay(state_dir: Path, base: ImageInfo, fresh: bool) -> Path:
     state_dir.mkdir(parents=True, exist_ok=True)
     overlay = state_dir / OVERLAY_NAME
     if overlay.exists() and not fresh:
@@ -235,23 +246,11 @@ async def prepare_overlay(state_dir: Path, base: ImageInfo, fresh: bool = False)
                 "start with --fresh-overlay to discard it",
                 ExitCode.OVERLAY,
             )
-        recorded = state_dir / FINGERPRINT_NAME
-        current = await asyncio.to_thread(fingerprint, base.path)
-        if recorded.exists():
-            try:
-                before = json.loads(recorded.read_text())
-            except (OSError, ValueError):
-                before = None
-            if before != current:
-                raise SupervisorError(
-                    f"base image {base.path} has changed since overlay {overlay} was made on "
-                    "it; the guest would see a mix of both disks. Start with --fresh-overlay "
-                    "to discard the overlay (the guest's changes are lost), or put the "
-                    "original image back",
-                    ExitCode.OVERLAY,
-                )
-        else:
-            recorded.write_text(json.dumps(current))
+        guard = BaseImageGuard(base.path, state_dir / FINGERPRINT_NAME)
+        if not guard.recorded():
+            guard.record()
+        elif (changed := await guard.changed()) is not None:
+            raise SupervisorError(changed, ExitCode.OVERLAY)
         return overlay
     tmp = state_dir / f".{OVERLAY_NAME}.new"
     tmp.unlink(missing_ok=True)
@@ -260,10 +259,72 @@ async def prepare_overlay(state_dir: Path, base: ImageInfo, fresh: bool = False)
     )
     if rc != 0:
         tmp.unlink(missing_ok=True)
+        if "No space left" in err:
+            raise OSError(errno.ENOSPC, "No space left on device")
         raise SupervisorError(
             f"cannot create overlay in {state_dir}: {_first_error_line(err)}", ExitCode.OVERLAY
         )
+    try:
+        BaseImageGuard(base.path, state_dir / FINGERPRINT_NAME).record()
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
     os.replace(tmp, overlay)
-    current = await asyncio.to_thread(fingerprint, base.path)
-    (state_dir / FINGERPRINT_NAME).write_text(json.dumps(current))
     return overlay
+
+
+class BaseImageGuard:
+    """Tells whether the base image still is the one an overlay was made on.
+
+    The overlay stores only the guest's changes; on top of another base the guest would see
+    a mix of two disks. The fingerprint recorded beside the overlay is compared before every
+    start of QEMU, and cheaply while it runs (a ``stat`` each time; the fingerprint is read
+    again only when the file's identity or size or time changed).
+    """
+
+    def __init__(self, base: Path, recorded_file: Path) -> None:
+        self.base = base
+        self.recorded_file = recorded_file
+        self._stat_key: tuple[int, int, int, int] | None = None
+        self._verdict: str | None = None
+
+    def recorded(self) -> bool:
+        return self.recorded_file.exists()
+
+    def record(self) -> None:
+        """Remembers the base as it is now (``OSError`` on a full state directory)."""
+        write_atomic(self.recorded_file, json.dumps(fingerprint(self.base)).encode())
+
+    def _key(self) -> tuple[int, int, int, int] | None:
+        try:
+            st = self.base.stat()
+        except OSError:
+            return None
+        return (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns)
+
+    async def changed(self) -> str | None:
+        """None while the base is the recorded one, else what is wrong and what to do."""
+        key = self._key()
+        if key is not None and key == self._stat_key:
+            return self._verdict
+        self._stat_key = key
+        self._verdict = await asyncio.to_thread(self._compare)
+        return self._verdict
+
+    def _compare(self) -> str | None:
+        try:
+            current = fingerprint(self.base)
+        except OSError as exc:
+            return f"base image {self.base} cannot be read: {exc.strerror or exc}"
+        try:
+            before = json.loads(self.recorded_file.read_text())
+        except (OSError, ValueError):
+            before = None
+        if before == current:
+            return None
+        return (
+            f"base image {self.base} has changed since overlay "
+            f"{self.recorded_file.with_name(OVERLAY_NAME)} was made on it; the guest would "
+            "see a mix of both disks. Start with --fresh-overlay to discard the overlay (the "
+            "guest's changes are lost), or put the original image back"
+        )

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import time
+from pathlib import Path
 
 from emulator.framecount import FrameCounter
 from emulator.health import build_status
@@ -36,9 +38,10 @@ class EmulatorInstance:
         video = self.sampler.facts()
         if self.sampler.last_error and sup.running and not video.vnc_connected:
             errors.append(f"VNC: {self.sampler.last_error}")
+        rate = self.counter.rate()
         video = video.model_copy(
             update={
-                "estimated_frame_rate": round(self.counter.rate(), 2),
+                "estimated_frame_rate": None if rate is None else round(rate, 2),
                 "frames_total": self.counter.frames_total,
             }
         )
@@ -53,6 +56,22 @@ class EmulatorInstance:
             video=video,
             failures=sup.consecutive_failures,
             supervisor_uptime=time.monotonic() - self.started,
-            disk=self.disk,
+            disk=self._disk_now(),
             errors=errors,
+        )
+
+    def _disk_now(self) -> DiskFacts | None:
+        """The disk facts with what changes as the guest runs read now (a stat and a statvfs:
+        microseconds, cheaper than keeping them fresh in the background)."""
+        if self.disk is None:
+            return None
+        size = None
+        with contextlib.suppress(OSError):
+            size = Path(self.disk.overlay).stat().st_size
+        return self.disk.model_copy(
+            update={
+                "overlay_size": size,
+                "free_bytes": self.supervisor.free_bytes(),
+                "base_changed": self.supervisor.base_changed,
+            }
         )

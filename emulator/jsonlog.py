@@ -7,6 +7,7 @@ context variable, which lives here so both services format records the same way.
 
 from __future__ import annotations
 
+import contextlib
 import contextvars
 import json
 import logging
@@ -45,14 +46,53 @@ class JsonFormatter(logging.Formatter):
         return json.dumps(entry, default=str, separators=(",", ":"))
 
 
-def parse_level(value: str | None) -> int:
-    """Turns a LOG_LEVEL value into a logging level, rejecting unknown names clearly."""
+class _FileHandler(logging.handlers.RotatingFileHandler):
+    """A rotating file that survives a full or vanished disk without a traceback per line.
+
+    logging's default reaction to a failed write is a traceback on stderr for every record;
+    on a full disk that buries everything else. Here the first failure is said once, in one
+    line, the records still reach stdout (the other handler), and recovery is said too.
+    """
+
+    failing = False
+    _failed_now = False
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self._failed_now = False
+        super().emit(record)  # calls handleError on failure
+        if self.failing and not self._failed_now:
+            self.failing = False
+            sys.stderr.write(f"log file {self.baseFilename}: writing again\n")
+
+    def handleError(self, record: logging.LogRecord) -> None:
+        self._failed_now = True
+        if not self.failing:
+            self.failing = True
+            exc = sys.exc_info()[1]
+            why = getattr(exc, "strerror", None) or exc
+            sys.stderr.write(
+                f"log file {self.baseFilename}: cannot write ({why}); log lines go to "
+                "stdout only until it can\n"
+            )
+        # The stream may hold a half-written line; reopen on the next record.
+        if self.stream is not None:
+            with contextlib.suppress(OSError):
+                self.stream.close()
+            self.stream = None  # type: ignore[assignment]
+
+
+def parse_level(value: str | None, where: str = "LOG_LEVEL") -> int:
+    """Turns a LOG_LEVEL value into a logging level, rejecting unknown names clearly.
+
+    ``where`` starts the message (the settings models leave it empty and put the flag or
+    variable the value came from in front of it).
+    """
     name = (value or "INFO").strip().upper()
     if name == "WARN":
         name = "WARNING"
     if name not in _LEVELS:
         raise ValueError(
-            f"LOG_LEVEL={value!r} is not a log level; use one of {', '.join(_LEVELS).lower()}"
+            f"{where}={value!r} is not a log level; use one of {', '.join(_LEVELS).lower()}"
         )
     return getattr(logging, name)
 
@@ -77,11 +117,9 @@ def configure(
     root.addHandler(stream)
     if log_file is not None:
         log_file.parent.mkdir(parents=True, exist_ok=True)
-        combined = logging.handlers.RotatingFileHandler(
-            log_file, maxBytes=max_bytes, backupCount=backups
-        )
+        combined = _FileHandler(log_file, maxBytes=max_bytes, backupCount=backups)
         combined.setFormatter(formatter)
-        errors = logging.handlers.RotatingFileHandler(
+        errors = _FileHandler(
             log_file.with_name(f"{log_file.stem}.error{log_file.suffix or '.log'}"),
             maxBytes=max_bytes,
             backupCount=backups,

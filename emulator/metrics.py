@@ -42,11 +42,12 @@ class _StatusCollector(Collector):
         yield counter(
             "loco_emulator_frames", "Distinct frames observed over VNC", st.video.frames_total
         )
-        yield gauge(
-            "loco_emulator_fps",
-            "Distinct frames per second (sliding window)",
-            st.video.estimated_frame_rate,
-        )
+        if st.video.estimated_frame_rate is not None:  # absent until measured, never a fake 0
+            yield gauge(
+                "loco_emulator_fps",
+                "Distinct frames per second the guest draws (sliding window)",
+                st.video.estimated_frame_rate,
+            )
         yield counter("loco_emulator_qemu_restarts", "Times QEMU was restarted", st.qemu.restarts)
         yield gauge(
             "loco_emulator_qemu_up", "1 when QEMU runs and answers QMP", float(st.qemu_healthy)
@@ -57,6 +58,29 @@ class _StatusCollector(Collector):
             float(st.video.display_active),
         )
         yield counter("loco_emulator_vnc_reconnects", "VNC reconnections", st.video.vnc_reconnects)
+        yield counter(
+            "loco_emulator_qemu_hangs", "Times a hung QEMU was killed and restarted", st.qemu.hangs
+        )
+        yield gauge(
+            "loco_emulator_disk_error",
+            "1 while the guest is paused on a disk error (full or failing state volume)",
+            float(st.qemu.disk_error is not None),
+        )
+        yield counter(
+            "loco_emulator_guest_resumes",
+            "Times the guest was resumed after a disk error",
+            st.qemu.resumes,
+        )
+        if st.disk is not None and st.disk.free_bytes is not None:
+            yield gauge(
+                "loco_emulator_state_free_bytes",
+                "Free bytes on the filesystem that holds the overlay",
+                st.disk.free_bytes,
+            )
+        if st.disk is not None and st.disk.overlay_size is not None:
+            yield gauge(
+                "loco_emulator_overlay_bytes", "Size of the overlay file", st.disk.overlay_size
+            )
         if st.video.last_frame_age_seconds is not None:
             yield gauge(
                 "loco_emulator_last_frame_age_seconds",

@@ -32,12 +32,19 @@ class QemuFacts(BaseModel):
     crash_loop: bool = Field(False, description="Restarts gave up: QEMU keeps dying")
     accel: str = Field("tcg", description="Accelerator in use (tcg or kvm)")
     profile: str = Field("testimage", description="Machine profile (testimage or win98)")
+    disk_error: str | None = Field(
+        None, description="Why the guest is paused on a disk error (full, I/O error), if it is"
+    )
+    resumes: int = Field(0, description="Times the guest was resumed after a disk error")
+    hangs: int = Field(0, description="Times a hung QEMU (QMP silent) was killed and restarted")
 
 
 class VideoFacts(BaseModel):
     display_active: bool = Field(False, description="Frames arrive over VNC and are not blank")
-    estimated_frame_rate: float = Field(
-        0.0, description="Distinct frames per second observed over VNC (sliding window)"
+    estimated_frame_rate: float | None = Field(
+        None,
+        description="Distinct frames per second the guest draws (sliding window); null "
+        "until the current QEMU has been measured once",
     )
     width: int | None = None
     height: int | None = None
@@ -45,6 +52,12 @@ class VideoFacts(BaseModel):
         None, description="Seconds since the last framebuffer update arrived"
     )
     frames_total: int = Field(0, description="Distinct frames observed since start")
+    changed_at: datetime | None = Field(
+        None,
+        description="When the picture last changed, as seen on the continuous VNC "
+        "connection (every change, however rare: unlike the sampled frame rate, this sees "
+        "a desktop clock that redraws once a minute); null before the first picture",
+    )
     blank: bool = Field(False, description="The latest frame is a single colour")
     vnc_connected: bool = False
     vnc_reconnects: int = 0
@@ -56,7 +69,13 @@ class DiskFacts(BaseModel):
     virtual_size: int
     actual_size: int | None = None
     overlay: str = Field(description="This instance's copy-on-write overlay")
-    overlay_size: int | None = None
+    overlay_size: int | None = Field(None, description="Bytes the overlay file has now")
+    free_bytes: int | None = Field(
+        None, description="Free space on the filesystem that holds the overlay"
+    )
+    base_changed: str | None = Field(
+        None, description="Set when the base image is no longer the one the overlay was made on"
+    )
 
 
 class EmulatorStatus(BaseModel):

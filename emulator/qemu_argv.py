@@ -48,10 +48,22 @@ def choose_accel(requested: str, kvm_device: Path = Path("/dev/kvm")) -> AccelCh
     return AccelChoice("kvm", "auto: bare-metal KVM available")
 
 
+# A failed read or write of the guest's disk (a full or failing state volume) pauses the
+# guest instead of reporting the error to it: Windows 98 does not survive a failed write
+# of its system disk, while a paused guest is resumed intact once the disk is back
+# (emulator.supervisor). QEMU's default stops only on a full disk.
+DISK_ERRORS = "werror=stop,rerror=stop"
+
+
 def qemu_opt(value: object) -> str:
     """A value inside a QEMU option list: a comma there would start another option, and
     QEMU's own escape for it is a doubled comma."""
     return str(value).replace(",", ",,")
+
+
+def serial_socket(qmp_socket: Path) -> Path:
+    """Where the test guest's serial port listens (beside the QMP socket)."""
+    return qmp_socket.with_name("serial.sock")
 
 
 def build_argv(
@@ -73,8 +85,12 @@ def build_argv(
         settings.vnc.qemu_arg,
         "-qmp",
         f"unix:{qemu_opt(qmp_socket)},server=on,wait=off",
+        # COM1: the test guest's control line (emulator/testimage/boot.asm: 'f' freezes its
+        # picture, 'g' lets it go on), a socket beside the QMP one; nothing for Windows.
         "-serial",
-        "none",
+        "none"
+        if settings.profile == "win98"
+        else f"unix:{qemu_opt(serial_socket(qmp_socket))},server=on,wait=off",
         "-parallel",
         "none",
         "-monitor",
@@ -96,7 +112,7 @@ def build_argv(
             "-nic",
             "user,model=ne2k_pci",
             "-drive",
-            f"file={qemu_opt(overlay)},format=qcow2,if=ide,index=0,media=disk",
+            f"file={qemu_opt(overlay)},format=qcow2,if=ide,index=0,media=disk,{DISK_ERRORS}",
             "-boot",
             "c",
         ]
@@ -107,6 +123,6 @@ def build_argv(
             "-vga",
             "std",
             "-drive",
-            f"file={qemu_opt(overlay)},format=qcow2,if=ide,index=0,media=disk",
+            f"file={qemu_opt(overlay)},format=qcow2,if=ide,index=0,media=disk,{DISK_ERRORS}",
         ]
     return argv

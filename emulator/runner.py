@@ -17,12 +17,13 @@ from pathlib import Path
 from emulator.config import Settings
 from emulator.errors import ExitCode, SupervisorError
 from emulator.framecount import FrameCounter, dump_path
-from emulator.image import inspect_image, prepare_overlay
+from emulator.image import FINGERPRINT_NAME, BaseImageGuard, inspect_image, prepare_overlay
 from emulator.instance import EmulatorInstance
 from emulator.jsonlog import log
 from emulator.models import DiskFacts
 from emulator.qemu_argv import build_argv, choose_accel
 from emulator.registration import LocalRegistration, remove_registration, write_registration
+from emulator.statedir import state_dir_error
 from emulator.supervisor import Supervisor
 from emulator.vnc import VncSampler
 
@@ -70,8 +71,16 @@ async def run(settings: Settings) -> int:
             ExitCode.QEMU_MISSING,
         )
     accel = choose_accel(settings.accel)
-    image = await inspect_image(settings.disk)
-    overlay = await prepare_overlay(settings.state_dir, image, settings.fresh_overlay)
+    # Ports before the disk: a clash must not leave a fresh overlay behind.
+    http_sock = bind_port(settings.health_host, settings.health_port, "health", "--health-port")
+    try:
+        # QEMU would only say "Address already in use" after starting; check before.
+        bind_port(settings.vnc.host, settings.vnc.port, "VNC", "--vnc").close()
+        image = await inspect_image(settings.disk)
+        overlay = await prepare_overlay(settings.state_dir, image, settings.fresh_overlay)
+    except BaseException:
+        http_sock.close()
+        raise
     log(
         logger,
         logging.INFO,
@@ -82,12 +91,9 @@ async def run(settings: Settings) -> int:
         overlay=str(overlay),
     )
 
-    http_sock = bind_port(settings.health_host, settings.health_port, "health", "--health-port")
-    # QEMU would only say "Address already in use" after starting; check before.
-    bind_port(settings.vnc.host, settings.vnc.port, "VNC", "--vnc").close()
-
     qmp_socket = qmp_socket_path(settings.state_dir)
     argv = build_argv(settings, overlay, qmp_socket, accel)
+    base_guard = BaseImageGuard(image.path, settings.state_dir / FINGERPRINT_NAME)
     supervisor = Supervisor(
         argv,
         qmp_socket,
@@ -96,6 +102,9 @@ async def run(settings: Settings) -> int:
         settings.effective_grace,
         settings.max_restarts,
         settings.name,
+        hang_limit=settings.hang_limit,
+        disk_dir=settings.state_dir,
+        base_check=base_guard.changed,
     )
     sampler = VncSampler(
         settings.vnc.host if settings.vnc.host != "0.0.0.0" else "127.0.0.1",  # noqa: S104
@@ -153,7 +162,7 @@ async def run(settings: Settings) -> int:
         await supervisor.spawned.wait()
         server = _http_server(instance, settings.control_token)
         http_task = asyncio.create_task(server.serve(sockets=[http_sock]), name="http")
-        write_registration(
+        _register(
             settings.state_dir,
             LocalRegistration(
                 name=settings.name,
@@ -191,6 +200,13 @@ async def run(settings: Settings) -> int:
             shutil.rmtree(qmp_socket.parent, ignore_errors=True)
     log(logger, logging.INFO, "supervisor stopped", restarts=supervisor.restarts)
     return ExitCode.OK
+
+
+def _register(state_dir: Path, registration: LocalRegistration) -> None:
+    try:
+        write_registration(state_dir, registration)
+    except OSError as exc:
+        raise state_dir_error(state_dir, exc, "cannot write the registration file") from None
 
 
 def _http_server(instance: EmulatorInstance, token: str | None):  # type: ignore[no-untyped-def]

@@ -2,6 +2,18 @@
 
 One supervisor per instance. It never decides health itself (``emulator.health`` does, from
 the facts kept here), so the rule can be read and tested in one place.
+
+What it recovers by itself, because nobody else will (a pod's liveness probe asks the
+supervisor, which is fine, and a local fleet has no kubelet at all):
+
+* QEMU exits or crashes: restarted with backoff, until ``max_restarts`` failures in a row.
+* QEMU hangs (QMP silent for ``hang_limit`` s while the process exists, e.g. SIGSTOP or a
+  deadlock): killed and treated exactly like a crash.
+* The guest is paused on a disk error (QEMU's ``io-error`` state, which the drive options
+  ask for rather than letting the guest see a failed write): the cause is read from
+  ``query-block`` (no space, or an I/O error), said once, and the guest is resumed
+  (``cont``) when space is back or, for other errors, on a backoff schedule.
+* The base image is replaced under an instance: QEMU is not restarted on top of it.
 """
 
 from __future__ import annotations
@@ -9,13 +21,15 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import signal
+import shutil
 import time
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
 from pathlib import Path
 
-from emulator.childproc import die_with_parent
+from emulator.backoff import Backoff
+from emulator.childproc import describe_exit, die_with_parent
 from emulator.jsonlog import log
 from emulator.models import QemuFacts
 from emulator.qmp import Qmp, QmpCommandError, QmpUnavailable
@@ -30,19 +44,51 @@ BACKOFF_MIN, BACKOFF_MAX = 1.0, 30.0
 # A QEMU that ran this long before dying was not crash-looping: start counting afresh.
 STABLE_AFTER = 60.0
 QUIT_WAIT = 5.0  # QEMU needs 1.5-1.9 s to exit after quit (PLATFORM.md)
+HANG_LIMIT = 15.0
+# Resuming a guest paused on a disk error: first after this long, doubling up to the max.
+RESUME_BACKOFF_MIN, RESUME_BACKOFF_MAX = 2.0, 30.0
+# The guest counts as resumed once it stayed running this long after ``cont``.
+RESUME_SETTLE = 2.0
+BASE_CHECK_EVERY = 5.0
+# A guest paused on a full disk is resumed once this much is free: four qcow2 clusters, so
+# it can make progress rather than stop again on its next write.
+RESUME_FREE_BYTES = 256 * 1024
+
+BaseCheck = Callable[[], Awaitable[str | None]]
 
 
-def describe_exit(returncode: int, stderr_tail: deque[str]) -> str:
-    if returncode < 0:
-        try:
-            what = f"killed by {signal.Signals(-returncode).name}"
-        except ValueError:
-            what = f"killed by signal {-returncode}"
-    else:
-        what = f"exited with status {returncode}"
-    if stderr_tail:
-        what += f": {stderr_tail[-1]}"
-    return what
+def _resume_backoff() -> Backoff:
+    return Backoff(RESUME_BACKOFF_MIN, RESUME_BACKOFF_MAX, jitter=False)
+
+
+@dataclass
+class DiskError:
+    """The guest is paused because a read or write of its disk failed."""
+
+    kind: str  # "nospace" or "failed" (QMP io-status)
+    device: str | None
+    since: float
+    next_resume_at: float = 0.0
+    delay: float = 0.0  # the current wait between resume attempts
+    backoff: Backoff = field(default_factory=_resume_backoff)
+    resumed_at: float | None = None  # last ``cont`` (or running again), until it holds
+
+    def back_off(self, now: float) -> None:
+        """Paused (again): the next resume waits one step longer than the last."""
+        self.delay = self.backoff.next_delay()
+        self.next_resume_at = now + self.delay
+
+    def describe(self, free_bytes: int | None) -> str:
+        if self.kind == "nospace":
+            free = "" if free_bytes is None else f" ({free_bytes // 1024} KiB free)"
+            return (
+                "guest paused: disk full, no space left for the overlay"
+                f"{free}; it resumes by itself once space is freed"
+            )
+        return (
+            "guest paused: I/O error on the disk holding the overlay; resuming is retried "
+            "with backoff"
+        )
 
 
 class QemuStartError(Exception):
@@ -60,12 +106,24 @@ class Supervisor:
         max_restarts: int = 5,
         name: str = "emulator",
         clock: Callable[[], float] = time.monotonic,
+        hang_limit: float = HANG_LIMIT,
+        disk_dir: Path | None = None,
+        base_check: BaseCheck | None = None,
     ) -> None:
         self.argv = argv
+        self.hang_limit = hang_limit
+        self.disk_dir = disk_dir
+        self.base_check = base_check
+        self.base_changed: str | None = None
+        self.disk_error: DiskError | None = None
+        self.resumes = 0
+        self.hangs = 0
+        self._base_checked_at = 0.0
         self.qmp_socket = qmp_socket
         self.qmp = Qmp(qmp_socket, name)
         self.accel, self.profile, self.grace = accel, profile, grace
         self.max_restarts = max_restarts
+        self.restart_backoff = Backoff(BACKOFF_MIN, BACKOFF_MAX, jitter=False)
         self._clock = clock
         self.proc: asyncio.subprocess.Process | None = None
         self.started_at: float | None = None
@@ -111,7 +169,23 @@ class Supervisor:
             crash_loop=self.crash_loop,
             accel=self.accel,
             profile=self.profile,
+            # Said while the guest is paused on it; during the settle after a resume the
+            # guest runs, and resumes already counts the attempt.
+            disk_error=self.disk_error.describe(self.free_bytes())
+            if self.disk_error is not None and self.qmp_status == "io-error"
+            else None,
+            resumes=self.resumes,
+            hangs=self.hangs,
         )
+
+    def free_bytes(self) -> int | None:
+        """Free space where the overlay lives (None when unknown)."""
+        if self.disk_dir is None:
+            return None
+        try:
+            return shutil.disk_usage(self.disk_dir).free
+        except OSError:
+            return None
 
     def _error(self, message: str, **context: object) -> None:
         self.errors.append(message)
@@ -159,7 +233,7 @@ class Supervisor:
             if self._restart.is_set() and not self._stop.is_set():
                 self._count_restart(manual=True)
             return
-        delay = min(BACKOFF_MAX, BACKOFF_MIN * 2 ** (self.consecutive_failures - 1))
+        delay = self.restart_backoff.delay(self.consecutive_failures - 1)
         self.next_start_at = self._clock() + delay
         log(
             logger,
@@ -204,6 +278,7 @@ class Supervisor:
         self.spawned.set()
         self.started_at = self._clock()
         self.qmp_status, self.qmp_ok, self.qmp_silent_since = None, False, None
+        self.disk_error = None  # a new QEMU starts with its disk requests afresh
         self._stderr_task = asyncio.create_task(self._read_stderr(proc))
         log(logger, logging.INFO, "QEMU started", pid=proc.pid, argv=self.argv)
         return proc
@@ -219,6 +294,10 @@ class Supervisor:
     async def _start_once(self) -> bool:
         """Starts QEMU and waits until QMP says it runs; False (with the reason) if not."""
         try:
+            if self.base_check is not None:
+                self.base_changed = await self.base_check()
+                if self.base_changed is not None:
+                    raise QemuStartError(self.base_changed)
             proc = await self._spawn()
             exited = asyncio.create_task(proc.wait())
             try:
@@ -276,8 +355,38 @@ class Supervisor:
                 if self._stop.is_set() or self._restart.is_set():
                     return
                 await self._probe()
+                if self._hung():
+                    silent = self._clock() - (self.qmp_silent_since or self._clock())
+                    self.hangs += 1
+                    self.last_exit = f"hung: QMP silent for {silent:.0f} s, killed"
+                    self._error(
+                        f"QEMU is hung (QMP silent for {silent:.0f} s); killing it to start "
+                        "a new one",
+                        pid=proc.pid,
+                    )
+                    await self._stop_qemu(graceful=False)
+                    return
+                await self._check_base()
         finally:
             exited.cancel()
+
+    def _hung(self) -> bool:
+        return (
+            self.hang_limit > 0
+            and self.qmp_silent_since is not None
+            and self._clock() - self.qmp_silent_since >= self.hang_limit
+        )
+
+    async def _check_base(self) -> None:
+        """While QEMU runs: notice a base image replaced under it (said once, not fixed:
+        the running guest keeps the old file open, its next start is refused)."""
+        if self.base_check is None or self._clock() - self._base_checked_at < BASE_CHECK_EVERY:
+            return
+        self._base_checked_at = self._clock()
+        changed = await self.base_check()
+        if changed is not None and self.base_changed is None:
+            self._error(changed)
+        self.base_changed = changed
 
     async def _wait_any_timeout(self, task: asyncio.Task[int], limit: float) -> None:
         waiters = {
@@ -314,6 +423,72 @@ class Supervisor:
         self.qmp_ok = True
         self.qmp_silent_since = None
         self.qmp_status = status.get("status")
+        if self.qmp_status == "io-error":
+            await self._on_disk_error()
+        elif self.disk_error is not None and self.qmp_status == "running":
+            self._maybe_resumed()
+
+    async def _io_status(self) -> tuple[str, str | None]:
+        """Which drive failed and how (QMP ``query-block``'s io-status)."""
+        try:
+            blocks = await self.qmp.execute("query-block", limit=QMP_TIMEOUT)
+        except (QmpUnavailable, QmpCommandError):
+            return "failed", None
+        for block in blocks or []:
+            status = block.get("io-status")
+            if status in ("nospace", "failed"):
+                return status, block.get("device") or block.get("qdev")
+        return "failed", None
+
+    async def _on_disk_error(self) -> None:
+        now = self._clock()
+        err = self.disk_error
+        if err is None or err.resumed_at is not None:
+            kind, device = await self._io_status()
+            if err is None:
+                err = self.disk_error = DiskError(kind, device, now)
+                self._error(err.describe(self.free_bytes()), device=device, io_status=kind)
+            else:  # paused again right after a resume: the cause is still there
+                err.kind, err.device, err.resumed_at = kind, device, None
+            err.back_off(now)
+            return
+        if now < err.next_resume_at:
+            return
+        free = self.free_bytes()
+        if err.kind == "nospace" and free is not None and free < RESUME_FREE_BYTES:
+            err.next_resume_at = now + RESUME_BACKOFF_MIN  # keep watching the free space
+            return
+        try:
+            await self.qmp.execute("cont", limit=QMP_TIMEOUT)
+        except (QmpUnavailable, QmpCommandError) as exc:
+            log(logger, logging.WARNING, "could not resume the guest", error=str(exc))
+            err.next_resume_at = now + err.delay
+            return
+        err.resumed_at = now
+        self.resumes += 1
+        log(
+            logger,
+            logging.INFO,
+            "resuming the guest after the disk error",
+            io_status=err.kind,
+            free_bytes=free,
+        )
+
+    def _maybe_resumed(self) -> None:
+        err = self.disk_error
+        assert err is not None
+        if err.resumed_at is None:  # running again without our cont (a reset, say)
+            err.resumed_at = self._clock()
+        if self._clock() - err.resumed_at < RESUME_SETTLE:
+            return
+        self.disk_error = None
+        log(
+            logger,
+            logging.INFO,
+            "guest resumed after the disk error",
+            io_status=err.kind,
+            paused_seconds=round(err.resumed_at - err.since, 1),
+        )
 
     # -- actions --------------------------------------------------------------------------
 

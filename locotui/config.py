@@ -1,12 +1,18 @@
 """locotui settings: flags > ``LOCOTUI_*`` environment > config file > defaults.
 
+Read the way all three programs read theirs (``emulator.layered_settings``): the model
+below has a typed, validated field for each setting; the flags argparse parsed, the
+``LOCOTUI_*`` variables and the config file are its layers, highest first.
+
 The config file is TOML, by default ``$XDG_CONFIG_HOME/locotui/config.toml`` (``~/.config``
 when XDG_CONFIG_HOME is unset); ``--config FILE`` or ``LOCOTUI_CONFIG`` name another one
 (which must then exist). Every setting is documented in ``docs/locotui-config.md``.
 
 The control token (for the backend's reset/restart) is never a flag, so it does not show
-in the process list or shell history: it comes from ``LOCOTUI_CONTROL_TOKEN``, or from the
-file named by ``LOCOTUI_CONTROL_TOKEN_FILE`` or by ``control_token_file`` in the config.
+in the process list or shell history: it comes from the file named by
+``LOCOTUI_CONTROL_TOKEN_FILE``, or from ``LOCOTUI_CONTROL_TOKEN``, or from the file named by
+``control_token_file`` in the config (the rule of all three programs,
+``emulator.layered_settings.read_control_token``).
 
 Bad input raises :class:`ConfigError` whose ``str()`` is one line naming the file (with
 line and column for TOML syntax errors), the key, and the fix.
@@ -21,8 +27,8 @@ For the entry point (``locotui/cli.py``)::
     except config.ConfigError as exc:
         print(f"locotui: error: {exc}", file=sys.stderr); return 2
 
-``add_arguments`` uses ``argparse.SUPPRESS`` defaults, so it may be added to the main
-parser *and* to each subcommand's parser without one overwriting the other.
+The flags themselves, and where the config file is, are in ``locotui.options``, which
+``--help`` can load without the model.
 """
 
 from __future__ import annotations
@@ -31,16 +37,29 @@ import argparse
 import difflib
 import os
 import re
-import stat
 import tomllib
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field, fields
+from collections.abc import Mapping
 from pathlib import Path
 from types import MappingProxyType
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 from urllib.parse import urlsplit
 
+from pydantic import AfterValidator, BeforeValidator, Field, InstanceOf
+from pydantic_settings import SettingsConfigDict
+
+from emulator.errors import SettingsError
+from emulator.layered_settings import (
+    Env,
+    Layer,
+    LayeredSettings,
+    between,
+    boolean,
+    env_layer,
+    flag_layer,
+    read_control_token,
+)
 from locotui.keymap import Keymap, KeymapError
+from locotui.options import DEFAULT_BACKEND_URL, ENV_PREFIX, add_arguments, default_config_path
 
 __all__ = [
     "DEFAULT_BACKEND_URL",
@@ -52,13 +71,10 @@ __all__ = [
     "load_settings",
 ]
 
-DEFAULT_BACKEND_URL = "http://127.0.0.1:8081"
-ENV_PREFIX = "LOCOTUI_"
 View = Literal["tiles", "table"]
 
-
-class ConfigError(ValueError):
-    """Unusable configuration; ``str()`` is the one line to print."""
+ConfigError = SettingsError
+"""Unusable configuration; ``str()`` is the one line to print."""
 
 
 def _builtin_themes() -> tuple[str, ...]:
@@ -70,28 +86,113 @@ def _builtin_themes() -> tuple[str, ...]:
     return tuple(sorted(BUILTIN_THEMES))
 
 
-@dataclass(frozen=True)
-class Settings:
-    """Effective settings. ``sources`` says where each came from (flag/env/file/default)."""
+# ------------------------------------------------------------------------- validators
+# Each message continues the name of the flag, variable or file key the value came from.
 
-    backend_url: str = DEFAULT_BACKEND_URL
-    kubeconfig: Path | None = None
-    kube_context: str | None = None
-    namespace: str | None = None
-    prometheus_url: str | None = None
-    read_only: bool = False
-    thumbnails: bool = True
-    thumbnail_interval: float = 1.0
-    theme: str = "textual-dark"
-    default_view: View = "tiles"
-    log_tail_lines: int = 200
-    log_buffer_lines: int = 10_000
-    history_points: int = 300
-    keys: Keymap = field(default_factory=Keymap, repr=False)
-    control_token: str | None = field(default=None, repr=False)
+
+def _url(value: Any) -> str:
+    if not isinstance(value, str):
+        raise ValueError(f"must be a URL string, got {value!r}")
+    parts = urlsplit(value.strip())
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise ValueError(
+            f"must be an http:// or https:// URL with a host, e.g. {DEFAULT_BACKEND_URL}; "
+            f"got {value!r}"
+        )
+    try:
+        _ = parts.port
+    except ValueError:
+        raise ValueError(f"has a bad port: {value!r}") from None
+    return value.strip().rstrip("/")
+
+
+def _optional_url(value: Any) -> str | None:
+    if value is None or (isinstance(value, str) and not value.strip()):
+        return None
+    return _url(value)
+
+
+def _text(value: Any) -> str | None:
+    if value is None:
+        return None
+    if not isinstance(value, str):
+        raise ValueError(f"must be a string, got {value!r}")
+    return value.strip() or None
+
+
+def _namespace(value: Any) -> str | None:
+    ns = _text(value)
+    if ns is not None and not re.fullmatch(r"[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?", ns):
+        raise ValueError(
+            f"={ns!r} is not a Kubernetes namespace name (lower-case letters, digits "
+            "and '-', at most 63 characters)"
+        )
+    return ns
+
+
+def _path(value: Any) -> Path | None:
+    if isinstance(value, Path):
+        return value.expanduser()
+    text = _text(value)
+    return Path(text).expanduser() if text else None
+
+
+def _theme(value: Any) -> str:
+    themes = _builtin_themes()
+    if not isinstance(value, str) or value.strip() not in themes:
+        close = difflib.get_close_matches(str(value), themes, n=1)
+        hint = f"; did you mean {close[0]!r}?" if close else ""
+        raise ValueError(f"={value!r} is not a theme{hint} (one of {', '.join(themes)})")
+    return value.strip()
+
+
+def _view(value: Any) -> str:
+    if value not in ("tiles", "table"):
+        raise ValueError(f"must be 'tiles' or 'table', got {value!r}")
+    return str(value)
+
+
+def _read_only_mapping(value: Mapping[str, str]) -> Mapping[str, str]:
+    return MappingProxyType(dict(value))
+
+
+class Settings(LayeredSettings):
+    """Effective settings. ``sources`` says where each came from (flag/env/file/default).
+
+    The fields marked ``Env()`` are the settings a user gives (``LOCOTUI_<NAME>``, a flag
+    of the same name, a key of the config file); the rest are what loading found.
+    """
+
+    model_config = SettingsConfigDict(env_prefix=ENV_PREFIX)
+
+    backend_url: Annotated[str, Env(), BeforeValidator(_url)] = DEFAULT_BACKEND_URL
+    kubeconfig: Annotated[Path | None, Env(), BeforeValidator(_path)] = None
+    kube_context: Annotated[str | None, Env(f"{ENV_PREFIX}CONTEXT"), BeforeValidator(_text)] = None
+    namespace: Annotated[str | None, Env(), BeforeValidator(_namespace)] = None
+    prometheus_url: Annotated[str | None, Env(), BeforeValidator(_optional_url)] = None
+    read_only: Annotated[bool, Env(), BeforeValidator(boolean)] = False
+    thumbnails: Annotated[bool, Env(), BeforeValidator(boolean)] = True
+    thumbnail_interval: Annotated[float, Env(), BeforeValidator(between(0.2, 3600, "seconds"))] = (
+        1.0
+    )
+    theme: Annotated[str, Env(), BeforeValidator(_theme)] = "textual-dark"
+    default_view: Annotated[View, Env(), BeforeValidator(_view)] = "tiles"
+    log_tail_lines: Annotated[
+        int, Env(), BeforeValidator(between(0, 100_000, "lines", whole=True))
+    ] = 200
+    log_buffer_lines: Annotated[
+        int, Env(), BeforeValidator(between(100, 1_000_000, "lines", whole=True))
+    ] = 10_000
+    history_points: Annotated[
+        int, Env(), BeforeValidator(between(10, 100_000, "points", whole=True))
+    ] = 300
+    keys: InstanceOf[Keymap] = Field(default_factory=Keymap, repr=False)
+    control_token: str | None = Field(default=None, repr=False)
     config_path: Path | None = None
     """The config file that was read (None when there was none)."""
-    sources: Mapping[str, str] = field(default_factory=dict)
+    sources: Annotated[Mapping[str, str], AfterValidator(_read_only_mapping)] = Field(
+        default_factory=dict
+    )
     warnings: tuple[str, ...] = ()
     """Non-fatal problems worth showing once (e.g. a world-readable token file)."""
 
@@ -101,13 +202,13 @@ class Settings:
         The token is never shown, only whether one is set.
         """
         out: dict[str, Any] = {}
-        for f in fields(self):
-            if f.name in ("sources", "warnings", "keys", "control_token", "config_path"):
+        for name in type(self).model_fields:
+            if name in ("sources", "warnings", "keys", "control_token", "config_path"):
                 continue
-            value = getattr(self, f.name)
-            out[f.name] = {
+            value = getattr(self, name)
+            out[name] = {
                 "value": str(value) if isinstance(value, Path) else value,
-                "source": self.sources.get(f.name, "default"),
+                "source": self.sources.get(name, "default"),
             }
         out["control_token"] = {
             "value": "(set)" if self.control_token else None,
@@ -121,237 +222,7 @@ class Settings:
         return out
 
 
-# --------------------------------------------------------------------------- parsing
-
-
-def _parse_bool(value: Any, where: str) -> bool:
-    if isinstance(value, bool):
-        return value
-    if isinstance(value, str):
-        v = value.strip().lower()
-        if v in ("1", "true", "yes", "on"):
-            return True
-        if v in ("0", "false", "no", "off"):
-            return False
-    raise ConfigError(f"{where} must be true or false, got {value!r}")
-
-
-def _parse_url(value: Any, where: str) -> str:
-    if not isinstance(value, str):
-        raise ConfigError(f"{where} must be a URL string, got {value!r}")
-    parts = urlsplit(value.strip())
-    if parts.scheme not in ("http", "https") or not parts.hostname:
-        raise ConfigError(
-            f"{where} must be an http:// or https:// URL with a host, e.g. "
-            f"{DEFAULT_BACKEND_URL}; got {value!r}"
-        )
-    try:
-        _ = parts.port
-    except ValueError:
-        raise ConfigError(f"{where} has a bad port: {value!r}") from None
-    return value.strip().rstrip("/")
-
-
-def _parse_optional_url(value: Any, where: str) -> str | None:
-    if value is None or (isinstance(value, str) and not value.strip()):
-        return None
-    return _parse_url(value, where)
-
-
-def _number(lo: float, hi: float, unit: str) -> Callable[[Any, str], float]:
-    def parse(value: Any, where: str) -> float:
-        if isinstance(value, bool):
-            raise ConfigError(f"{where} must be a number of {unit}, got {value!r}")
-        try:
-            number = float(value)
-        except (TypeError, ValueError):
-            raise ConfigError(f"{where} must be a number of {unit}, got {value!r}") from None
-        if not lo <= number <= hi:
-            raise ConfigError(f"{where} must be between {lo:g} and {hi:g} {unit}, got {value!r}")
-        return number
-
-    return parse
-
-
-def _integer(lo: int, hi: int, unit: str) -> Callable[[Any, str], int]:
-    def parse(value: Any, where: str) -> int:
-        if isinstance(value, bool | float):
-            raise ConfigError(f"{where} must be a whole number of {unit}, got {value!r}")
-        try:
-            number = int(str(value).strip()) if isinstance(value, str) else int(value)
-        except (TypeError, ValueError):
-            raise ConfigError(f"{where} must be a whole number of {unit}, got {value!r}") from None
-        if not lo <= number <= hi:
-            raise ConfigError(f"{where} must be between {lo} and {hi} {unit}, got {value!r}")
-        return number
-
-    return parse
-
-
-def _text(value: Any, where: str) -> str | None:
-    if value is None:
-        return None
-    if not isinstance(value, str):
-        raise ConfigError(f"{where} must be a string, got {value!r}")
-    return value.strip() or None
-
-
-def _namespace(value: Any, where: str) -> str | None:
-    ns = _text(value, where)
-    if ns is not None and not re.fullmatch(r"[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?", ns):
-        raise ConfigError(
-            f"{where}={ns!r} is not a Kubernetes namespace name (lower-case letters, digits "
-            "and '-', at most 63 characters)"
-        )
-    return ns
-
-
-def _path(value: Any, where: str) -> Path | None:
-    text = _text(value, where)
-    return Path(text).expanduser() if text else None
-
-
-def _theme(value: Any, where: str) -> str:
-    themes = _builtin_themes()
-    if not isinstance(value, str) or value.strip() not in themes:
-        close = difflib.get_close_matches(str(value), themes, n=1)
-        hint = f"; did you mean {close[0]!r}?" if close else ""
-        raise ConfigError(f"{where}={value!r} is not a theme{hint} (one of {', '.join(themes)})")
-    return value.strip()
-
-
-def _view(value: Any, where: str) -> str:
-    if value not in ("tiles", "table"):
-        raise ConfigError(f"{where} must be 'tiles' or 'table', got {value!r}")
-    return str(value)
-
-
-@dataclass(frozen=True)
-class _Option:
-    name: str
-    parse: Callable[[Any, str], Any]
-    env: str | None
-    flag: str | None
-    help: str
-
-
-_OPTIONS: tuple[_Option, ...] = (
-    _Option(
-        "backend_url",
-        _parse_url,
-        "BACKEND_URL",
-        "--backend-url",
-        f"loco-backend base URL ({DEFAULT_BACKEND_URL})",
-    ),
-    _Option(
-        "kubeconfig",
-        _path,
-        "KUBECONFIG",
-        "--kubeconfig",
-        "kubeconfig file (default: $KUBECONFIG, then ~/.kube/config, like kubectl)",
-    ),
-    _Option(
-        "kube_context",
-        _text,
-        "CONTEXT",
-        "--context",
-        "kubeconfig context (default: the current context)",
-    ),
-    _Option(
-        "namespace",
-        _namespace,
-        "NAMESPACE",
-        "--namespace",
-        "Kubernetes namespace (default: the context's namespace, then 'default')",
-    ),
-    _Option(
-        "prometheus_url",
-        _parse_optional_url,
-        "PROMETHEUS_URL",
-        "--prometheus-url",
-        "Prometheus base URL for fps/status history (default: none, session history)",
-    ),
-    _Option(
-        "read_only",
-        _parse_bool,
-        "READ_ONLY",
-        "--read-only",
-        "disable every action (reset, restart)",
-    ),
-    _Option(
-        "thumbnails",
-        _parse_bool,
-        "THUMBNAILS",
-        "--thumbnails",
-        "show live thumbnails in tiles (default: on)",
-    ),
-    _Option(
-        "thumbnail_interval",
-        _number(0.2, 3600, "seconds"),
-        "THUMBNAIL_INTERVAL",
-        "--thumbnail-interval",
-        "seconds between thumbnail refreshes (1)",
-    ),
-    _Option("theme", _theme, "THEME", "--theme", "Textual theme (textual-dark)"),
-    _Option("default_view", _view, "DEFAULT_VIEW", "--view", "start in 'tiles' or 'table'"),
-    _Option(
-        "log_tail_lines",
-        _integer(0, 100_000, "lines"),
-        "LOG_TAIL_LINES",
-        "--tail-lines",
-        "log lines fetched when a log view opens (200)",
-    ),
-    _Option(
-        "log_buffer_lines",
-        _integer(100, 1_000_000, "lines"),
-        "LOG_BUFFER_LINES",
-        None,
-        "log lines kept in memory per log view (10000)",
-    ),
-    _Option(
-        "history_points",
-        _integer(10, 100_000, "points"),
-        "HISTORY_POINTS",
-        None,
-        "fps samples kept per instance for sparklines (300)",
-    ),
-)
-_BY_NAME = {o.name: o for o in _OPTIONS}
-_FILE_ONLY = ("control_token_file",)
-_KNOWN_FILE_KEYS = (*_BY_NAME, *_FILE_ONLY, "keys")
-
-
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    """Adds the global options (all with SUPPRESS defaults: absent means "not given")."""
-    g = parser.add_argument_group("console settings (flags > LOCOTUI_* env > config file)")
-    g.add_argument(
-        "--config",
-        default=argparse.SUPPRESS,
-        metavar="FILE",
-        help="config file (LOCOTUI_CONFIG; default $XDG_CONFIG_HOME/locotui/config.toml)",
-    )
-    for opt in _OPTIONS:
-        if opt.flag is None:
-            continue
-        env = f" ({ENV_PREFIX}{opt.env})" if opt.env else ""
-        if opt.parse is _parse_bool:
-            g.add_argument(
-                opt.flag,
-                dest=opt.name,
-                action=argparse.BooleanOptionalAction,
-                default=argparse.SUPPRESS,
-                help=opt.help + env,
-            )
-        else:
-            g.add_argument(opt.flag, dest=opt.name, default=argparse.SUPPRESS, help=opt.help + env)
-
-
-def default_config_path(env: Mapping[str, str] | None = None) -> Path:
-    env = os.environ if env is None else env
-    base = env.get("XDG_CONFIG_HOME", "").strip()
-    # XDG says a relative XDG_CONFIG_HOME is invalid and must be ignored.
-    root = Path(base) if base and os.path.isabs(base) else Path.home() / ".config"
-    return root / "locotui" / "config.toml"
+_FILE_ONLY = ("control_token_file", "keys")
 
 
 _TOML_POS = re.compile(r"\s*\(at line (\d+), column (\d+)\)\s*$")
@@ -403,19 +274,6 @@ def _key_line(path: Path, key: str) -> str:
     return str(path)
 
 
-def _read_token_file(path: Path, where: str, warnings: list[str]) -> str:
-    try:
-        value = path.read_text(encoding="utf-8").strip()
-        mode = path.stat().st_mode
-    except OSError as exc:
-        raise ConfigError(f"{where}: cannot read {path}: {exc.strerror or exc}") from None
-    if not value:
-        raise ConfigError(f"{where}: {path} is empty; put the backend's control token in it")
-    if mode & (stat.S_IRWXG | stat.S_IRWXO):
-        warnings.append(f"{path} is readable by other users; chmod 600 it")
-    return value
-
-
 def load_settings(
     args: argparse.Namespace | Mapping[str, Any] | None = None,
     env: Mapping[str, str] | None = None,
@@ -426,16 +284,18 @@ def load_settings(
     plain mapping of setting name → value (for tests and programmatic use).
     """
     env = os.environ if env is None else env
-    given: dict[str, Any] = {}
-    if isinstance(args, argparse.Namespace):
-        given = {k: v for k, v in vars(args).items() if v is not None}
-    elif args is not None:
-        given = {k: v for k, v in args.items() if v is not None}
+    if args is None:
+        args = argparse.Namespace()
+    elif not isinstance(args, argparse.Namespace):
+        args = argparse.Namespace(**args)
+    names = argparse.ArgumentParser(add_help=False)
+    add_arguments(names)  # the flags as errors name them, whichever spelling was typed
+    flags = flag_layer(Settings, names, args)
 
     # Which config file: --config > LOCOTUI_CONFIG > the XDG default (optional).
     explicit: Path | None = None
-    if "config" in given:
-        explicit = Path(str(given["config"])).expanduser()
+    if getattr(args, "config", None) is not None:
+        explicit = Path(str(args.config)).expanduser()
     elif env.get(f"{ENV_PREFIX}CONFIG", "").strip():
         explicit = Path(env[f"{ENV_PREFIX}CONFIG"].strip()).expanduser()
     path = explicit or default_config_path(env)
@@ -444,57 +304,20 @@ def load_settings(
     if explicit is not None or path.is_file():
         table = _read_file(path)
         config_path = path
+    file = _file_layer(path, table)
 
-    for key in table:
-        if key not in _KNOWN_FILE_KEYS:
-            if key == "control_token":
-                raise ConfigError(
-                    f"{_key_line(path, key)}: control_token is not read from the config "
-                    "file (it would sit in plain text next to settings); put the token in "
-                    'a file of its own and set control_token_file = "/path/to/token"'
-                )
-            close = difflib.get_close_matches(key, _KNOWN_FILE_KEYS, n=1)
-            hint = f"; did you mean {close[0]!r}?" if close else ""
-            raise ConfigError(
-                f"{_key_line(path, key)}: unknown setting {key!r}{hint} "
-                "(see docs/locotui-config.md)"
-            )
-
-    values: dict[str, Any] = {}
-    sources: dict[str, str] = {}
-    for opt in _OPTIONS:
-        raw: Any = None
-        if opt.name in given:
-            raw, src, where = given[opt.name], "flag", opt.flag or opt.name
-        elif opt.env and env.get(ENV_PREFIX + opt.env, "").strip():
-            raw, src, where = env[ENV_PREFIX + opt.env], "env", ENV_PREFIX + opt.env
-        elif opt.name in table:
-            raw, src, where = table[opt.name], "file", f"{_key_line(path, opt.name)}: {opt.name}"
-        else:
-            continue
-        values[opt.name] = opt.parse(raw, where)
-        sources[opt.name] = src
-
-    warnings: list[str] = []
-    token: str | None = None
-    if (value := env.get(f"{ENV_PREFIX}CONTROL_TOKEN")) is not None:
-        if not value.strip():
-            raise ConfigError("LOCOTUI_CONTROL_TOKEN is set but empty; unset it or give a token")
-        token, sources["control_token"] = value.strip(), "env"
-    elif value := env.get(f"{ENV_PREFIX}CONTROL_TOKEN_FILE", "").strip():
-        token = _read_token_file(Path(value).expanduser(), "LOCOTUI_CONTROL_TOKEN_FILE", warnings)
-        sources["control_token"] = "env"  # noqa: S105 - a source name, not a secret
-    elif "control_token_file" in table:
+    token_file: tuple[str, Path] | None = None
+    if "control_token_file" in table:
         where = _key_line(path, "control_token_file")
         raw_path = table["control_token_file"]
         if not isinstance(raw_path, str) or not raw_path.strip():
             raise ConfigError(f"{where}: control_token_file must be a file path string")
         token_path = Path(raw_path.strip()).expanduser()
-        if not token_path.is_absolute():
-            # Relative to the config file, so a config directory can be moved as a whole.
-            token_path = path.parent / token_path
-        token = _read_token_file(token_path, f"{where}: control_token_file", warnings)
-        sources["control_token"] = "file"  # noqa: S105 - a source name, not a secret
+        # Relative to the config file, so a config directory can be moved as a whole.
+        token_file = (f"{where}: control_token_file", path.parent / token_path)
+    token = read_control_token(
+        env, f"{ENV_PREFIX}CONTROL_TOKEN", f"{ENV_PREFIX}CONTROL_TOKEN_FILE", token_file
+    )
 
     keys = Keymap()
     if "keys" in table:
@@ -508,11 +331,40 @@ def load_settings(
         except KeymapError as exc:
             raise ConfigError(str(exc)) from None
 
-    return Settings(
-        **values,
+    layers = (flags, env_layer(Settings, env), file)
+    sources = Settings.origins(*layers)
+    warnings: list[str] = []
+    if token is not None:
+        sources["control_token"] = token.source
+        if token.shared_with_others:
+            warnings.append(f"{token.path} is readable by other users; chmod 600 it")
+    return Settings.load(
+        *layers,
         keys=keys,
-        control_token=token,
+        control_token=token.value if token else None,
         config_path=config_path,
-        sources=MappingProxyType(sources),
+        sources=sources,
         warnings=tuple(warnings),
     )
+
+
+def _file_layer(path: Path, table: Mapping[str, Any]) -> Layer:
+    """The config file's settings; an unknown key is an error naming its line."""
+    settable = Settings.env_names()
+    for key in table:
+        if key in settable or key in _FILE_ONLY:
+            continue
+        if key == "control_token":
+            raise ConfigError(
+                f"{_key_line(path, key)}: control_token is not read from the config "
+                "file (it would sit in plain text next to settings); put the token in "
+                'a file of its own and set control_token_file = "/path/to/token"'
+            )
+        close = difflib.get_close_matches(key, (*settable, *_FILE_ONLY), n=1)
+        hint = f"; did you mean {close[0]!r}?" if close else ""
+        raise ConfigError(
+            f"{_key_line(path, key)}: unknown setting {key!r}{hint} (see docs/locotui-config.md)"
+        )
+    values = {k: v for k, v in table.items() if k in settable}
+    where = {k: f"{_key_line(path, k)}: {k}" for k in values}
+    return Layer(Settings, "file", values, where)

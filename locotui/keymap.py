@@ -25,7 +25,7 @@ from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Any
 
-__all__ = ["ACTIONS", "Action", "Keymap", "KeymapError"]
+__all__ = ["ACTIONS", "MUTATING", "Action", "Keymap", "KeymapError"]
 
 
 @dataclass(frozen=True)
@@ -62,6 +62,8 @@ ACTIONS: Mapping[str, Action] = MappingProxyType(
             _a("soft_reset", "Soft reset (QMP system_reset) the target instances", "r"),
             _a("restart_pod", "Restart (delete) the target pods", "R"),
             _a("rolling_restart", "Rolling restart of the StatefulSet", "ctrl+r"),
+            _a("forget", "Forget lost instances (their supervisor died; local fleets)", "X"),
+            _a("pause_remediation", "Pause or resume the automatic recovery", "P"),
             _a("audit_log", "Show the audit log of actions (what this session did)", "e"),
             _a("toggle_thumbnails", "Turn thumbnails on or off", "t"),
             _a("zoom", "Zoom the focused tile", "z"),
@@ -69,6 +71,12 @@ ACTIONS: Mapping[str, Action] = MappingProxyType(
         ]
     )
 )
+
+MUTATING = frozenset(
+    {"soft_reset", "restart_pod", "rolling_restart", "forget", "pause_remediation"}
+)
+"""Actions that change the fleet or how it is looked after: disabled (and shown disabled)
+in read-only mode."""
 
 _MODIFIERS = ("ctrl", "shift", "alt", "meta", "super", "hyper")
 # Textual names keys with lowercase words (f5, page_up, question_mark); a single printable

@@ -25,6 +25,7 @@ from backend.api.auth import authorize
 from backend.api.errors import ApiError, install_error_handlers
 from backend.api.middleware import RequestContextMiddleware
 from backend.api.ratelimit import ActionRateLimiter
+from backend.api.remediation import add_remediation_routes
 from backend.api.sse import fleet_events, line_events
 from backend.breaker import BreakerOpenError
 from backend.discovery.base import Target
@@ -38,16 +39,20 @@ from backend.models import (
     InstanceSource,
     ReadinessCheck,
     ReadinessReport,
+    TimelineEntry,
 )
 from backend.prober import describe_error
+from backend.remediation.control import Remediation
 from backend.runtime import BackendRuntime
 from backend.thumbnails import ThumbnailProxy
 from backend.version import VERSION
+from emulator.bodylimit import BodyLimit
 from emulator.jsonlog import log
 
 audit_logger = logging.getLogger("backend.audit")
 
 _JSON = "application/json"
+POD_LOG_LIMIT = 16 * 1024 * 1024
 _ERR = {"model": ErrorBody}
 _SSE_DOC = {"content": {"text/event-stream": {"schema": {"type": "string"}}}}
 NAME = Annotated[
@@ -88,14 +93,25 @@ def create_app(runtime: BackendRuntime) -> FastAPI:
     fleet = runtime.fleet
     metrics = runtime.metrics
     limiter = ActionRateLimiter(settings.action_interval)
-    thumbnails = ThumbnailProxy(runtime.http, runtime.breakers, ttl=settings.thumbnail_ttl)
+    thumbnails = ThumbnailProxy(
+        runtime.http,
+        runtime.breakers,
+        ttl=settings.thumbnail_ttl,
+        deadline=max(settings.probe_timeout, 5.0),
+    )
+
+    remediation = Remediation(runtime) if settings.remediation else None
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
         await runtime.start()
+        if remediation is not None:
+            remediation.start()
         try:
             yield
         finally:
+            if remediation is not None:
+                await remediation.stop()
             await runtime.stop()
 
     app = FastAPI(
@@ -112,7 +128,9 @@ def create_app(runtime: BackendRuntime) -> FastAPI:
         telemetry={"tracing": False, "metrics": False, "logs": False},
     )
     app.state.runtime = runtime
+    app.state.remediation = remediation
     install_error_handlers(app)
+    app.add_middleware(BodyLimit)
     app.add_middleware(RequestContextMiddleware, metrics=metrics, access_log=settings.access_log)
 
     def target_or_404(name: str) -> Target:
@@ -274,7 +292,7 @@ def create_app(runtime: BackendRuntime) -> FastAPI:
                 media_type="text/event-stream",
                 headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
             )
-        if target.source is InstanceSource.KUBERNETES and runtime.kube_actions is not None:
+        if target.source is InstanceSource.KUBERNETES and runtime.kube is not None:
             if follow:
                 raise ApiError(
                     400,
@@ -282,18 +300,23 @@ def create_app(runtime: BackendRuntime) -> FastAPI:
                     "follow is not served for Kubernetes pods: stream the pod log from the "
                     "Kubernetes API (kubectl logs -f)",
                 )
+            from backend.kube.errors import KubeError
+
             try:
-                text = await runtime.kube_actions.pod_log_tail(
-                    target.namespace or "default", name, max(tail, 1)
+                stream = await runtime.kube.pod_log(
+                    target.namespace or "default",
+                    name,
+                    tail=max(tail, 1),
+                    # The API server stops there, so a pod with huge lines cannot make the
+                    # backend hold more than this.
+                    limit_bytes=POD_LOG_LIMIT,
                 )
+                lines = [line async for line in stream.lines()]
             except BreakerOpenError:
                 raise ApiError(503, "unreachable", "the Kubernetes API is unreachable") from None
-            except Exception as exc:
-                from backend.discovery.kubernetes import describe_api_error
-
-                raise ApiError(502, "upstream_error", describe_api_error(exc)) from None
-            if tail == 0:
-                text = ""
+            except KubeError as exc:
+                raise ApiError(502, "upstream_error", str(exc)) from None
+            text = "".join(f"{line}\n" for line in lines) if tail else ""
             return PlainTextResponse(text)
         raise ApiError(404, "no_log", f"{name} has no registered log file")
 
@@ -307,7 +330,9 @@ def create_app(runtime: BackendRuntime) -> FastAPI:
         try:
             authorize(settings.control_token, authorization)
             target = target_or_404(name)
-            wait = limiter.acquire(name)
+            # The limit protects supervisors and the API server from action floods; forgetting
+            # a lost instance touches neither.
+            wait = limiter.acquire(name) if action != "forget" else None
             if wait is not None:
                 raise ApiError(
                     429,
@@ -316,8 +341,9 @@ def create_app(runtime: BackendRuntime) -> FastAPI:
                     f"try again in {wait:.1f}s",
                     headers={"Retry-After": limiter.retry_after_header(wait)},
                 )
-            fn = actions.reset if action == "reset" else actions.restart
-            outcome: ActionResult = await fn(runtime, target)
+            fn = {"reset": actions.reset, "restart": actions.restart, "forget": actions.forget}
+            outcome: ActionResult = await fn[action](runtime, target)
+            fleet.note_action(name, f"{action}: {outcome.message}", client)
             return JSONResponse(outcome.model_dump(mode="json"))
         except ApiError as exc:
             status_code = exc.status
@@ -377,6 +403,34 @@ def create_app(runtime: BackendRuntime) -> FastAPI:
         authorization: Annotated[str | None, Header()] = None,
     ) -> JSONResponse:
         return await mutate(request, name, "restart", authorization)
+
+    @app.delete(
+        "/api/instances/{name}",
+        response_model=ActionResult,
+        responses=action_responses,
+        summary="Forget a lost local instance (its supervisor died without unregistering)",
+    )
+    async def forget_instance(
+        request: Request,
+        name: NAME,
+        authorization: Annotated[str | None, Header()] = None,
+    ) -> JSONResponse:
+        return await mutate(request, name, "forget", authorization)
+
+    @app.get(
+        "/api/instances/{name}/timeline",
+        response_model=list[TimelineEntry],
+        responses={404: _ERR, 422: _ERR},
+        summary="The instance's incident timeline: status changes, the automatic recovery's "
+        "decisions and people's actions, oldest first",
+    )
+    async def timeline(name: NAME) -> list[TimelineEntry]:
+        entries = fleet.timeline(name)
+        if entries is None:
+            raise ApiError(404, "not_found", f"no instance named {name!r}")
+        return entries
+
+    add_remediation_routes(app, remediation, settings.control_token)
 
     # ------------------------------------------------------------------ operations
     @app.get("/health", response_model=BackendHealth, summary="Liveness with details")

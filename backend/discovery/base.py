@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import abc
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Protocol
 
 from backend.models import DiscoveryState, InstanceSource, PodFacts
@@ -28,6 +29,9 @@ class Target:
     pod: PodFacts | None = None
     log_file: str | None = None
     namespace: str | None = None
+    lost: str | None = None
+    """Set when the supervisor is known to be gone without having said goodbye: why."""
+    lost_since: datetime | None = None
     extra: dict[str, str] = field(default_factory=dict, compare=False, hash=False)
 
 

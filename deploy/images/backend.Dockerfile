@@ -18,15 +18,19 @@ RUN apt-get update \
     && apt-get install -y --no-install-recommends python3 python3-venv \
     && rm -rf /var/lib/apt/lists/*
 WORKDIR /src
-COPY deploy/images/constraints.txt /src/constraints.txt
+# First the locked dependencies of loco-backend alone (requirements/backend.txt, exported from
+# uv.lock: exact versions with their hashes), in a layer of their own that a change to the
+# code does not rebuild; then the project's wheel on top, without dependencies.
+COPY requirements/backend.txt /src/requirements.txt
+RUN python3 -m venv /opt/loco \
+    && /opt/loco/bin/pip install --require-hashes -r /src/requirements.txt
 COPY pyproject.toml /src/
 COPY emulator /src/emulator
 COPY backend /src/backend
 COPY locotui /src/locotui
 RUN python3 -m venv /opt/build \
     && /opt/build/bin/pip wheel --no-deps --wheel-dir /wheels /src \
-    && python3 -m venv /opt/loco \
-    && /opt/loco/bin/pip install --constraint /src/constraints.txt /wheels/lego_loco_cluster-*.whl \
+    && /opt/loco/bin/pip install --no-deps /wheels/lego_loco_cluster-*.whl \
     && /opt/loco/bin/pip uninstall -y pip setuptools
 
 # ---------------------------------------------------------------------------- runtime

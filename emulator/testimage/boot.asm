@@ -18,6 +18,13 @@
 ;   * Mode-switch flag set: every FRAMES_PER_MODE frames it flips between mode 13h and
 ;     text mode 3 (80x25, 720x400 over VNC), like Windows 98 does while booting.  Text mode
 ;     draws the same picture out of character cells at the same normalised positions.
+;   * Disk-write flag set: every frame it writes one sector (this boot sector, unchanged
+;     but for the disk address packet) through INT 13h extensions, 128 sectors further on
+;     each time, so the first 16 frames allocate every 64 KiB cluster of the 1 MiB disk in
+;     the instance's qcow2 overlay.  Tests use it to fill a small state filesystem.
+;   * Serial control (COM1, polled on every timer tick): the byte 'f' freezes the picture
+;     (no frame is drawn until told otherwise), 'g' makes it go on.  A reset clears it.
+;     Without a serial port the reads return 0xFF, which is neither.
 ;
 ; Screen geometry (normalised to the picture, identical in both modes; decode.py relies
 ; on it):  guard band y 0.40-0.60, full width, blue.  Block i spans x (i+0.2)/16 ..
@@ -26,7 +33,7 @@
 ; Parameter block (patched by build.py / params.py), sector offsets:
 ;   0x1F0  6 bytes  magic "LOCOTI"
 ;   0x1F6  u8       layout version (1)
-;   0x1F7  u8       flags: bit 0 = mode switch
+;   0x1F7  u8       flags: bit 0 = mode switch, bit 1 = write to the disk
 ;   0x1F8  u16 LE   PIT channel 0 divisor (1..65535)
 ;   0x1FA  u8       timer ticks per frame (1..255; > 1 only below 18.2 frames/s)
 ;   0x1FB  u8       reserved (0)
@@ -48,6 +55,7 @@ stride      resw 1      ; bytes per row/line of the current mode
 tick_left   resb 1      ; timer ticks until the next frame is due (IRQ0 only)
 frame_due   resb 1      ; set by IRQ0, cleared by the main loop
 is_text     resb 1      ; 0 = mode 13h, 1 = text mode 3
+frozen      resb 1      ; 1 after 'f' on COM1, 0 after 'g'
 vars_end:
 
 ; Offsets inside a video mode descriptor.  A "rect" is {base offset, width in words,
@@ -99,6 +107,18 @@ init:
     call set_mode               ; is_text = 0 -> mode 13h
 
 main:
+    mov dx, 0x3FD               ; COM1 line status: bit 0 = a byte has arrived
+    in al, dx
+    test al, 1
+    jz .due
+    mov dl, 0xF8                ; DX = 0x3F8, COM1 data
+    in al, dx
+    sub al, 'f'                 ; 'f' -> 0, 'g' -> 1, anything else ignored
+    cmp al, 1
+    ja .due
+    xor al, 1
+    mov [frozen], al
+.due:
     cli                         ; check-then-sleep without losing a tick in between:
     cmp byte [frame_due], 0
     jne .frame
@@ -108,6 +128,8 @@ main:
 .frame:
     mov byte [frame_due], 0     ; frames missed while drawing are dropped, not queued:
     sti                         ; the counter counts frames actually drawn
+    cmp byte [frozen], 0
+    jne main
     call draw_frame
     jmp main
 
@@ -162,6 +184,17 @@ use_mode:
 
 draw_frame:
     inc word [counter]
+    test byte [p_flags], 2
+    jz .mode
+    mov ax, [counter]           ; LBA = counter * 128 mod 2048: a new cluster each frame
+    shl ax, 7
+    and ax, 0x07FF
+    mov [dap_lba], ax
+    mov si, dap
+    mov dl, 0x80                ; the first hard disk, which QEMU boots from
+    mov ah, 0x43                ; extended write (SeaBIOS ignores AL); errors are not the
+    int 0x13                    ; guest's business here: the supervisor sees them outside
+.mode:
     test byte [p_flags], 1
     jz .draw
     dec word [mode_left]
@@ -270,6 +303,14 @@ txt_desc:
     dw 17*160, 1, 8             ; bar: one column, lines 17..24
     dw 2
     dw 0x0EDB, 0x0020           ; yellow full block / blank
+
+; INT 13h extensions disk address packet: 1 sector from 0000:7C00 (this sector) to dap_lba.
+dap:
+    db 16, 0
+    dw 1
+    dw 0x7C00, 0
+dap_lba:
+    dq 0
 
     times 0x1F0 - ($ - $$) db 0
 param_block:

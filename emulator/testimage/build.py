@@ -2,12 +2,10 @@
 
 from __future__ import annotations
 
-import contextlib
-import os
-import tempfile
 from importlib import resources
 from pathlib import Path
 
+from emulator.atomicfile import write_atomic
 from emulator.testimage.params import check_sector, patch_sector, validate_fps
 
 IMAGE_SIZE = 1024 * 1024
@@ -26,9 +24,11 @@ def load_boot_sector() -> bytes:
     return sector
 
 
-def build_image(fps: float = 30, mode_switch: bool = False) -> bytes:
+def build_image(fps: float = 30, mode_switch: bool = False, disk_write: bool = False) -> bytes:
     """The complete 1 MiB raw image as bytes."""
-    sector = patch_sector(load_boot_sector(), fps=fps, mode_switch=mode_switch)
+    sector = patch_sector(
+        load_boot_sector(), fps=fps, mode_switch=mode_switch, disk_write=disk_write
+    )
     return sector + bytes(IMAGE_SIZE - len(sector))
 
 
@@ -45,32 +45,23 @@ def _check_output(out: Path) -> Path:
     return out
 
 
-def write_test_image(out: Path, fps: float = 30, mode_switch: bool = False) -> Path:
+def write_test_image(
+    out: Path, fps: float = 30, mode_switch: bool = False, disk_write: bool = False
+) -> Path:
     """Write a bootable test image to ``out`` and return ``out``.
 
     The guest draws ``fps`` frames per second (1..60) with its frame counter in the picture;
     with ``mode_switch`` it alternates between VGA mode 13h and text mode about once per
-    second.  The file appears atomically: readers see the old file or the whole new one.
+    second; with ``disk_write`` it writes a sector to its disk every frame, allocating the
+    whole 1 MiB in the instance's overlay within 16 frames.  The file appears atomically:
+    readers see the old file or the whole new one.
     """
     out = _check_output(Path(out))
     validate_fps(fps)  # before touching the filesystem
-    if not isinstance(mode_switch, bool):
-        raise ValueError(f"mode_switch must be True or False, got {mode_switch!r}")
-    image = build_image(fps=fps, mode_switch=mode_switch)
+    for flag, value in (("mode_switch", mode_switch), ("disk_write", disk_write)):
+        if not isinstance(value, bool):
+            raise ValueError(f"{flag} must be True or False, got {value!r}")
+    image = build_image(fps=fps, mode_switch=mode_switch, disk_write=disk_write)
 
-    # Temp file in the same directory so the rename stays on one filesystem (atomic).
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{out.name}.", suffix=".tmp", dir=out.parent)
-    tmp = Path(tmp_name)
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(image)
-            fh.flush()
-            os.fsync(fh.fileno())
-        # mkstemp creates 0600; an image is not secret and QEMU may run as another user.
-        tmp.chmod(0o644)
-        tmp.replace(out)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            tmp.unlink()
-        raise
-    return out
+    # 0644: an image is not secret and QEMU may run as another user.
+    return write_atomic(out, image, mode=0o644)

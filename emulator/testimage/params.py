@@ -7,7 +7,7 @@ offset size   meaning
 ====== ====== ===========================================================
 0x1F0  6      magic ``b"LOCOTI"``
 0x1F6  u8     layout version (1)
-0x1F7  u8     flags: bit 0 = mode switch
+0x1F7  u8     flags: bit 0 = mode switch, bit 1 = write to the disk
 0x1F8  u16 LE PIT channel 0 divisor (1..65535)
 0x1FA  u8     timer ticks per frame (1..255)
 0x1FB  u8     reserved, 0
@@ -35,6 +35,7 @@ MAGIC = b"LOCOTI"
 PARAM_OFFSET = 0x1F0
 LAYOUT_VERSION = 1
 FLAG_MODE_SWITCH = 0x01
+FLAG_DISK_WRITE = 0x02
 SIGNATURE = b"\x55\xaa"
 SIGNATURE_OFFSET = SECTOR_SIZE - len(SIGNATURE)
 
@@ -99,6 +100,10 @@ class BootParams:
         return bool(self.flags & FLAG_MODE_SWITCH)
 
     @property
+    def disk_write(self) -> bool:
+        return bool(self.flags & FLAG_DISK_WRITE)
+
+    @property
     def timing(self) -> FrameTiming:
         return FrameTiming(self.divisor, self.ticks_per_frame)
 
@@ -125,11 +130,14 @@ def read_params(sector: bytes) -> BootParams:
     return BootParams(version, flags, divisor, ticks, period)
 
 
-def patch_sector(sector: bytes, fps: float = 30, mode_switch: bool = False) -> bytes:
-    """Return a copy of ``sector`` set up for ``fps`` frames/s and, optionally, mode switching."""
+def patch_sector(
+    sector: bytes, fps: float = 30, mode_switch: bool = False, disk_write: bool = False
+) -> bytes:
+    """Return a copy of ``sector`` set up for ``fps`` frames/s and, optionally, mode switching
+    and disk writing."""
     check_sector(sector)
     timing = frame_timing(fps)
-    flags = FLAG_MODE_SWITCH if mode_switch else 0
+    flags = (FLAG_MODE_SWITCH if mode_switch else 0) | (FLAG_DISK_WRITE if disk_write else 0)
     patched = bytearray(sector)
     _LAYOUT.pack_into(
         patched,

@@ -9,9 +9,12 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from typing import TextIO
+from typing import TYPE_CHECKING, TextIO
 
-from locotui.config import Settings, default_config_path
+from locotui.options import default_config_path
+
+if TYPE_CHECKING:
+    from locotui.config import Settings
 
 HELP = "show the effective settings and their sources"
 DESCRIPTION = __doc__ or ""

@@ -14,7 +14,7 @@ import sys
 from collections.abc import AsyncIterator
 from typing import TYPE_CHECKING, TextIO
 
-from backend.models import Instance, InstanceSource
+from backend.models import Instance
 from locotui.commands._common import (
     EXIT_OK,
     kube_configured,
@@ -23,11 +23,12 @@ from locotui.commands._common import (
     open_kube,
     run_main,
 )
-from locotui.config import Settings
 from locotui.data.errors import DataError, NotFound
 from locotui.data.logs import format_line, parse_line
+from locotui.data.routes import Routes, is_pod
 
 if TYPE_CHECKING:
+    from locotui.config import Settings
     from locotui.data.kube_client import KubeClient
 
 HELP = "print (and follow) an instance's log"
@@ -79,48 +80,40 @@ async def _source(
         ) from None
     except DataError as exc:
         backend_error = exc
-    use_kube = (instance is None or instance.source is InstanceSource.KUBERNETES) and (
-        kube_configured(settings)
-    )
-    if use_kube:
+    source = instance.source if instance is not None else None
+    kube: KubeClient | None = None
+    if is_pod(source, kube_configured(settings)):
         try:
             kube = await open_kube(settings)
         except DataError:
             if instance is None or options.previous:
                 await backend.aclose()
                 raise
-            kube = None
-        if kube is not None:
-            lines = kube.pod_logs(
-                options.name,
-                container=options.container,
-                tail=tail,
-                follow=options.follow,
-                previous=options.previous,
-                timestamps=options.timestamps,
-                since_seconds=options.since,
-            )
-            return lines, kube, backend
-    if instance is None:
+    if instance is None and kube is None:
         await backend.aclose()
         assert backend_error is not None
         raise backend_error
-    if options.previous:
+    routes = Routes(backend=backend, kube=kube, source_of=lambda _name: source)
+    route = routes.logs(
+        options.name,
+        tail=tail,
+        follow=options.follow,
+        previous=options.previous,
+        timestamps=options.timestamps,
+        since_seconds=options.since,
+        container=options.container,
+    )
+    if route.source is None:
         await backend.aclose()
         raise DataError(
             "--previous needs Kubernetes access (a kubeconfig); the backend serves only the "
             "current log"
         )
-    if options.timestamps or options.since:
+    if kube is None and (options.timestamps or options.since):
         note("--timestamps/--since apply to Kubernetes pods only; ignored")
-    if options.follow:
-        return backend.follow_logs(options.name, tail=tail), None, backend
-    return _listed(backend, options.name, tail), None, backend
-
-
-async def _listed(backend: object, name: str, tail: int) -> AsyncIterator[str]:
-    for line in await backend.logs(name, tail=tail):  # type: ignore[attr-defined]
-        yield line
+    if route.note:
+        note(route.note)
+    return route.source, kube, backend
 
 
 async def _main(settings: Settings, options: argparse.Namespace, out: TextIO) -> int:

@@ -13,7 +13,6 @@ confirmed), 2 backend/cluster unreachable, 3 forbidden or read-only, 4 no such i
 from __future__ import annotations
 
 import argparse
-import asyncio
 import sys
 from typing import TYPE_CHECKING, TextIO
 
@@ -21,6 +20,7 @@ from backend.models import Instance
 from locotui.commands._common import (
     EXIT_FAILED,
     EXIT_OK,
+    confirmed,
     error,
     exit_code_for,
     kube_configured,
@@ -29,12 +29,13 @@ from locotui.commands._common import (
     open_kube,
     run_main,
 )
-from locotui.config import Settings
 from locotui.data.actions import ActionKind, ActionRunner, Phase, Progress
 from locotui.data.errors import DataError, NotFound, ReadOnly
 from locotui.data.fleet import FleetModel
+from locotui.data.routes import is_pod
 
 if TYPE_CHECKING:
+    from locotui.config import Settings
     from locotui.data.kube_client import KubeClient
 
 HELP = "restart (delete the pod) or --soft reset one instance"
@@ -57,14 +58,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
 
 
-async def _confirm(text: str, stdin: TextIO) -> bool:
-    print(text, file=sys.stderr)
-    print("Proceed? [y/N] ", end="", file=sys.stderr, flush=True)
-    # input() blocks; keep the loop free (Ctrl-C still works).
-    answer = await asyncio.to_thread(stdin.readline)
-    return answer.strip().lower() in ("y", "yes")
-
-
 async def _main(settings: Settings, options: argparse.Namespace, stdin: TextIO) -> int:
     action = ActionKind.SOFT_RESET if options.soft else ActionKind.RESTART_POD
     if settings.read_only:
@@ -82,10 +75,8 @@ async def _main(settings: Settings, options: argparse.Namespace, stdin: TextIO) 
         except DataError as exc:
             backend_error = exc
         try:
-            wants_kube = not options.soft and (
-                instance is None or instance.source.value == "kubernetes"
-            )
-            if wants_kube and kube_configured(settings):
+            source = instance.source if instance is not None else None
+            if not options.soft and is_pod(source, kube_configured(settings)):
                 try:
                     kube = await open_kube(settings)
                 except DataError as exc:
@@ -108,17 +99,8 @@ async def _main(settings: Settings, options: argparse.Namespace, stdin: TextIO) 
                 wait_ready=options.wait,
                 ready_timeout=options.timeout,
             )
-            text = runner.describe(action, [name])
-            if not options.yes:
-                if not stdin.isatty():
-                    error(
-                        "refusing to act without confirmation: stdin is not a terminal; "
-                        f"pass --yes to confirm ({text})"
-                    )
-                    return EXIT_FAILED
-                if not await _confirm(text, stdin):
-                    note("cancelled")
-                    return EXIT_FAILED
+            if not await confirmed(runner.describe(action, [name]), options.yes, stdin):
+                return EXIT_FAILED
 
             def show(p: Progress) -> None:
                 if p.phase in (Phase.RUNNING, Phase.OK):

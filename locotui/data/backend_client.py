@@ -9,7 +9,7 @@ what happened               exception
 connect refused / timeout   :class:`Unreachable`
 401                         :class:`Unauthorized`
 403                         :class:`Forbidden` (wrong token, control disabled)
-404                         :class:`NotFound`
+404                         :class:`NotFound` (``remediation()``: the policy is off)
 429                         :class:`RateLimited` (``retry_after`` from header)
 5xx / other                 :class:`ServerError`
 body not what we expect     :class:`BadResponse`
@@ -21,6 +21,10 @@ with :class:`LinkChange` items describing the connection (connecting, connected,
 reconnecting with the delay before the next attempt and the error). It reconnects forever
 with exponential backoff and full jitter, and treats a stream that stays silent longer
 than ``idle_timeout`` (the backend sends keep-alives) as dead.
+
+Nothing read from the backend is unbounded (:mod:`backend.bounded_http`): each answer has
+a size ceiling and one deadline for the whole exchange, and no line of a stream may grow
+past its limit; an answer over a ceiling is a :class:`BadResponse` that says so.
 """
 
 from __future__ import annotations
@@ -35,8 +39,9 @@ from typing import Any
 from urllib.parse import quote
 
 import httpx
-from pydantic import ValidationError
+from pydantic import TypeAdapter, ValidationError
 
+from backend.bounded_http import AnswerTooLarge, MiB, fetch, lines
 from backend.models import (
     FLEET_EVENT_ADAPTER,
     ActionResult,
@@ -46,8 +51,11 @@ from backend.models import (
     Instance,
     InstanceEvent,
     InstanceList,
+    RemediationEvent,
+    RemediationStatus,
     RemovedEvent,
     SnapshotEvent,
+    TimelineEntry,
 )
 from locotui.data.errors import (
     BadResponse,
@@ -60,6 +68,7 @@ from locotui.data.errors import (
     Unreachable,
 )
 from locotui.data.link import Backoff, LinkChange, LinkState
+from locotui.data.remediation import OFF
 
 __all__ = [
     "BackendClient",
@@ -71,7 +80,18 @@ __all__ = [
     "MalformedEvent",
 ]
 
-FleetEventT = SnapshotEvent | InstanceEvent | RemovedEvent | DiscoveryEvent
+FleetEventT = SnapshotEvent | InstanceEvent | RemovedEvent | DiscoveryEvent | RemediationEvent
+
+# Ceilings of what is read from the backend. The largest legitimate answers: the full list
+# and the snapshot event of a thousand instances (about 1 MiB each), 10,000 log lines.
+JSON_LIMIT = 32 * MiB
+SSE_LINE_LIMIT = 32 * MiB
+PNG_LIMIT = 8 * MiB
+LOG_LIMIT = 16 * MiB
+LOG_LINE_LIMIT = 1 * MiB
+
+
+_TIMELINE: TypeAdapter[list[TimelineEntry]] = TypeAdapter(list[TimelineEntry])
 
 
 @dataclass(frozen=True, slots=True)
@@ -133,6 +153,8 @@ def _root_os_error(exc: BaseException) -> OSError | None:
 
 def describe_transport_error(exc: BaseException, url: str) -> str:
     """One line for a connection-level failure."""
+    if isinstance(exc, AnswerTooLarge):
+        return f"backend {url}: {exc}"
     if isinstance(exc, httpx.ConnectTimeout):
         return f"backend {url} unreachable: connect timed out"
     if isinstance(exc, httpx.TimeoutException):
@@ -162,6 +184,8 @@ class BackendClient:
         self.base_url = base_url.rstrip("/")
         self._token = token
         self._timeout = timeout
+        # Each network operation has ``timeout``; a whole answer gets a few of them.
+        self._deadline = 3 * timeout
         self._http = httpx.AsyncClient(
             base_url=self.base_url,
             timeout=httpx.Timeout(timeout),
@@ -214,13 +238,24 @@ class BackendClient:
         what: str,
         *,
         auth: bool = False,
+        limit: int = JSON_LIMIT,
         **kwargs: Any,
     ) -> httpx.Response:
         headers = dict(kwargs.pop("headers", None) or {})
         if auth and self._token:
             headers["Authorization"] = f"Bearer {self._token}"
         try:
-            resp = await self._http.request(method, path, headers=headers, **kwargs)
+            resp = await fetch(
+                self._http,
+                method,
+                path,
+                limit=limit,
+                deadline=self._deadline,
+                headers=headers,
+                **kwargs,
+            )
+        except AnswerTooLarge as exc:
+            raise BadResponse(f"{what}: {exc}") from None
         except httpx.TransportError as exc:
             raise Unreachable(describe_transport_error(exc, self.base_url)) from None
         self._raise_for(resp, what)
@@ -257,6 +292,7 @@ class BackendClient:
             self._path(name, "/thumbnail.png"),
             f"thumbnail of {name}",
             params={"width": max(16, min(1920, int(width)))},
+            limit=PNG_LIMIT,
         )
         if not resp.content.startswith(b"\x89PNG"):
             raise BadResponse(f"thumbnail of {name}: backend did not send a PNG")
@@ -270,8 +306,24 @@ class BackendClient:
             self._path(name, "/logs"),
             f"logs of {name}",
             params={"tail": max(0, min(10_000, tail))},
+            limit=LOG_LIMIT,
         )
         return resp.text.splitlines()
+
+    async def timeline(self, name: str) -> list[TimelineEntry]:
+        """The instance's incident timeline, oldest first: status changes, the automatic
+        recovery's decisions and people's actions."""
+        resp = await self._request("GET", self._path(name, "/timeline"), f"timeline of {name}")
+        return _parse(_TIMELINE, resp, f"timeline of {name}")
+
+    async def remediation(self) -> RemediationStatus:
+        """The automatic recovery's state. A backend older than the feature (404) has none,
+        which reads the same as one that has it off: :data:`~locotui.data.remediation.OFF`."""
+        try:
+            resp = await self._request("GET", "/api/remediation", "automatic recovery")
+        except NotFound:
+            return OFF
+        return _parse(RemediationStatus, resp, "automatic recovery")
 
     async def follow_logs(self, name: str, tail: int = 200) -> AsyncIterator[str]:
         """The last ``tail`` lines then every new one, until cancelled (local/static only;
@@ -288,9 +340,11 @@ class BackendClient:
                 if not resp.is_success:
                     await resp.aread()
                     self._raise_for(resp, what)
-                async for sse in _sse_events(resp):
+                async for sse in _sse_events(resp, LOG_LINE_LIMIT):
                     if sse.data is not None:
                         yield sse.data
+        except AnswerTooLarge as exc:
+            raise BadResponse(f"{what}: {exc}") from None
         except httpx.TransportError as exc:
             raise Unreachable(describe_transport_error(exc, self.base_url)) from None
 
@@ -306,6 +360,40 @@ class BackendClient:
             "POST", self._path(name, "/restart"), f"restart {name}", auth=True
         )
         return _parse(ActionResult, resp, f"restart {name}")
+
+    async def forget(self, name: str) -> ActionResult:
+        """Drop a lost local instance (its supervisor died) from the list. Needs the token."""
+        resp = await self._request("DELETE", self._path(name), f"forget {name}", auth=True)
+        return _parse(ActionResult, resp, f"forget {name}")
+
+    async def pause_remediation(
+        self, minutes: float | None = None, reason: str | None = None
+    ) -> RemediationStatus:
+        """Pauses the automatic recovery (for ``minutes``, else until resumed). Needs the
+        token; answers the new state."""
+        body = {k: v for k, v in (("minutes", minutes), ("reason", reason)) if v is not None}
+        return await self._policy("pause", json=body)
+
+    async def resume_remediation(self) -> RemediationStatus:
+        """Resumes the automatic recovery. Needs the token; answers the new state."""
+        return await self._policy("resume")
+
+    async def _policy(self, verb: str, **kwargs: Any) -> RemediationStatus:
+        what = f"{verb} automatic recovery"
+        try:
+            resp = await self._request(
+                "POST", f"/api/remediation/{verb}", what, auth=True, **kwargs
+            )
+        except NotFound:
+            raise NotFound(
+                f"{what}: this backend has no automatic recovery (it is older than the console)",
+                status=404,
+            ) from None
+        except ServerError as exc:
+            if exc.status != 503:
+                raise
+            raise ServerError(f"{exc}; try again in a moment", status=503) from None
+        return _parse(RemediationStatus, resp, what)
 
     # ------------------------------------------------------------------ events
     async def events(
@@ -340,7 +428,7 @@ class BackendClient:
                     if not ctype.startswith("text/event-stream"):
                         raise BadResponse(f"event stream: backend sent {ctype or 'no type'}")
                     connected = False
-                    async for sse in _sse_events(resp):
+                    async for sse in _sse_events(resp, SSE_LINE_LIMIT):
                         if sse.data is None:
                             continue
                         parsed = _parse_event(sse.event, sse.data)
@@ -378,8 +466,10 @@ class BackendClient:
 
 
 def _parse(model: Any, resp: httpx.Response, what: str) -> Any:
+    """``resp``'s body as ``model`` (a pydantic model or a TypeAdapter)."""
+    validate = getattr(model, "model_validate_json", None) or model.validate_json
     try:
-        return model.model_validate_json(resp.content)
+        return validate(resp.content)
     except ValidationError as exc:
         first = exc.errors()[0] if exc.errors() else {"loc": (), "msg": "invalid"}
         loc = ".".join(str(p) for p in first.get("loc", ()))
@@ -410,22 +500,27 @@ class _Sse:
     id: str | None
 
 
-async def _sse_events(resp: httpx.Response) -> AsyncIterator[_Sse]:
-    """Parses a ``text/event-stream`` body (WHATWG rules, enough for our server)."""
+async def _sse_events(resp: httpx.Response, max_line: int) -> AsyncIterator[_Sse]:
+    """Parses a ``text/event-stream`` body (WHATWG rules, enough for our server); an event
+    may not hold more than ``max_line`` bytes of data."""
     event: str | None = None
     data: list[str] = []
+    size = 0
     ident: str | None = None
-    async for line in resp.aiter_lines():
+    async for line in lines(resp, max_line):
         if line == "":
             if data or event:
                 yield _Sse(event, "\n".join(data) if data else None, ident)
-            event, data = None, []
+            event, data, size = None, [], 0
             continue
         if line.startswith(":"):
             continue  # comment / keep-alive
         fname, _, value = line.partition(":")
         value = value.removeprefix(" ")
         if fname == "data":
+            size += len(value)
+            if size > max_line:  # many short data lines add up to one event
+                raise AnswerTooLarge(f"an event of the stream is over {max_line} bytes")
             data.append(value)
         elif fname == "event":
             event = value

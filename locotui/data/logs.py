@@ -21,7 +21,6 @@ import contextlib
 import json
 import os
 import re
-import tempfile
 from collections import deque
 from collections.abc import AsyncIterator, Callable, Iterable, Mapping
 from dataclasses import dataclass, field
@@ -29,6 +28,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any, Literal
 
+from emulator.atomicfile import write_atomic
 from locotui.data.errors import DataError
 
 __all__ = [
@@ -389,29 +389,11 @@ def _write_atomic(path: Path, data: str, overwrite: bool) -> Path:
         raise SaveRefused(f"{path} exists; choose another name or allow overwriting")
     if path.is_dir():
         raise SaveRefused(f"{path} is a directory")
-    directory = path.parent if str(path.parent) else Path(".")
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=directory)
     try:
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            fh.write(data)
-            fh.flush()
-            os.fsync(fh.fileno())
-        if overwrite:
-            os.replace(tmp, path)
-        else:
-            # link() fails if the name appeared meanwhile: no race with another writer.
-            try:
-                os.link(tmp, path)
-            except FileExistsError:
-                raise SaveRefused(
-                    f"{path} exists; choose another name or allow overwriting"
-                ) from None
-            os.unlink(tmp)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
-        raise
-    return path
+        # 0600: log lines can say more than the operator means to share with other users.
+        return write_atomic(path, data.encode("utf-8"), mode=0o600, replace=overwrite)
+    except FileExistsError:
+        raise SaveRefused(f"{path} exists; choose another name or allow overwriting") from None
 
 
 async def save_lines(

@@ -8,17 +8,17 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import dataclasses
 import os
 import signal
 import sys
 import time
 from pathlib import Path
 from types import FrameType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from locotui import config
-from locotui.demo.stack import DemoError, DemoStack
+if TYPE_CHECKING:
+    from locotui import config
+    from locotui.demo.stack import DemoStack
 
 HELP = "run a local fleet of test emulators with the backend and open the console"
 DESCRIPTION = """\
@@ -102,6 +102,9 @@ def run(settings: config.Settings, options: Any) -> int:
         from locotui.demo import cluster
 
         return cluster.run(settings, options)
+    # Here, not at import: building the command line must not load QEMU's tooling.
+    from locotui.demo.stack import DemoError, DemoStack
+
     stack = DemoStack(
         instances=options.instances,
         state_dir=options.state_dir,
@@ -147,15 +150,16 @@ def _wait(stack: DemoStack) -> int:
 
 
 def _console(settings: config.Settings, stack: DemoStack) -> int:
-    from locotui.cli import run_console
+    from locotui.console import run_console
 
-    demo_settings = dataclasses.replace(
-        settings,
-        backend_url=stack.backend_url,
-        control_token=stack.token,
-        prometheus_url=stack.prometheus_url or settings.prometheus_url,
-        read_only=False,
+    demo_settings = settings.model_copy(
+        update={
+            "backend_url": stack.backend_url,
+            "control_token": stack.token,
+            "prometheus_url": stack.prometheus_url or settings.prometheus_url,
+            "read_only": False,
+        }
     )
     # The demo's fleet lives on this machine only: no cluster, whatever kubeconfig is around.
     env = {k: v for k, v in os.environ.items() if k != "KUBECONFIG"}
-    return run_console(demo_settings, env, kubernetes=False)
+    return run_console(demo_settings, env, kubernetes=False, notices=stack.deaths())

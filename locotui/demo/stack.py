@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import fcntl
 import os
 import secrets
 import shutil
@@ -19,14 +18,16 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Callable
+from collections import deque
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import httpx
 
-from emulator.childproc import die_with_parent
+from emulator.childproc import describe_exit, die_with_parent
 from emulator.errors import ExitCode
+from emulator.statedir import AlreadyLocked, take_lock
 from emulator.testimage import write_test_image
 from locotui.demo.ports import free_port, free_vnc_display
 
@@ -139,19 +140,13 @@ class DemoStack:
         self.state_dir.mkdir(parents=True, exist_ok=True)
         (self.state_dir / "logs").mkdir(exist_ok=True)
         (self.state_dir / "emulators").mkdir(exist_ok=True)
-        lock = os.open(self.state_dir / ".demo.lock", os.O_RDWR | os.O_CREAT, 0o600)
         try:
-            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            owner = os.pread(lock, 32, 0).decode(errors="replace").strip() or "?"
-            os.close(lock)
+            self._lock_fd = take_lock(self.state_dir / ".demo.lock")
+        except AlreadyLocked as exc:
             raise DemoError(
-                f"state dir {self.state_dir} is in use by another demo (pid {owner}); "
+                f"state dir {self.state_dir} is in use by another demo (pid {exc.holder or '?'}); "
                 "give another --state-dir or stop that demo"
             ) from None
-        os.ftruncate(lock, 0)
-        os.pwrite(lock, str(os.getpid()).encode(), 0)
-        self._lock_fd = lock
 
     def _env(self) -> dict[str, str]:
         env = {k: v for k, v in os.environ.items() if k != "LOCO_CONTROL_TOKEN"}
@@ -330,6 +325,49 @@ class DemoStack:
         except (httpx.HTTPError, ValueError, KeyError, TypeError):
             return False
         return {c.name for c in self.emulators} <= {i.get("name") for i in items}
+
+    # -- watch ----------------------------------------------------------------------------
+
+    async def deaths(self) -> AsyncIterator[str]:
+        """One line for each of the demo's processes that ends while this is iterated.
+
+        Event-driven: a pidfd per process becomes readable when it exits, so nothing is
+        polled. Meant for the console, which says so on screen: a demo whose backend or
+        emulator died must not just look quiet.
+        """
+        loop = asyncio.get_running_loop()
+        ended: asyncio.Queue[Child] = asyncio.Queue()
+        watched: dict[int, Child] = {}
+        for child in self.children:
+            if child.proc is None or not child.running:
+                continue
+            try:
+                fd = os.pidfd_open(child.proc.pid)
+            except OSError:  # already gone (and reaped) or pidfds unsupported
+                continue
+            watched[fd] = child
+            loop.add_reader(fd, self._ended, fd, watched, ended)
+        try:
+            while watched or not ended.empty():
+                child = await ended.get()
+                assert child.proc is not None
+                code = child.proc.wait()
+                last = child.log_tail(1).splitlines()[-1:] or []
+                yield (
+                    f"demo: {child.name} (pid {child.proc.pid}) "
+                    f"{describe_exit(code, deque(last))}; log {child.log_path}"
+                )
+        finally:
+            for fd in list(watched):
+                loop.remove_reader(fd)
+                os.close(fd)
+
+    @staticmethod
+    def _ended(fd: int, watched: dict[int, Child], ended: asyncio.Queue[Child]) -> None:
+        child = watched.pop(fd)
+        asyncio.get_running_loop().remove_reader(fd)
+        os.close(fd)
+        ended.put_nowait(child)
 
     # -- stop -----------------------------------------------------------------------------
 

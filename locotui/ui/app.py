@@ -20,14 +20,13 @@ import contextlib
 import os
 import signal
 import threading
-from collections import deque
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Iterable
 from dataclasses import replace
 from datetime import datetime
 from pathlib import Path
 from typing import Any, ClassVar
 
-from textual import events, on, work
+from textual import events, on
 from textual.app import App, ComposeResult
 from textual.binding import Binding, BindingType
 from textual.command import CommandPalette
@@ -35,7 +34,7 @@ from textual.containers import Vertical
 from textual.screen import Screen
 from textual.widgets import Footer, Input
 
-from backend.models import BreakerState
+from backend.models import BreakerState, InstanceSource
 from locotui.config import Settings
 from locotui.data.actions import ActionKind, ActionRunner, AuditLog
 from locotui.data.backend_client import BackendClient
@@ -44,18 +43,19 @@ from locotui.data.fleet import FilterError, FleetModel, Origin, Source
 from locotui.data.history import HistoryProvider, make_history
 from locotui.data.kube_client import KubeClient
 from locotui.data.link import LinkState
-from locotui.keymap import ACTIONS
+from locotui.data.remediation import AUTO_RECOVERY, describe_resume, policy_summary
+from locotui.data.routes import Routes
+from locotui.keymap import ACTIONS, MUTATING
 from locotui.ui.clock import Clock
 from locotui.ui.grid import TileGrid
 from locotui.ui.header import Banner, FleetHeader, HeaderInfo
+from locotui.ui.loops import ConsoleLoops
 from locotui.ui.table import FleetTable
 from locotui.ui.thumbs import ThumbnailCache
 from locotui.ui.tile import THUMB_LOADING, Thumb
 
 __all__ = ["MUTATING", "LocoApp"]
 
-MUTATING = frozenset({"soft_reset", "restart_pod", "rolling_restart"})
-"""Actions that change the fleet: disabled (and shown disabled) in read-only mode."""
 
 MAIN_ONLY = frozenset(
     {
@@ -175,8 +175,10 @@ class LocoApp(App[int]):
         context: str | None = None,
         audit_path: Path | None = None,
         fallback_after: float = 5.0,
+        notices: AsyncIterator[str] | None = None,
     ) -> None:
         super().__init__()
+        self._notices = notices
         from locotui.ui.commands import FleetCommands, JumpCommands
 
         self.COMMANDS = App.COMMANDS | {FleetCommands, JumpCommands}  # type: ignore[misc]
@@ -192,12 +194,14 @@ class LocoApp(App[int]):
         )
         self.history: HistoryProvider = history or make_history(settings.prometheus_url, self.model)
         self.audit = audit or AuditLog(path=audit_path)
+        self.routes = Routes(backend=backend, kube=kube, source_of=self._source_of)
         self.runner = ActionRunner(
             backend=backend,
             kube=kube,
             audit=self.audit,
             read_only=settings.read_only,
             fleet=self.model,
+            routes=self.routes,
         )
         self.feeds: FleetFeeds | None = (
             FleetFeeds(self.model, backend=backend, kube=kube, fallback_after=fallback_after)
@@ -208,7 +212,9 @@ class LocoApp(App[int]):
         self.view_mode = settings.default_view
         self.thumbnails_on = settings.thumbnails
         self._cursor_hint: str | None = None
-        self._rendered_version = -1
+        self.rendered_version = -1
+        self._decisions_seen = 0
+        """The automatic recovery's decisions already announced (see render_fleet)."""
         self.header_info = HeaderInfo(
             context=context or settings.kube_context or (kube.context if kube else None),
             namespace=settings.namespace or (kube.namespace if kube else None),
@@ -220,12 +226,16 @@ class LocoApp(App[int]):
         fetch = thumb_fetch or (backend.thumbnail if backend is not None else None)
         self.thumbs: ThumbnailCache | None = ThumbnailCache(fetch) if fetch else None
         self.renders = 0
-        # Breaker transitions seen this session, per instance (the detail screen shows
-        # them; the fleet model keeps fps and status history but not the breaker's).
-        self.breaker_history: dict[str, deque[tuple[datetime, str, int]]] = {}
-        self._thumb_wake = asyncio.Event()
-        self._thumb_at: dict[str, float] = {}
-        self._unsubscribe: Callable[[], None] | None = None
+        self.loops = ConsoleLoops(
+            self,
+            self.model,
+            self.clock,
+            thumbs=self.thumbs,
+            thumbnail_interval=settings.thumbnail_interval,
+            history=self.history,
+            prometheus_url=settings.prometheus_url,
+            can_have_picture=can_have_picture,
+        )
         self._hup = False
         with contextlib.suppress(Exception):
             self.theme = settings.theme
@@ -277,20 +287,65 @@ class LocoApp(App[int]):
         if self.kube is None and self.model.links[Source.KUBERNETES].state is LinkState.IDLE:
             self.model.set_link(Source.KUBERNETES, LinkState.IDLE, detail=self.kube_note)
         self._install_hangup()
-        self._render_loop()
+        self._start(self.loops.render(), "render")
         self.set_interval(1.0, self._tick, name="tick")
         if self.thumbs is not None:
-            self._thumbnail_loop()
+            self._start(self.loops.thumbnails(), "thumbnails")
         if self.settings.prometheus_url:
-            self._prometheus_loop()
+            self._start(self.loops.prometheus(), "prometheus")
         if self.feeds is not None:
             await self.feeds.start()
+        if self._notices is not None:
+            self._start(self.loops.notices(self._notices), "notices")
         self._render()
+
+    def _start(self, loop: Coroutine[Any, Any, None], group: str) -> None:
+        self.run_worker(loop, name=group, group=group, exclusive=True, exit_on_error=False)
+
+    # ------------------------------------------------------------------ ConsoleView
+    def render_fleet(self) -> None:
+        self._render()
+
+    def _announce_decisions(self) -> None:
+        """The automatic recovery's new decisions as notices: with each repaint, which
+        follows the model's coalesced notification, so a burst of them is a few notices
+        (and one an operator's own repaint took first is still announced)."""
+        from locotui.ui.recovery import notices
+
+        new, self._decisions_seen = self.model.decisions_since(self._decisions_seen)
+        for notice in notices(new):
+            if notice.alert:
+                self.show_alert(notice.text)
+            else:
+                self.notify(notice.text, title="auto-recovery", severity=notice.severity)
+
+    def wants_pictures(self) -> bool:
+        return (
+            self.thumbnails_on
+            and self.view_mode == "tiles"
+            and self.on_main_screen()
+            and bool(self.grid.plan.thumb_rows)
+        )
+
+    def show_alert(self, line: str) -> None:
+        """A line that must stay visible (the demo's processes ending, an instance the
+        automatic recovery gave up on): kept in the banner, since a toast alone is gone
+        before anyone reads it."""
+        self.header_info.alerts.append(line)
+        self.notify(line, title="alert", severity="error", timeout=20)
+        self.banner.update(self.clock.monotonic())
+
+    def _source_of(self, name: str) -> InstanceSource | None:
+        entry = self.model.get(name)
+        return entry.instance.source if entry is not None else None
 
     async def on_unmount(self) -> None:
         if self.feeds is not None:
             with contextlib.suppress(Exception):
                 await self.feeds.stop()
+        if self.kube is not None:
+            with contextlib.suppress(Exception):
+                await self.kube.aclose()
 
     def _install_hangup(self) -> None:
         """A closed terminal (ssh dropped, tmux pane killed) must end the process, not
@@ -315,23 +370,6 @@ class LocoApp(App[int]):
         self.exit(return_code=129)
 
     # ------------------------------------------------------------------ rendering
-    @work(exclusive=True, group="render", exit_on_error=False)
-    async def _render_loop(self) -> None:
-        """The one refresh worker: waits for the model's (coalesced) notification.
-
-        The model notifies at most ``max_rate`` times a second; on top of that the loop
-        paces itself by fleet size, because re-checking 200 rows ten times a second buys
-        nothing a person can see (a status change still shows within half a second).
-        Changes the operator makes (sort, filter, selection) do not wait for this loop:
-        their actions render at once.
-        """
-        seen = self.model.version
-        while True:
-            seen = await self.model.wait_changed(seen)
-            if self.model.version != self._rendered_version:
-                self._render()
-            await asyncio.sleep(_render_interval(len(self.model)))
-
     @property
     def cursor_name(self) -> str | None:
         """The focused instance. The visible view owns it (keys move it synchronously);
@@ -351,7 +389,7 @@ class LocoApp(App[int]):
         if not self.grid.is_mounted:
             return  # shutting down
         self.renders += 1
-        self._rendered_version = self.model.version
+        self.rendered_version = self.model.version
         at = self.now()
         entries = self.model.view()
         selection = frozenset(self.model.selection)
@@ -371,26 +409,15 @@ class LocoApp(App[int]):
                 (self.model.sort_key, self.model.sort_reverse),
             )
         self._cursor_hint = self.cursor_name
+        self._announce_decisions()
         self.header.update(self.clock.monotonic())
         self.banner.update(self.clock.monotonic())
         if self.thumbs is not None:
             self.thumbs.forget_except(set(self.model.entries))
-        self._record_breakers(at)
         for screen in self.screen_stack[1:]:
             handler = getattr(screen, "fleet_changed", None)
             if handler is not None:
                 handler()
-
-    def _record_breakers(self, at: datetime) -> None:
-        for name, entry in self.model.entries.items():
-            b = entry.instance.breaker
-            hist = self.breaker_history.get(name)
-            if hist is None:
-                hist = self.breaker_history[name] = deque(maxlen=50)
-            if not hist or hist[-1][1] != b.state.value:
-                hist.append((b.since or at, b.state.value, b.failures))
-        for gone in [n for n in self.breaker_history if n not in self.model.entries]:
-            del self.breaker_history[gone]
 
     def _tick(self) -> None:
         if not self.header.is_mounted:
@@ -437,83 +464,7 @@ class LocoApp(App[int]):
             else:
                 missing = True
         if missing:
-            self._thumb_wake.set()
-
-    @work(exclusive=True, group="thumbnails", exit_on_error=False)
-    async def _thumbnail_loop(self) -> None:
-        """Fetches the frames of the tiles on screen, each at most once per interval.
-
-        One loop (not one task per tick) so a slow backend delays pictures instead of
-        piling up requests; between rounds it sleeps on an event that is set when a tile
-        on screen lacks a picture, so new tiles fill in at once.
-        """
-        assert self.thumbs is not None
-        interval = self.settings.thumbnail_interval
-        while True:
-            self._thumb_wake.clear()
-            if (
-                self.thumbnails_on
-                and self.view_mode == "tiles"
-                and self.on_main_screen()
-                and self.grid.plan.thumb_rows
-            ):
-                await self._fetch_visible(interval)
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._thumb_wake.wait(), timeout=interval / 2)
-
-    async def _fetch_visible(self, interval: float) -> None:
-        assert self.thumbs is not None
-        thumbs = self.thumbs
-        plan = self.grid.plan
-        now = self.clock.monotonic()
-        due = [
-            t.entry.name
-            for t in self.grid.visible_tiles()
-            if t.entry is not None
-            and can_have_picture(t.entry)
-            and (
-                thumbs.get(t.entry.name, plan.thumb_cols, plan.thumb_rows) is None
-                or now - self._thumb_at.get(t.entry.name, -1e9) >= interval * 0.95
-            )
-        ]
-        sem = asyncio.Semaphore(8)
-
-        async def one(name: str) -> None:
-            async with sem:
-                self._thumb_at[name] = self.clock.monotonic()
-                thumb = await thumbs.refresh(name, plan.thumb_cols, plan.thumb_rows)
-            if self.grid.plan != plan:
-                return
-            for tile in self.grid.tiles:
-                if tile.name_shown == name:
-                    tile.set_thumb(thumb)
-
-        await asyncio.gather(*(one(n) for n in due), return_exceptions=True)
-
-    # ------------------------------------------------------------------ prometheus
-    @work(exclusive=True, group="prometheus", exit_on_error=False)
-    async def _prometheus_loop(self) -> None:
-        """Keeps the Prometheus link state current (history queries happen on demand)."""
-        check = getattr(self.history, "check", None)
-        if check is None:
-            return
-        delay = 2.0
-        while True:
-            self.model.set_link(
-                Source.PROMETHEUS, LinkState.CONNECTING, detail=self.settings.prometheus_url
-            )
-            try:
-                await check()
-            except Exception as exc:
-                self.model.set_link(
-                    Source.PROMETHEUS, LinkState.RECONNECTING, error=str(exc), retry_in=delay
-                )
-                await asyncio.sleep(delay)
-                delay = min(delay * 2, 60.0)
-                continue
-            delay = 2.0
-            self.model.set_link(Source.PROMETHEUS, LinkState.CONNECTED)
-            await asyncio.sleep(30.0)
+            self.loops.thumb_wake.set()
 
     # ------------------------------------------------------------------ cursor
     @on(TileGrid.CursorMoved)
@@ -608,7 +559,7 @@ class LocoApp(App[int]):
         self.thumbnails_on = not self.thumbnails_on
         self.grid.set_thumbnails(self.thumbnails_on)
         self._render()
-        self._thumb_wake.set()
+        self.loops.thumb_wake.set()
 
     def action_filter(self) -> None:
         bar = self.filter_bar
@@ -681,14 +632,15 @@ class LocoApp(App[int]):
     def action_refresh(self) -> None:
         if self.feeds is not None:
             self.run_worker(self.feeds.reconnect(), group="reconnect", exclusive=True)
-        self._thumb_wake.set()
+        self.loops.thumb_wake.set()
         self.notify("reconnecting…", timeout=1.5)
 
     # ------------------------------------------------------------------ actions: screens
     def action_help(self) -> None:
-        from locotui.ui.screens.help import HelpScreen
+        from locotui.ui.screens.help import HelpScreen, help_rows
 
-        self.push_screen(HelpScreen())
+        rows = help_rows(self.settings.keys, self.read_only, lambda n: self.check_action(n, ()))
+        self.push_screen(HelpScreen(rows))
 
     def action_open_detail(self, section: str | None = None) -> None:
         from locotui.ui.screens.detail import DetailScreen
@@ -702,7 +654,23 @@ class LocoApp(App[int]):
             if section:
                 active.scroll_to_section(section)
             return
-        self.push_screen(DetailScreen(name, section=section))
+        entry = self.model.get(name)
+        if section is None and entry is not None and entry.instance.remediation is not None:
+            # On the automatic recovery's ladder: what happened so far is what matters.
+            section = "timeline"
+        self.push_screen(
+            DetailScreen(
+                name,
+                model=self.model,
+                clock=self.clock,
+                history=self.history,
+                kube=self.kube,
+                thumbs=self.thumbs,
+                section=section,
+                timeline=self.backend.timeline if self.backend is not None else None,
+                audit=self.audit,
+            )
+        )
 
     def action_history(self) -> None:
         self.action_open_detail(section="history")
@@ -714,7 +682,7 @@ class LocoApp(App[int]):
         if name is None or self.thumbs is None:
             self.notify("nothing to zoom", severity="warning")
             return
-        self.push_screen(ZoomScreen(name))
+        self.push_screen(ZoomScreen(name, self.thumbs))
 
     def action_logs(self) -> None:
         from locotui.ui.screens.logs import LogScreen
@@ -723,12 +691,19 @@ class LocoApp(App[int]):
         if not names:
             self.notify("no instance under the cursor", severity="warning")
             return
-        self.push_screen(LogScreen(names))
+        self.push_screen(
+            LogScreen(
+                names,
+                self.routes,
+                tail_lines=self.settings.log_tail_lines,
+                buffer_lines=self.settings.log_buffer_lines,
+            )
+        )
 
     def action_audit_log(self) -> None:
         from locotui.ui.screens.audit import AuditScreen
 
-        self.push_screen(AuditScreen())
+        self.push_screen(AuditScreen(self.audit))
 
     # ------------------------------------------------------------------ actions: mutations
     def action_soft_reset(self) -> None:
@@ -743,6 +718,49 @@ class LocoApp(App[int]):
             targets = [e.name for e in self.model.view()]
         self._confirm_action(ActionKind.ROLLING_RESTART, targets)
 
+    def action_forget(self) -> None:
+        lost = [n for n in self.targets() if (e := self.model.get(n)) and e.instance.lost_since]
+        if not lost:
+            self.notify(
+                "only a lost instance (its supervisor died) can be forgotten", severity="warning"
+            )
+            return
+        self._confirm_action(ActionKind.FORGET, lost)
+
+    def action_pause_remediation(self) -> None:
+        """Pauses the automatic recovery, or resumes it when it is paused: confirmed,
+        run and audited like every action."""
+        from locotui.ui.screens.confirm import ActionScreen, PauseScreen
+
+        if self.read_only:
+            self.notify_read_only("pause_remediation")
+            return
+        status = self.model.remediation
+        if self.backend is None or (status is not None and not status.enabled):
+            self.notify(
+                "the automatic recovery is off on this backend, so there is nothing to pause: "
+                "start the backend with --remediation (LOCO_REMEDIATION=1; Helm: "
+                "backend.remediation.enabled)",
+                title="auto-recovery",
+                severity="warning",
+                timeout=10,
+            )
+            return
+        if status is not None and status.paused:
+            bad = sum(1 for e in self.model.entries.values() if not e.healthy)
+            self.push_screen(
+                ActionScreen(
+                    ActionKind.RESUME_REMEDIATION,
+                    [AUTO_RECOVERY],
+                    describe_resume(status, bad),
+                    self.runner,
+                    job=self.runner.resume_remediation,
+                )
+            )
+            return
+        # Not read yet (None) is asked as a pause too: the backend says if it is off.
+        self.push_screen(PauseScreen(self.runner, self.now))
+
     def _confirm_action(self, kind: ActionKind, targets: list[str]) -> None:
         from locotui.ui.screens.confirm import ActionScreen
 
@@ -752,7 +770,9 @@ class LocoApp(App[int]):
         if not targets:
             self.notify("no instance under the cursor or selected", severity="warning")
             return
-        self.push_screen(ActionScreen(kind, targets, self.runner.describe(kind, targets)))
+        self.push_screen(
+            ActionScreen(kind, targets, self.runner.describe(kind, targets), self.runner)
+        )
 
     # ------------------------------------------------------------------ palette support
     def palette_actions(self) -> Iterable[tuple[str, str, str]]:
@@ -763,23 +783,15 @@ class LocoApp(App[int]):
             keys = ", ".join(self.settings.keys.keys_for(name))
             enabled = self.check_action(name, ())
             label = action.description
+            status = self.model.remediation
+            if name == "pause_remediation" and status is not None and status.paused:
+                # Say which of the two it will do.
+                label = f"Resume the automatic recovery ({policy_summary(status)})"
             if enabled is None:
                 label += " (disabled)"
             elif enabled is False:
                 continue
             yield name, label, f"key: {keys}" if keys else ""
-
-    def instance_names(self) -> list[str]:
-        return list(self.model.names())
-
-
-def _render_interval(count: int) -> float:
-    """Seconds between two fleet repaints: 10/s for a handful of tiles, 2/s for hundreds."""
-    if count <= 30:
-        return 0.1
-    if count <= 100:
-        return 0.25
-    return 0.5
 
 
 def can_have_picture(entry: Any) -> bool:

@@ -2,25 +2,43 @@
 
 Both providers list everything on an empty query (``discover``) and fuzzy-match as the
 operator types (``search``), so the palette doubles as a searchable key reference.
+
+Textual makes the providers itself and hands them the app; what they use of it is the
+:class:`PaletteHost` protocol below, so this module does not depend on the app's module.
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from functools import partial
-from typing import TYPE_CHECKING
+from typing import Protocol, cast
 
 from textual.command import DiscoveryHit, Hit, Hits, Provider
 
+from locotui.data.fleet import FleetModel
+from locotui.keymap import MUTATING
 from locotui.ui import fmt
 
-if TYPE_CHECKING:
-    from locotui.ui.app import LocoApp
-
-__all__ = ["FleetCommands", "JumpCommands"]
+__all__ = ["FleetCommands", "JumpCommands", "PaletteHost"]
 
 
-def _app(provider: Provider) -> LocoApp:
-    return provider.app  # type: ignore[return-value]
+class PaletteHost(Protocol):
+    """What the palette asks of the app it runs in."""
+
+    model: FleetModel
+    read_only: bool
+
+    def palette_actions(self) -> Iterable[tuple[str, str, str]]: ...
+
+    async def run_action(self, action: str) -> None: ...
+
+    def notify_read_only(self, action: str) -> None: ...
+
+    def jump_to(self, name: str) -> None: ...
+
+
+def _app(provider: Provider) -> PaletteHost:
+    return cast(PaletteHost, provider.app)
 
 
 class FleetCommands(Provider):
@@ -28,7 +46,7 @@ class FleetCommands(Provider):
 
     async def _run(self, action: str) -> None:
         app = _app(self)
-        if action in ("soft_reset", "restart_pod", "rolling_restart") and app.read_only:
+        if action in MUTATING and app.read_only:
             app.notify_read_only(action)
             return
         await app.run_action(action)
@@ -60,7 +78,7 @@ class JumpCommands(Provider):
     def _items(self) -> list[tuple[str, str]]:
         app = _app(self)
         out = []
-        for name in app.instance_names():
+        for name in app.model.names():
             entry = app.model.get(name)
             if entry is None:
                 continue

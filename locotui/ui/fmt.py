@@ -16,14 +16,20 @@ from backend.models import BreakerState, Instance, InstanceStatus
 
 __all__ = [
     "BREAKER_STYLE",
+    "NEEDS_PERSON_MARK",
+    "RUNG_MARK",
     "STALE_MARK",
     "STATUS_STYLE",
     "STATUS_SYMBOL",
     "age",
     "breaker_text",
+    "fps_cell",
+    "fps_label",
     "fps_text",
+    "measuring",
     "phase_style",
     "pod_summary",
+    "rung_text",
     "since",
     "span",
     "sparkline",
@@ -58,6 +64,11 @@ STATUS_ORDER: tuple[InstanceStatus, ...] = (
 )
 
 STALE_MARK = "~"
+
+RUNG_MARK = "⟳"
+"""The automatic recovery acted on the instance and is watching it."""
+NEEDS_PERSON_MARK = "⚑"
+"""The automatic recovery gave up on the instance: a person must look."""
 
 BREAKER_STYLE: dict[BreakerState, str] = {
     BreakerState.CLOSED: "green",
@@ -161,6 +172,35 @@ def fps_text(fps: float | None) -> str:
     return "  -  " if fps is None else f"{fps:5.1f}"
 
 
+def measuring(inst: Instance) -> bool:
+    """The emulator is live but has not measured its (new) QEMU's frame rate yet: a 0 or a
+    dash would both say something false."""
+    h = inst.health
+    return (
+        inst.fps is None
+        and not inst.stale
+        and h is not None
+        and h.video.estimated_frame_rate is None
+        and inst.status in (InstanceStatus.HEALTHY, InstanceStatus.STARTING)
+    )
+
+
+def fps_cell(inst: Instance) -> Text:
+    """The frame rate as a 5-wide cell: the figure, ``meas…`` while measuring, or ``-``."""
+    if measuring(inst):
+        return span("meas…", "dim italic")
+    return Text(fps_text(inst.fps), style="" if inst.fps is not None else "dim")
+
+
+def fps_label(inst: Instance) -> Text:
+    """``25.0 fps``, ``measuring… fps`` or ``- fps`` for titles and tiles."""
+    if measuring(inst):
+        return span("measuring…", "dim italic")
+    if inst.fps is None:
+        return span("- fps", "dim")
+    return span(f"{inst.fps:.1f} fps", "bold")
+
+
 def breaker_text(inst: Instance, at: datetime | None = None) -> Text:
     b = inst.breaker
     label = {"half_open": "half-open"}.get(b.state.value, b.state.value)
@@ -181,6 +221,10 @@ def pod_summary(inst: Instance, at: datetime | None = None) -> Text:
     """``Running 1/1 ↻2 3h12m node-a`` (Kubernetes) or the source for static/local."""
     pod = inst.pod
     if pod is None:
+        if inst.lost_since is not None:
+            text = span(f"{inst.source.value} · ", "dim")
+            text.append(f"supervisor lost {since(inst.lost_since, at)} ago", style="bold red")
+            return text
         return Text(f"{inst.source.value} · no pod", style="dim")
     phase = pod.phase or "?"
     if pod.deleting:
@@ -195,6 +239,17 @@ def pod_summary(inst: Instance, at: datetime | None = None) -> Text:
     if pod.node:
         text.append(f" {pod.node}", style="dim")
     return text
+
+
+def rung_text(inst: Instance, at: datetime | None = None) -> Text | None:
+    """Where the automatic recovery has the instance: ``⟳ reset 40s ago, watching``, or
+    ``⚑ needs a person`` as loud as the screen gets; None while it is not on the ladder."""
+    rung = inst.remediation
+    if rung is None:
+        return None
+    if rung.rung == "needs_person":
+        return span(f"{NEEDS_PERSON_MARK} needs a person", "bold reverse red")
+    return span(f"{RUNG_MARK} {rung.rung} {since(rung.since, at)} ago, watching", "bold yellow")
 
 
 def reason_of(inst: Instance) -> str | None:

@@ -8,7 +8,6 @@ picture instead of queueing requests.
 from __future__ import annotations
 
 import asyncio
-from typing import TYPE_CHECKING
 
 from rich.style import Style
 from textual import events, work
@@ -19,9 +18,6 @@ from locotui.ui.halfblock import placeholder_strips
 from locotui.ui.thumbs import ThumbnailCache
 from locotui.ui.tile import THUMB_LOADING, Thumb
 
-if TYPE_CHECKING:
-    from locotui.ui.app import LocoApp
-
 __all__ = ["Picture"]
 
 
@@ -30,9 +26,16 @@ class Picture(Widget):
     Picture { height: 1fr; width: 1fr; }
     """
 
-    def __init__(self, name: str, interval: float = 0.5, id: str | None = None) -> None:
+    def __init__(
+        self,
+        name: str,
+        thumbs: ThumbnailCache | None,
+        interval: float = 0.5,
+        id: str | None = None,
+    ) -> None:
         super().__init__(id=id)
         self.instance_name = name
+        self.thumbs = thumbs
         self.interval = interval
         self.thumb: Thumb = THUMB_LOADING
         self._strips: list[Strip] = []
@@ -40,11 +43,11 @@ class Picture(Widget):
         self.frames = 0
 
     def on_mount(self) -> None:
-        app: LocoApp = self.app  # type: ignore[assignment]
-        if app.thumbs is None:
+        if self.thumbs is None:
             self.thumb = Thumb(message="no thumbnails (no backend)")
         else:
-            self._cache = ThumbnailCache(app.thumbs.fetch, app.thumbs.renderer)
+            # Its own cache: a bigger picture than the tiles', fetched on its own schedule.
+            self._cache = ThumbnailCache(self.thumbs.fetch, self.thumbs.renderer)
             self._loop()
         self._layout()
 

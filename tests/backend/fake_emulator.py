@@ -68,13 +68,17 @@ class FakeInstance:
     thumbnails: int = 0
     health_delay: float = 0.0
     frame_ready: bool = True
+    probes: int = 0
+    qemu_ok: bool | None = None
+    """QEMU's own health when it differs from the overall status (a running guest that
+    is degraded); by default QEMU is healthy exactly when the instance is."""
 
     def status(self) -> EmulatorStatus:
         healthy = self.overall_status is OverallStatus.HEALTHY
         return EmulatorStatus(
             instance=self.name,
             overall_status=self.overall_status,
-            qemu_healthy=healthy,
+            qemu_healthy=healthy if self.qemu_ok is None else self.qemu_ok,
             reasons=list(self.reasons),
             timestamp=datetime.now(UTC),
             supervisor_uptime_seconds=12.5,
@@ -120,6 +124,7 @@ class FakeEmulators:
             i = inst(name)
             if i is None:
                 return JSONResponse({"error": "no such instance"}, status_code=404)
+            i.probes += 1
             if i.health_delay:
                 await asyncio.sleep(i.health_delay)
             return Response(i.status().model_dump_json(), media_type="application/json")

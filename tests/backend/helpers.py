@@ -10,7 +10,6 @@ import logging
 import socket
 import time
 from collections.abc import AsyncIterator, Callable
-from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -44,7 +43,7 @@ FAST = Settings(
 
 
 def settings(**changes: Any) -> Settings:
-    return replace(FAST, **changes)
+    return FAST.model_copy(update=changes)
 
 
 def write_static(

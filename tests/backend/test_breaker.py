@@ -9,7 +9,13 @@ import httpx
 import pytest
 
 from backend.breaker import BreakerOpenError, TargetBreaker
-from backend.models import FLEET_EVENT_ADAPTER, BreakerState, InstanceEvent, InstanceStatus
+from backend.models import (
+    FLEET_EVENT_ADAPTER,
+    BreakerInfo,
+    BreakerState,
+    InstanceEvent,
+    InstanceStatus,
+)
 from backend.runtime import build_runtime
 from tests.backend.fake_emulator import FakeEmulators
 from tests.backend.helpers import eventually, settings, write_static
@@ -98,6 +104,17 @@ async def test_transitions_with_a_real_target_stopped_and_started(tmp_path: Path
             inst = fleet.get("e0")
             return inst.status if inst else None
 
+        # Every breaker transition, as the breakers report them (the fleet publishes only
+        # those that change what an operator sees).
+        transitions: list[BreakerState] = []
+        report = runtime.breakers._on_change
+        assert report is not None
+
+        def spy(name: str, info: BreakerInfo) -> None:
+            transitions.append(info.state)
+            report(name, info)
+
+        runtime.breakers._on_change = spy
         await runtime.start()
         try:
             await eventually(
@@ -110,16 +127,25 @@ async def test_transitions_with_a_real_target_stopped_and_started(tmp_path: Path
             assert inst.status is InstanceStatus.UNHEALTHY and inst.stale
             assert inst.health is not None, "last-known health is kept"
             assert "cannot connect" in (inst.last_error or "")
-            # While the target stays down, the half-open trial fails and it opens again.
+            opened_since = inst.breaker.since
+            # While the target stays down, half-open trials fail and it opens again, twice;
+            # none of that flickers the instance: still open since the first failure,
+            # unhealthy, and no event for the trials themselves.
+            events_when_open = len(seen)
+            trials = transitions.count(BreakerState.HALF_OPEN) + 2
             await eventually(
                 lambda: (
-                    state() is BreakerState.HALF_OPEN
-                    or any(s is BreakerState.HALF_OPEN for s, _, _ in seen)
+                    transitions.count(BreakerState.HALF_OPEN) >= trials
+                    and transitions[-1] is BreakerState.OPEN
                 ),
-                fleet=fleet,
                 timeout=5,
-                what="a half-open trial",
+                what="two failed half-open trials",
             )
+            record()
+            assert len(seen) == events_when_open, f"trials changed the view: {seen}"
+            again = fleet.get("e0")
+            assert again is not None and again.breaker.since == opened_since
+            assert again.status is InstanceStatus.UNHEALTHY
             await fake.start()
             await eventually(
                 lambda: state() is BreakerState.CLOSED and status() is InstanceStatus.HEALTHY,
@@ -128,10 +154,13 @@ async def test_transitions_with_a_real_target_stopped_and_started(tmp_path: Path
             )
             record()
             states = [s for s, _, _ in seen]
-            # closed → open → half_open → closed, in that order
+            # closed → open → closed as published; closed → open → half_open → closed as lived
             i_open = states.index(BreakerState.OPEN)
-            i_half = states.index(BreakerState.HALF_OPEN, i_open)
-            assert BreakerState.CLOSED in states[i_half:]
+            assert BreakerState.CLOSED in states[i_open:]
+            assert BreakerState.HALF_OPEN not in states
+            i_open = transitions.index(BreakerState.OPEN)
+            i_half = transitions.index(BreakerState.HALF_OPEN, i_open)
+            assert BreakerState.CLOSED in transitions[i_half:]
             # on the way down: degraded (one failure, last-known data) before unhealthy
             statuses = [st for _, st, _ in seen]
             assert statuses.index(InstanceStatus.DEGRADED) < statuses.index(

@@ -64,6 +64,24 @@ def test_help_explains_flags_and_environment() -> None:
         assert word in result.stdout, word
 
 
+def test_settings_from_flags_environment_and_defaults() -> None:
+    from backend.cli import build_parser, settings_from_args
+    from emulator.errors import SettingsError
+
+    parse = build_parser().parse_args
+    env = {"LOCO_BACKEND_PORT": "1", "LOCO_BACKEND_HOST": "127.0.0.1", "LOG_LEVEL": "debug"}
+    s = settings_from_args(parse(["--discovery", "local", "--port", "9000", "--no-probe"]), env)
+    assert (s.port, s.host, s.probing, s.access_log) == (9000, "127.0.0.1", False, True)
+    assert (s.resync_seconds, s.probe_concurrency, s.log_level) == (300.0, 32, "debug")
+    for argv, expected in (
+        (["--resync", "0"], "--resync must be greater than 0, got '0'"),
+        (["--probe-concurrency", "x"], "--probe-concurrency must be a whole number, got 'x'"),
+    ):
+        with pytest.raises(SettingsError) as err:
+            settings_from_args(parse(["--discovery", "local", *argv]), {})
+        assert str(err.value) == expected
+
+
 @pytest.mark.slow  # a dozen interpreter starts
 def test_bad_inputs_are_one_clear_line(tmp_path: Path) -> None:
     bad = tmp_path / "bad.yaml"

@@ -7,9 +7,9 @@ from pathlib import Path
 import pytest
 import yaml
 
-from backend.kube_config import KubeConfigError, connect
+from backend.kube.config import connect, resolve_namespace
+from backend.kube.errors import KubeConfigError
 from backend.models import NamespaceSource
-from backend.namespace import resolve_namespace
 
 
 def kubeconfig(
@@ -43,7 +43,7 @@ def sa_file(tmp_path: Path) -> Path:
 
 def test_order_flag_env_sa_kubeconfig_default(tmp_path: Path, sa_file: Path) -> None:
     env = {"KUBERNETES_NAMESPACE": "from-env"}
-    kc = lambda: "from-kubeconfig"  # noqa: E731
+    kc = "from-kubeconfig"
     missing = tmp_path / "absent"
     assert resolve_namespace("from-flag", env, sa_file, kc) == ("from-flag", NamespaceSource.FLAG)
     assert resolve_namespace(None, env, sa_file, kc) == ("from-env", NamespaceSource.ENV)
@@ -52,43 +52,42 @@ def test_order_flag_env_sa_kubeconfig_default(tmp_path: Path, sa_file: Path) -> 
         "from-kubeconfig",
         NamespaceSource.KUBECONFIG,
     )
-    assert resolve_namespace(None, {}, missing, lambda: None) == (
-        "default",
-        NamespaceSource.DEFAULT,
-    )
+    assert resolve_namespace(None, {}, None, kc) == ("from-kubeconfig", NamespaceSource.KUBECONFIG)
     assert resolve_namespace(None, {}, missing, None) == ("default", NamespaceSource.DEFAULT)
 
 
 def test_blank_values_fall_through(tmp_path: Path) -> None:
     empty = tmp_path / "ns"
     empty.write_text("  \n")
-    got = resolve_namespace("  ", {"KUBERNETES_NAMESPACE": ""}, empty, lambda: " ")
+    got = resolve_namespace("  ", {"KUBERNETES_NAMESPACE": ""}, empty, " ")
     assert got == ("default", NamespaceSource.DEFAULT)
     # a directory where the file should be is not a namespace either
     assert resolve_namespace(None, {}, tmp_path, None)[1] is NamespaceSource.DEFAULT
 
 
-def test_kubeconfig_context_namespace(tmp_path: Path) -> None:
+async def test_kubeconfig_context_namespace(tmp_path: Path) -> None:
     path = kubeconfig(tmp_path / "kc", None, {"main": "ns-main", "other": "ns-other", "bare": None})
-    conn = connect(path, None, env={})
+    conn = await connect(path, None, env={})
     assert conn.context_namespace == "ns-main"
     assert conn.mode == f"kubeconfig:{path}"
-    assert connect(path, "other", env={}).context_namespace == "ns-other"
-    assert connect(path, "bare", env={}).context_namespace is None
+    assert conn.context == "main"
+    assert (await connect(path, "other", env={})).context_namespace == "ns-other"
+    assert (await connect(path, "bare", env={})).context_namespace is None
     # KUBECONFIG from the environment is used when no flag is given
-    assert connect(None, "other", env={"KUBECONFIG": str(path)}).context_namespace == "ns-other"
-    ns, source = resolve_namespace(None, {}, tmp_path / "absent", lambda: conn.context_namespace)
+    other = await connect(None, "other", env={"KUBECONFIG": str(path)})
+    assert other.context_namespace == "ns-other"
+    ns, source = resolve_namespace(None, {}, tmp_path / "absent", conn.context_namespace)
     assert (ns, source) == ("ns-main", NamespaceSource.KUBECONFIG)
 
 
-def test_kubeconfig_errors_are_one_clear_line(tmp_path: Path) -> None:
+async def test_kubeconfig_errors_are_one_clear_line(tmp_path: Path) -> None:
     with pytest.raises(KubeConfigError, match="not found"):
-        connect(tmp_path / "missing", None, env={})
+        await connect(tmp_path / "missing", None, env={})
     path = kubeconfig(tmp_path / "kc", "x")
     with pytest.raises(KubeConfigError, match="no context named 'nope' \\(have: main\\)"):
-        connect(path, "nope", env={})
+        await connect(path, "nope", env={})
     bad = tmp_path / "bad"
     bad.write_text("this: [is not a kubeconfig")
     with pytest.raises(KubeConfigError) as info:
-        connect(bad, None, env={})
+        await connect(bad, None, env={})
     assert "\n" not in str(info.value)

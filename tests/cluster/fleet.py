@@ -16,7 +16,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from localcluster import access, helm, processes
 from localcluster.cluster import Cluster
-from tests.support.waiting import wait_for
+from tests.support.waiting import poll_until
 
 # Every cluster test: heavy, run one at a time (they stop the API server, drain the node,
 # scale the fleet), with time for a first start that builds and boots the cluster. make
@@ -125,10 +125,10 @@ class Fleet:
                 return pods
             return None
 
-        pods = wait_for(
+        pods = poll_until(
             settled, timeout, f"{n} emulator pods Ready", interval=0.5, describe=self.describe
         )
-        wait_for(
+        poll_until(
             self.backend_ready, timeout, "the backend Ready", interval=0.5, describe=self.describe
         )
         return pods
@@ -167,7 +167,7 @@ class Fleet:
         assert current is not None
         restarts = int(current["status"]["containerStatuses"][0]["restartCount"])
         os.kill(self.host_pid(pod), signal.SIGKILL)
-        wait_for(
+        poll_until(
             lambda: (
                 (p := self.pod(pod)) is not None
                 and p["status"]["containerStatuses"][0]["restartCount"] > restarts

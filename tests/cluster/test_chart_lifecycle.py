@@ -13,7 +13,7 @@ import pytest
 from localcluster import helm
 from localcluster.cluster import Cluster
 from tests.cluster.fleet import CLUSTER, RELEASE, SELECTOR, STATEFULSET, Fleet
-from tests.support.waiting import wait_for
+from tests.support.waiting import poll_until
 
 pytestmark = CLUSTER
 
@@ -75,7 +75,7 @@ def test_install_upgrade_and_rollback_with_helm(lifecycle: Fleet) -> None:
     # An upgrade changes the pods (one at a time) and keeps the control token.
     helm.install(cluster, namespace=NAMESPACE, release=RELEASE, replicas=1, sets=["logLevel=debug"])
     assert _emulator_env(lifecycle)["LOG_LEVEL"] == "debug"
-    wait_for(lambda: _rolled_out(lifecycle), 180, "the upgrade rolled out")
+    poll_until(lambda: _rolled_out(lifecycle), 180, "the upgrade rolled out")
     pod = lifecycle.pod(f"{STATEFULSET}-0")
     assert pod is not None
     env = {e["name"]: e.get("value") for e in pod["spec"]["containers"][0]["env"]}
@@ -85,7 +85,7 @@ def test_install_upgrade_and_rollback_with_helm(lifecycle: Fleet) -> None:
     # Rolling back to revision 1 brings the old spec back, still with the same token.
     _helm(cluster, "rollback", RELEASE, "1", "--wait", "--timeout", "5m")
     assert _emulator_env(lifecycle)["LOG_LEVEL"] == "info"
-    wait_for(lambda: _rolled_out(lifecycle), 180, "the rollback rolled out")
+    poll_until(lambda: _rolled_out(lifecycle), 180, "the rollback rolled out")
     lifecycle.wait_ready(1)
     assert lifecycle.control_token() == token
     history = json.loads(_helm(cluster, "history", RELEASE, "-o", "json"))
@@ -96,7 +96,7 @@ def test_install_upgrade_and_rollback_with_helm(lifecycle: Fleet) -> None:
 def test_budget_and_policy_are_accepted_and_in_force(fleet: Fleet) -> None:
     budget = fleet.get("poddisruptionbudget", STATEFULSET)
     assert budget["spec"]["maxUnavailable"] == 1
-    status = wait_for(
+    status = poll_until(
         lambda: (
             (s := fleet.get("poddisruptionbudget", STATEFULSET)["status"]).get("expectedPods") == 3
             and s
@@ -137,7 +137,7 @@ def test_a_drain_of_the_node_never_takes_more_than_one_emulator(fleet: Fleet) ->
             old = [p for p in pods if p["metadata"]["uid"] == uids.get(p["metadata"]["name"])]
             return (new, old) if len(pods) == 3 and len(new) == 1 else None
 
-        replaced, kept = wait_for(settled, 60, "one emulator evicted and recreated")
+        replaced, kept = poll_until(settled, 60, "one emulator evicted and recreated")
         assert all(Fleet.ready(p) for p in kept), "the budget kept the other two running"
         assert replaced[0]["status"]["phase"] == "Pending", "its replacement waits: cordoned"
     finally:

@@ -16,7 +16,7 @@ import pytest
 from tests.cluster.fleet import CLUSTER, OPERATOR, STATEFULSET, VIEWER, Fleet
 from tests.locotui.test_demo_tmux import fps_of
 from tests.locotui.test_tmux_locotui import BIN, Tmux, alive, console_env
-from tests.support.waiting import wait_for
+from tests.support.waiting import poll_until
 
 pytestmark = [
     *CLUSTER,
@@ -45,7 +45,7 @@ def _wait_screen(term: Tmux, accept: Callable[[str], object], deadline: float, w
         text = term.screen()
         return text if accept(text) else None
 
-    return wait_for(screen, deadline, what, describe=term.screen)
+    return poll_until(screen, deadline, what, describe=term.screen)
 
 
 def _all_healthy_with_fps(screen: str) -> bool:
@@ -105,7 +105,7 @@ def test_the_console_on_the_cluster_as_an_operator(
     _wait_screen(term, _all_healthy_with_fps, 120, "all healthy again after the rollout")
 
     term.keys("q")
-    wait_for(lambda: not alive(pid), 20, "the console to exit", describe=term.screen)
+    poll_until(lambda: not alive(pid), 20, "the console to exit", describe=term.screen)
     assert term.exit_status() == 0
 
 
@@ -128,5 +128,5 @@ def test_a_denied_restart_shows_the_api_servers_words(
     # Wait for Escape to land: a key typed right after it would arrive as Alt+key.
     _wait_screen(term, lambda s: "Restart pod —" not in s, 20, "dialog closed")
     term.keys("q")
-    wait_for(lambda: not alive(pid), 20, "the console to exit", describe=term.screen)
+    poll_until(lambda: not alive(pid), 20, "the console to exit", describe=term.screen)
     assert term.exit_status() == 0

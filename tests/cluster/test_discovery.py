@@ -23,7 +23,7 @@ from backend.runtime import build_runtime
 from localcluster import access, topology
 from tests.backend.helpers import eventually, settings
 from tests.cluster.fleet import CLUSTER, STATEFULSET, Fleet
-from tests.support.waiting import wait_for
+from tests.support.waiting import poll_until
 
 pytestmark = CLUSTER
 
@@ -76,8 +76,8 @@ def test_backend_finds_every_emulator_by_the_labels(fleet: Fleet) -> None:
         "--labels=app.kubernetes.io/component=emulator,app.kubernetes.io/name=lego-loco-emulator",
     )  # fmt: skip
     try:
-        wait_for(lambda: fleet.get("pod", decoy)["status"].get("phase") == "Running", 60, "decoy")
-        items = wait_for(
+        poll_until(lambda: fleet.get("pod", decoy)["status"].get("phase") == "Running", 60, "decoy")
+        items = poll_until(
             lambda: _healthy(fleet, _names(3), url, fps=5), 90, "3 emulators drawing frames"
         )
     finally:
@@ -101,12 +101,12 @@ def test_scale_up_and_down_is_followed(fleet: Fleet) -> None:
     url = fleet.backend_url()
     try:
         fleet.scale(4)
-        wait_for(lambda: _healthy(fleet, _names(4), url), 120, "a 4th healthy emulator")
+        poll_until(lambda: _healthy(fleet, _names(4), url), 120, "a 4th healthy emulator")
         fleet.scale(2)
-        wait_for(lambda: _healthy(fleet, _names(2), url), 120, "2 emulators left")
+        poll_until(lambda: _healthy(fleet, _names(2), url), 120, "2 emulators left")
     finally:
         fleet.scale(3)
-    wait_for(lambda: _healthy(fleet, _names(3), url), 120, "3 emulators again")
+    poll_until(lambda: _healthy(fleet, _names(3), url), 120, "3 emulators again")
 
 
 def test_a_deleted_pod_comes_back_under_its_name_with_a_new_uid(fleet: Fleet) -> None:
@@ -121,7 +121,7 @@ def test_a_deleted_pod_comes_back_under_its_name_with_a_new_uid(fleet: Fleet) ->
             return inst
         return None
 
-    inst = wait_for(replaced, 120, f"{victim} back with a new UID, healthy")
+    inst = poll_until(replaced, 120, f"{victim} back with a new UID, healthy")
     pod = fleet.pod(victim)
     assert pod is not None and inst["pod"]["uid"] == pod["metadata"]["uid"]
     assert sorted(_by_name(fleet, url)) == _names(3), "nothing lost, nothing duplicated"
@@ -156,7 +156,7 @@ def test_restart_reset_and_logs_through_the_backend(fleet: Fleet) -> None:
     reader = threading.Thread(target=_sse_events, args=(url, seen, stop), daemon=True)
     reader.start()
     try:
-        wait_for(lambda: any(e == "snapshot" for e, _ in seen), 30, "the event stream")
+        poll_until(lambda: any(e == "snapshot" for e, _ in seen), 30, "the event stream")
         resp = httpx.post(f"{url}/api/instances/{victim}/restart", headers=auth, timeout=30)
         assert resp.status_code == 200 and "deleted" in resp.json()["message"], resp.text
 
@@ -166,7 +166,7 @@ def test_restart_reset_and_logs_through_the_backend(fleet: Fleet) -> None:
                 return inst
             return None
 
-        wait_for(replaced, 120, f"{victim} replaced and healthy")
+        poll_until(replaced, 120, f"{victim} replaced and healthy")
     finally:
         stop.set()
         reader.join(10)
@@ -243,9 +243,9 @@ def api_server_down(fleet: Fleet, restart_args: tuple[str, ...] = ()) -> Iterato
 
 def test_the_backend_survives_the_api_server_stopping_and_starting(fleet: Fleet) -> None:
     url = fleet.backend_url()
-    wait_for(lambda: _healthy(fleet, _names(3), url), 60, "a settled fleet")
+    poll_until(lambda: _healthy(fleet, _names(3), url), 60, "a settled fleet")
     with api_server_down(fleet):
-        body = wait_for(
+        body = poll_until(
             lambda: _discovery(fleet, url, ok=False),
             60,
             "the backend noticing the API server is gone",
@@ -257,22 +257,22 @@ def test_the_backend_survives_the_api_server_stopping_and_starting(fleet: Fleet)
             assert inst["stale"] and "discovery" in (inst["stale_reason"] or ""), inst
             assert inst["pod"]["phase"] == "Running"
         # The circuit breaker in front of the API opens while the outage lasts.
-        wait_for(lambda: _api_breaker(fleet, url, "open") == 1.0, 60, "the API breaker open")
-    body = wait_for(
+        poll_until(lambda: _api_breaker(fleet, url, "open") == 1.0, 60, "the API breaker open")
+    body = poll_until(
         lambda: _discovery(fleet, url, ok=True),
         90,
         "discovery back after the API server returned",
     )
-    wait_for(lambda: _healthy(fleet, _names(3), url), 60, "fresh and healthy again")
+    poll_until(lambda: _healthy(fleet, _names(3), url), 60, "fresh and healthy again")
     assert fleet.metric("loco_backend_discovery_errors_total", url, kind="api") >= 1
-    wait_for(lambda: _api_breaker(fleet, url, "closed") == 1.0, 60, "the API breaker closed")
+    poll_until(lambda: _api_breaker(fleet, url, "closed") == 1.0, 60, "the API breaker closed")
     # And it follows changes again.
     try:
         fleet.scale(4)
-        wait_for(lambda: _healthy(fleet, _names(4), url), 120, "a change seen after the outage")
+        poll_until(lambda: _healthy(fleet, _names(4), url), 120, "a change seen after the outage")
     finally:
         fleet.scale(3)
-    wait_for(lambda: _healthy(fleet, _names(3), url), 120, "3 emulators again")
+    poll_until(lambda: _healthy(fleet, _names(3), url), 120, "3 emulators again")
 
 
 def _etcd(fleet: Fleet, path: str, body: dict[str, Any]) -> dict[str, Any]:
@@ -303,8 +303,8 @@ def test_a_real_410_gone_after_etcd_compaction_makes_the_backend_relist(fleet: F
     with api_server_down(fleet, ("--watch-cache-sizes=pods#0",)):
         pass
     try:
-        wait_for(lambda: _discovery(fleet, url, ok=True), 90, "the backend watching again")
-        wait_for(lambda: _healthy(fleet, _names(3), url), 60, "a settled fleet")
+        poll_until(lambda: _discovery(fleet, url, ok=True), 90, "the backend watching again")
+        poll_until(lambda: _healthy(fleet, _names(3), url), 60, "a settled fleet")
         gone = fleet.metric(
             "loco_backend_discovery_relists_total", url, source="kubernetes", reason="gone"
         )
@@ -329,11 +329,13 @@ def test_a_real_410_gone_after_etcd_compaction_makes_the_backend_relist(fleet: F
             )
             return now > gone
 
-        wait_for(relisted, 60, "a relist after 410 Gone", interval=1.0)
-        items = wait_for(lambda: _healthy(fleet, _names(3), url), 60, "the fleet after the relist")
+        poll_until(relisted, 60, "a relist after 410 Gone", interval=1.0)
+        items = poll_until(
+            lambda: _healthy(fleet, _names(3), url), 60, "the fleet after the relist"
+        )
         assert sorted(items) == _names(3), "a relist loses and duplicates nothing"
     finally:
         # Back to the API server as the cluster normally runs it.
         with api_server_down(fleet):
             pass
-    wait_for(lambda: fleet.instances(url)["discovery"]["ok"], 90, "discovery back")
+    poll_until(lambda: fleet.instances(url)["discovery"]["ok"], 90, "discovery back")

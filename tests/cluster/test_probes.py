@@ -14,7 +14,7 @@ import signal
 from typing import Any
 
 from tests.cluster.fleet import CLUSTER, STATEFULSET, Fleet, samples
-from tests.support.waiting import wait_for
+from tests.support.waiting import poll_until
 
 pytestmark = CLUSTER
 
@@ -45,7 +45,7 @@ def test_emulators_become_ready_through_the_kubelets_probes(fleet: Fleet) -> Non
         status = next(s for s in pod["status"]["containerStatuses"] if s["name"] == "emulator")
         assert status["ready"] and status["started"]
         # The kubelet's counters prove each probe really ran and passed against the pod.
-        results = wait_for(
+        results = poll_until(
             lambda n=name: (
                 r
                 if (r := _probe_results(fleet, n)).get("Startup/successful", 0) >= 1
@@ -75,7 +75,7 @@ def test_a_hung_supervisor_is_restarted_by_the_liveness_probe(fleet: Fleet) -> N
             status = (pod or {}).get("status", {}).get("containerStatuses") or [{}]
             return pod if status[0].get("restartCount", 0) > restarts else None
 
-        pod = wait_for(restarted, 120, f"{victim} restarted by the kubelet", interval=0.5)
+        pod = poll_until(restarted, 120, f"{victim} restarted by the kubelet", interval=0.5)
     finally:
         # Harmless if the container is gone; needed if the test failed before the kill.
         with contextlib.suppress(ProcessLookupError):
@@ -97,10 +97,10 @@ def test_a_hung_supervisor_is_restarted_by_the_liveness_probe(fleet: Fleet) -> N
             return items[victim]
         return None
 
-    inst = wait_for(reported, 60, "the restart in the backend's view")
+    inst = poll_until(reported, 60, "the restart in the backend's view")
     assert inst["pod"]["last_restart_reason"] == "Error (exit 137)"
     fleet.wait_ready()
-    wait_for(
+    poll_until(
         lambda: (
             next(i for i in fleet.instances()["items"] if i["name"] == victim)["status"]
             == "healthy"

@@ -10,7 +10,8 @@ from typing import Any
 
 import pytest
 
-from backend.discovery.kubernetes import LABEL_SELECTOR, pod_to_target
+from backend.kube.conventions import LABEL_SELECTOR
+from backend.kube.pods import parse_pod
 from tests.deploy.chart import (
     ROOT,
     VARIANTS,
@@ -137,7 +138,7 @@ def test_backend_finds_the_health_and_vnc_ports_by_name(
     c = r.emulator_container
     assert port_named(c, "health") == health
     assert port_named(c, "vnc") == vnc
-    target = pod_to_target(fake_pod(r), "lego")
+    target = parse_pod(fake_pod(r), "lego")
     assert target.health_url == f"http://10.1.2.3:{health}"
     assert target.vnc == f"10.1.2.3:{vnc}"
     svc_ports = {p["name"]: p["port"] for p in r.get("Service", "loco-emulator")["spec"]["ports"]}

@@ -15,17 +15,18 @@ import re
 from collections.abc import Iterator
 from typing import Any
 
-from kubernetes import client as k8s_client
+from kubernetes.aio import client as aio_client
 
 from tests.deploy.chart import NAMESPACE, ROOT, VARIANTS, render
 
 Permission = tuple[str, str, str]  # (apiGroup, resource, verb)
 
-# Kubernetes client API classes the backend may use, and their API group.
+# Kubernetes client API classes the layer may use, and their API group.
 API_CLASSES: dict[type, str] = {
-    k8s_client.CoreV1Api: "",
-    k8s_client.AppsV1Api: "apps",
-    k8s_client.EventsV1Api: "events.k8s.io",
+    aio_client.CoreV1Api: "",
+    aio_client.AppsV1Api: "apps",
+    aio_client.EventsV1Api: "events.k8s.io",
+    aio_client.CoordinationV1Api: "coordination.k8s.io",
 }
 VERBS = {
     "list": "list",
@@ -50,15 +51,14 @@ RESOURCES = {
     "config_map": "configmaps",
     "service": "services",
     "endpoints": "endpoints",
+    "lease": "leases",
 }
 _API_CALL = re.compile(r"^(list|read|delete|patch|replace|create|connect)_")
 _METHOD = re.compile(
     r"^(list|read|delete|patch|replace|create)_(namespaced_)?([a-z_]+?)(_for_all_namespaces)?$"
 )
-
-
-# API methods every authenticated user may call (discovery), needing no rule.
-NO_RULE_NEEDED = {"get_api_resources"}
+_SUFFIXES = ("_without_preload_content", "_with_http_info")
+LAYER = ROOT / "backend" / "kube"
 
 
 def _api_group_of(method: str) -> str | None:
@@ -69,40 +69,111 @@ def _api_group_of(method: str) -> str | None:
     return None
 
 
+def _permissions_of_call(
+    node: ast.Attribute, call: ast.Call | None, where: str
+) -> list[Permission]:
+    group = _api_group_of(node.attr)
+    if group is None:
+        return []
+    name = node.attr
+    for suffix in _SUFFIXES:
+        name = name.removesuffix(suffix)
+    m = _METHOD.match(name)
+    assert m, f"{where}: a Kubernetes API call this test cannot map to RBAC"
+    verb_word, namespaced, resource_word, all_namespaces = m.groups()
+    assert namespaced and not all_namespaces, (
+        f"{where} is cluster-wide: the chart grants namespaced Roles only"
+    )
+    assert resource_word in RESOURCES, f"{where}: add {resource_word!r} to RESOURCES"
+    resource = RESOURCES[resource_word]
+    watch = call is not None and any(
+        k.arg == "watch" and isinstance(k.value, ast.Constant) and k.value.value is True
+        for k in call.keywords
+    )
+    verb = "watch" if watch else VERBS[verb_word]
+    return [(group, resource, verb)]
+
+
+def _calls(tree: ast.AST) -> dict[int, ast.Call]:
+    """The call each attribute is made by, or handed to (``self._stream(core.list_…,
+    watch=True)`` is a watch)."""
+    calls: dict[int, ast.Call] = {}
+    for n in ast.walk(tree):
+        if isinstance(n, ast.Call):
+            calls[id(n.func)] = n
+            for arg in n.args:
+                calls.setdefault(id(arg), n)
+    return calls
+
+
+@functools.cache
+def layer_methods() -> dict[str, set[Permission]]:
+    """What each ``KubeApi`` method asks of the API server (from its source)."""
+    tree = ast.parse((LAYER / "api.py").read_text())
+    cls = next(n for n in tree.body if isinstance(n, ast.ClassDef) and n.name == "KubeApi")
+    methods: dict[str, set[Permission]] = {}
+    for fn in cls.body:
+        if not isinstance(fn, ast.AsyncFunctionDef | ast.FunctionDef):
+            continue
+        calls = _calls(fn)
+        found: set[Permission] = set()
+        for node in ast.walk(fn):
+            if isinstance(node, ast.Attribute):
+                where = f"backend/kube/api.py:{node.lineno} {node.attr}"
+                found.update(_permissions_of_call(node, calls.get(id(node)), where))
+        if found:
+            methods[fn.name] = found
+    return methods
+
+
+@functools.cache
+def layer_functions() -> dict[str, set[str]]:
+    """Module-level functions of the layer and the ``KubeApi`` methods they call."""
+    methods = layer_methods()
+    functions: dict[str, set[str]] = {}
+    for path in LAYER.glob("*.py"):
+        for fn in ast.parse(path.read_text()).body:
+            if isinstance(fn, ast.AsyncFunctionDef | ast.FunctionDef):
+                used = {
+                    n.attr
+                    for n in ast.walk(fn)
+                    if isinstance(n, ast.Attribute) and n.attr in methods
+                }
+                if used:
+                    functions[fn.name] = used
+    return functions
+
+
+def permissions_used_by(package: str) -> dict[Permission, list[str]]:
+    """Every (group, resource, verb) code under ``package`` can ask for, with where: the
+    layer methods it calls, directly or through the layer's functions."""
+    methods, functions = layer_methods(), layer_functions()
+    used: dict[Permission, list[str]] = {}
+    for path in sorted((ROOT / package).rglob("*.py")):
+        if path == LAYER / "api.py":
+            continue
+        tree = ast.parse(path.read_text(), filename=str(path))
+        for node in ast.walk(tree):
+            name = (
+                node.attr
+                if isinstance(node, ast.Attribute)
+                else node.id
+                if isinstance(node, ast.Name)
+                else None
+            )
+            called = {name} & methods.keys() if name else set()
+            if name in functions:
+                called |= functions[name]
+            for method in called:
+                where = f"{path.relative_to(ROOT)}:{node.lineno} {name}"
+                for permission in methods[method]:
+                    used.setdefault(permission, []).append(where)
+    return used
+
+
 @functools.cache
 def permissions_used_by_backend() -> dict[Permission, list[str]]:
-    """Every (group, resource, verb) the backend's code can ask for, with where it does."""
-    used: dict[Permission, list[str]] = {}
-    for path in sorted((ROOT / "backend").rglob("*.py")):
-        tree = ast.parse(path.read_text(), filename=str(path))
-        calls = {id(n.func): n for n in ast.walk(tree) if isinstance(n, ast.Call)}
-        for node in ast.walk(tree):
-            if not isinstance(node, ast.Attribute):
-                continue
-            group = _api_group_of(node.attr)
-            if group is None or node.attr in NO_RULE_NEEDED:
-                continue
-            where = f"{path.relative_to(ROOT)}:{node.lineno} {node.attr}"
-            m = _METHOD.match(node.attr.removesuffix("_with_http_info"))
-            assert m, f"{where}: a Kubernetes API call this test cannot map to RBAC"
-            verb_word, namespaced, resource_word, all_namespaces = m.groups()
-            assert namespaced and not all_namespaces, (
-                f"{where} is cluster-wide: the chart grants the backend a namespaced Role only"
-            )
-            assert resource_word in RESOURCES, f"{where}: add {resource_word!r} to RESOURCES"
-            resource = RESOURCES[resource_word]
-            call = calls.get(id(node))
-            verbs = [VERBS[verb_word]]
-            watch = call is not None and any(
-                k.arg == "watch" and isinstance(k.value, ast.Constant) and k.value.value is True
-                for k in call.keywords
-            )
-            if verb_word == "list" and (call is None or watch):
-                # passed as a function (to a Watch) or called with watch=True
-                verbs = ["watch"] if watch else ["list", "watch"]
-            for verb in verbs:
-                used.setdefault((group, resource, verb), []).append(where)
-    return used
+    return permissions_used_by("backend")
 
 
 def granted(rules: list[dict[str, Any]]) -> set[Permission]:
@@ -133,8 +204,17 @@ def test_backend_uses_what_the_chart_expects() -> None:
     assert ("", "pods/log", "get") in used
 
 
+REMEDIATION_ON = {"backend": {"remediation": {"enabled": True}}}
+# Only the election asks for these, and it runs only with the automatic recovery on.
+ELECTION = {
+    ("coordination.k8s.io", "leases", "create"),
+    ("coordination.k8s.io", "leases", "get"),
+    ("coordination.k8s.io", "leases", "update"),
+}
+
+
 def test_backend_role_grants_exactly_what_the_backend_uses() -> None:
-    role = render().get("Role", "loco-backend")
+    role = render(REMEDIATION_ON).get("Role", "loco-backend")
     have = granted(role["rules"])
     need = permissions_used_by_backend()
     missing = {p: need[p] for p in need.keys() - have}
@@ -144,7 +224,25 @@ def test_backend_role_grants_exactly_what_the_backend_uses() -> None:
     assert role["rules"] == [
         {"apiGroups": [""], "resources": ["pods"], "verbs": ["list", "watch", "delete"]},
         {"apiGroups": [""], "resources": ["pods/log"], "verbs": ["get"]},
+        {"apiGroups": ["coordination.k8s.io"], "resources": ["leases"], "verbs": ["create"]},
+        {
+            "apiGroups": ["coordination.k8s.io"],
+            "resources": ["leases"],
+            "resourceNames": ["loco-remediation"],
+            "verbs": ["get", "update"],
+        },
     ]
+
+
+def test_without_remediation_the_backend_gets_no_lease_rights() -> None:
+    need = permissions_used_by_backend()
+    assert all(
+        where.startswith(("backend/kube/lease.py", "backend/remediation/"))
+        for p in ELECTION
+        for where in need[p]
+    ), "only the election uses leases"
+    have = granted(render().get("Role", "loco-backend")["rules"])
+    assert have == need.keys() - ELECTION
 
 
 def test_backend_role_is_bound_to_the_backend_only() -> None:
@@ -191,6 +289,20 @@ def test_no_wildcards_and_nothing_cluster_wide() -> None:
                 assert not {"escalate", "bind", "impersonate"} & set(rule["verbs"])
         if doc["kind"] == "RoleBinding":
             assert doc["roleRef"]["kind"] == "Role", variant
+
+
+def test_console_needs_what_the_operator_role_grants() -> None:
+    """What the console asks with the operator's credentials is in the operator Role; its
+    reads are in the read-only Role."""
+    r = render()
+    operator = granted(r.get("Role", "loco-operator")["rules"])
+    viewer = granted(r.get("Role", "loco-viewer")["rules"])
+    need = permissions_used_by("locotui")
+    assert ("", "pods", "watch") in need and ("apps", "statefulsets", "patch") in need
+    missing = {p: need[p] for p in need.keys() - operator}
+    assert not missing, f"the console calls these but the operator Role does not allow: {missing}"
+    reads = {p for p in need if p[2] in ("get", "list", "watch")}
+    assert reads <= viewer, f"reads the viewer Role lacks: {reads - viewer}"
 
 
 def test_operator_and_read_only_roles() -> None:

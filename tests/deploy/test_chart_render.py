@@ -27,7 +27,10 @@ from tests.deploy.chart import (
 )
 
 # Kinds from CRDs that kubernetes-validate has no schema for, and the fields checked instead.
-CRD_KINDS = {("monitoring.coreos.com/v1", "ServiceMonitor")}
+CRD_KINDS = {
+    ("monitoring.coreos.com/v1", "ServiceMonitor"),
+    ("monitoring.coreos.com/v1", "PrometheusRule"),
+}
 
 
 @pytest.fixture(scope="module")
@@ -83,6 +86,8 @@ def test_every_manifest_validates(variant: str, kube_version: str) -> None:
 def test_default_release_objects() -> None:
     kinds = sorted((d["kind"], d["metadata"]["name"]) for d in render().docs)
     assert kinds == [
+        ("ConfigMap", "loco-alerts"),
+        ("ConfigMap", "loco-dashboard"),
         ("Deployment", "loco-backend"),
         ("NetworkPolicy", "loco-emulator"),
         ("PodDisruptionBudget", "loco-emulator"),
@@ -222,7 +227,7 @@ def test_profile_defaults_follow_the_supervisor() -> None:
     for variant, profile in (("default", "win98"), ("testimage-tcg", "testimage")):
         r = render(VARIANTS[variant])
         env = env_of(r.emulator_container)
-        defaults = Settings(disk=None, state_dir=None, profile=profile)  # type: ignore[arg-type]
+        defaults = Settings.model_construct(profile=profile)  # no disk or state dir needed
         assert env["LOCO_PROFILE"] == profile
         assert int(env["LOCO_MEMORY_MB"]) == defaults.effective_memory_mb
         assert float(env["LOCO_SHUTDOWN_GRACE"]) == defaults.effective_grace

@@ -11,8 +11,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
-from packaging.requirements import Requirement
-from packaging.utils import canonicalize_name
 
 from tests.deploy.chart import IMAGES_DIR, ROOT, render
 
@@ -108,10 +106,13 @@ def test_multi_stage_on_a_pinned_debian_bookworm_slim(image: tuple[str, Dockerfi
 
 
 def test_project_installed_from_a_wheel_built_in_the_builder(image: tuple[str, Dockerfile]) -> None:
-    _, df = image
+    component, df = image
     run = " ".join(df.stages[0].all("RUN"))
     assert "pip wheel --no-deps --wheel-dir /wheels /src" in run
-    assert "--constraint /src/constraints.txt /wheels/lego_loco_cluster-*.whl" in run
+    # the program's own locked set, hashes checked, then the wheel alone
+    assert f"requirements/{component}.txt /src/requirements.txt" in df.stages[0].all("COPY")
+    assert "pip install --require-hashes -r /src/requirements.txt" in run
+    assert "pip install --no-deps /wheels/lego_loco_cluster-*.whl" in run
     # nothing is built or installed from source in the runtime stage
     assert "pip" not in " ".join(df.final.all("RUN"))
 
@@ -251,34 +252,6 @@ def test_dockerignore_keeps_the_context_small(image: tuple[str, Dockerfile]) -> 
                  "deploy/helm/lego-loco-cluster/values.yaml"):  # fmt: skip
         assert ignored(path, patterns), f"{path} would be sent to the Docker daemon"
     for path in ("pyproject.toml", "emulator/cli.py", "emulator/testimage/boot.bin",
-                 "backend/cli.py", "deploy/images/constraints.txt"):  # fmt: skip
+                 "backend/cli.py", f"requirements/{component}.txt"):  # fmt: skip
         assert not ignored(path, patterns), path
-
-
-# ------------------------------------------------------------------------ constraints
-
-
-def test_constraints_pin_every_runtime_dependency() -> None:
-    import importlib.util
-
-    spec = importlib.util.spec_from_file_location("lock", IMAGES_DIR / "lock.py")
-    assert spec and spec.loader
-    lock = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(lock)
-
-    pins: dict[str, str] = {}
-    for line in (IMAGES_DIR / "constraints.txt").read_text().splitlines():
-        if line and not line.startswith("#"):
-            name, sep, version = line.partition("==")
-            assert sep, f"not an exact pin: {line}"
-            pins[canonicalize_name(name)] = version
-    closure = lock.runtime_closure()
-    missing = closure.keys() - pins.keys()
-    assert not missing, f"regenerate deploy/images/constraints.txt (lock.py): {sorted(missing)}"
-    for text in PYPROJECT["project"]["dependencies"]:
-        req = Requirement(text)
-        pinned = pins[canonicalize_name(req.name)]
-        assert req.specifier.contains(pinned, prereleases=True), f"{req} vs pinned {pinned}"
-    # nothing from the dev extras is baked into the images
-    for dev in ("pytest", "ruff", "helm-python-sdk", "kubernetes-validate", "schemathesis"):
-        assert canonicalize_name(dev) not in pins
+    assert ignored("requirements/dev.txt", patterns)

@@ -56,13 +56,16 @@ def test_unreadable_image(tmp_path: Path) -> None:
     image = shared / "locked.img"
     write_test_image(image)
     image.chmod(0o000)
+    state = shared / "state"
+    state.mkdir()
     cmd = [sys.executable, "-m", "emulator.cli", "run", "--disk", str(image),
-           "--state-dir", str(tmp_path / "state"), "--health-port", str(free_port())]  # fmt: skip
+           "--state-dir", str(state), "--health-port", str(free_port())]  # fmt: skip
     if os.getuid() == 0:
         # Root reads anything; the check only means something for the user QEMU runs as.
         if shutil.which("setpriv") is None:
             pytest.skip("needs setpriv to drop root")
         cmd = ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", *cmd]
+        os.chown(state, 65534, 65534)
     env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[2])}
     try:
         result = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=60)
@@ -207,3 +210,4 @@ def test_port_in_use(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None
     assert code == ExitCode.PORT_IN_USE
     err = capsys.readouterr().err
     assert f"127.0.0.1:{port} is already in use" in err and "--health-port" in err
+    assert not (tmp_path / "s" / "overlay.qcow2").exists(), "found before any disk work"

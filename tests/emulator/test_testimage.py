@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from emulator import atomicfile
 from emulator.testimage import build as build_mod
 from emulator.testimage import decode_frame_counter, write_test_image
 from emulator.testimage.build import IMAGE_SIZE, load_boot_sector
@@ -191,7 +192,7 @@ def test_failed_write_keeps_old_file_and_leaves_no_temp(
     def broken_fsync(fd: int) -> None:
         raise OSError(28, "No space left on device")
 
-    monkeypatch.setattr(build_mod.os, "fsync", broken_fsync)
+    monkeypatch.setattr(atomicfile.os, "fsync", broken_fsync)
     with pytest.raises(OSError, match="No space left"):
         write_test_image(out, fps=10)
     assert out.read_bytes() == b"old contents"

@@ -173,6 +173,9 @@ def test_control_token_from_env_or_file_never_a_flag(tmp_path: Path, home: dict[
     other = write(tmp_path / "t2", "from-env-file")
     env = {**home, "LOCOTUI_CONTROL_TOKEN_FILE": str(other)}
     assert load_settings({"config": str(cfg)}, env=env).control_token == "from-env-file"
+    # The rule of all three programs: the token file wins over the token variable.
+    env["LOCOTUI_CONTROL_TOKEN"] = "from-env"
+    assert load_settings({"config": str(cfg)}, env=env).control_token == "from-env-file"
     with pytest.raises(ConfigError, match="LOCOTUI_CONTROL_TOKEN is set but empty"):
         load_settings(None, env={**home, "LOCOTUI_CONTROL_TOKEN": " "})
     write(token_file, "")

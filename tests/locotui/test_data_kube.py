@@ -90,24 +90,7 @@ async def test_a_dropped_watch_resumes_and_a_410_status_relists(
         await watch.close()
 
 
-def test_watch_error_events(kube: KubeClient) -> None:
-    """The watch cache's 410 arrives as an ERROR event: a relist, not an error."""
-    from locotui.data.kube_client import _Gone
-
-    gone = '{"type":"ERROR","object":{"kind":"Status","code":410,"message":"too old"}}'
-    with pytest.raises(_Gone):
-        kube._watch_event(gone, "5")
-    other = '{"type":"ERROR","object":{"kind":"Status","code":500,"message":"boom"}}'
-    with pytest.raises(ServerError, match="API error 500: boom"):
-        kube._watch_event(other, "5")
-    assert kube._watch_event("not json", "5") == (None, "5")
-    bookmark = '{"type":"BOOKMARK","object":{"metadata":{"resourceVersion":"9"}}}'
-    assert kube._watch_event(bookmark, "5") == (None, "9")
-    broken_pod = '{"type":"ADDED","object":{"metadata":{"resourceVersion":"10"}}}'
-    assert kube._watch_event(broken_pod, "9") == (None, "10")
-
-
-async def test_server_errors_are_typed(sim: KubeSim, kube: KubeClient) -> None:
+async def test_unreachable_and_server_errors(sim: KubeSim, kube: KubeClient) -> None:
     sim.add_error(500, path="/api/v1/namespaces/loco/pods.*", count=1, message="etcd hiccup")
     with pytest.raises(ServerError, match="API error 500: etcd hiccup"):
         await kube.list_pods()

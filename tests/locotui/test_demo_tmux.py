@@ -7,8 +7,10 @@ leaves no process behind.
 
 from __future__ import annotations
 
+import os
 import re
 import shutil
+import signal
 import subprocess
 import sys
 import time
@@ -112,8 +114,9 @@ def _cmdline(pid: int) -> str:
 def test_demo_from_the_keyboard(terminal: tuple[Terminal, Path]) -> None:
     term, exit_file = terminal
     screen = term.wait(
-        lambda s: s.count("● healthy") >= 2
-        and all((fps_of(s, n) or 0) > 5 for n in ("loco-1", "loco-2")),
+        lambda s: (
+            s.count("● healthy") >= 2 and all((fps_of(s, n) or 0) > 5 for n in ("loco-1", "loco-2"))
+        ),
         120,
         "two healthy tiles with a frame rate",
     )
@@ -153,6 +156,19 @@ def test_demo_from_the_keyboard(terminal: tuple[Terminal, Path]) -> None:
     assert "logs  loco-2" in logs, "the focused tile's logs"
     term.keys("Escape")
     term.wait(lambda s: "● healthy" in s, 10, "back to the tiles")
+
+    # One of the demo's own processes dies: the console says so, and the instance stays
+    # on screen as lost instead of vanishing.
+    supervisor = next(p for p in pids if "emulator.cli" in _cmdline(p) and "loco-2" in _cmdline(p))
+    os.kill(supervisor, signal.SIGKILL)
+    screen = term.wait(
+        lambda s: (
+            f"demo: loco-2 (pid {supervisor}) killed by SIGKILL" in s and "supervisor lost" in s
+        ),
+        20,
+        "the death said in the banner, the tile lost",
+    )
+    assert "loco-2" in screen
 
     term.keys("q")
     end = time.monotonic() + 60

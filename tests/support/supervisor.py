@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
 import signal
 import subprocess
@@ -61,6 +62,16 @@ class SupervisorProcess:
             return None
         return h["qemu"]["pid"]
 
+    async def freeze_picture(self, frozen: bool = True) -> None:
+        """Tells the test guest, over its serial port, to stop (or resume) drawing."""
+        _, writer = await asyncio.open_unix_connection(str(self.state_dir / "serial.sock"))
+        try:
+            writer.write(b"f" if frozen else b"g")
+            await writer.drain()
+        finally:
+            writer.close()
+            await writer.wait_closed()
+
     def log(self) -> str:
         return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
 
@@ -75,11 +86,13 @@ class SupervisorProcess:
         return self.proc.returncode
 
 
-def make_image(directory: Path, fps: float = 30, mode_switch: bool = False) -> Path:
-    name = f"guest-{fps:g}{'-switch' if mode_switch else ''}.img"
+def make_image(
+    directory: Path, fps: float = 30, mode_switch: bool = False, disk_write: bool = False
+) -> Path:
+    name = f"guest-{fps:g}{'-switch' if mode_switch else ''}{'-write' if disk_write else ''}.img"
     path = directory / name
     if not path.exists():
-        write_test_image(path, fps=fps, mode_switch=mode_switch)
+        write_test_image(path, fps=fps, mode_switch=mode_switch, disk_write=disk_write)
     return path
 
 
@@ -90,9 +103,10 @@ def start_supervisor(
     token: str | None = None,
     env: dict[str, str] | None = None,
     args: list[str] | None = None,
+    state_dir: Path | None = None,
 ) -> SupervisorProcess:
     image = image or make_image(tmp)
-    state = tmp / f"state-{name}"
+    state = state_dir or tmp / f"state-{name}"
     port = free_port()
     display = free_vnc_display()
     log_path = tmp / f"{name}.log"

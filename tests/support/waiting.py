@@ -36,16 +36,17 @@ async def wait_until(
     )
 
 
-def wait_for(
+def poll_until(
     check: Callable[[], T],
-    deadline: float,
+    timeout: float,
     what: str = "condition",
-    interval: float = 0.2,
     describe: Callable[[], str] | None = None,
+    interval: float = 0.1,
 ) -> T:
-    """Calls ``check`` until it returns something truthy, which is returned; fails naming
-    ``what``, the last result or error and, when given, ``describe()`` (e.g. a screen)."""
-    end = time.monotonic() + deadline
+    """Sync twin of :func:`wait_until`: calls ``check`` until it returns something truthy,
+    which is returned; fails naming ``what``, the last result or error and, when given,
+    ``describe()`` (e.g. the screen)."""
+    end = time.monotonic() + timeout
     last: T | None = None
     last_exc: Exception | None = None
     while True:
@@ -59,7 +60,7 @@ def wait_for(
         if time.monotonic() > end:
             extra = f"\n{describe()}" if describe is not None else ""
             raise AssertionError(
-                f"{what} not reached within {deadline:.0f} s; last result: {last!r}; "
+                f"{what} not reached within {timeout:.0f} s; last result: {last!r}; "
                 f"last error: {last_exc!r}{extra}"
             )
         time.sleep(interval)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import TYPE_CHECKING, ClassVar
+from typing import ClassVar
 
 from rich.text import Text
 from textual.app import ComposeResult
@@ -11,10 +11,7 @@ from textual.binding import Binding, BindingType
 from textual.screen import Screen
 from textual.widgets import DataTable, Footer, Static
 
-from locotui.data.actions import AuditEntry
-
-if TYPE_CHECKING:
-    from locotui.ui.app import LocoApp
+from locotui.data.actions import AuditEntry, AuditLog
 
 __all__ = ["AuditScreen"]
 
@@ -37,8 +34,9 @@ class AuditScreen(Screen[None]):
         Binding("escape,q", "app.pop_screen", "Back"),
     ]
 
-    def __init__(self) -> None:
+    def __init__(self, audit: AuditLog) -> None:
         super().__init__()
+        self.audit = audit
         self._unsubscribe: Callable[[], None] | None = None
 
     def compose(self) -> ComposeResult:
@@ -49,11 +47,10 @@ class AuditScreen(Screen[None]):
         yield Footer()
 
     def on_mount(self) -> None:
-        app: LocoApp = self.app  # type: ignore[assignment]
         table = self.query_one(DataTable)
         table.add_columns("time", "action", "targets", "result", "error")
         self._fill()
-        self._unsubscribe = app.audit.subscribe(lambda _e: self.call_later(self._fill))
+        self._unsubscribe = self.audit.subscribe(lambda _e: self.call_later(self._fill))
         table.focus()
 
     def on_unmount(self) -> None:
@@ -61,8 +58,7 @@ class AuditScreen(Screen[None]):
             self._unsubscribe()
 
     def _entries(self) -> list[AuditEntry]:
-        app: LocoApp = self.app  # type: ignore[assignment]
-        return list(reversed(app.audit.entries))
+        return list(reversed(self.audit.entries))
 
     def _fill(self) -> None:
         table: DataTable[Text | str] = self.query_one(DataTable)

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, ClassVar
+from collections.abc import Callable
+from typing import ClassVar
 
 from rich.table import Table
 from rich.text import Text
@@ -12,10 +13,7 @@ from textual.containers import VerticalScroll
 from textual.screen import ModalScreen
 from textual.widgets import Static
 
-from locotui.keymap import ACTIONS
-
-if TYPE_CHECKING:
-    from locotui.ui.app import LocoApp
+from locotui.keymap import ACTIONS, MUTATING, Keymap
 
 __all__ = ["FIXED_KEYS", "HelpScreen", "help_rows"]
 
@@ -53,6 +51,14 @@ FIXED_KEYS: tuple[tuple[str, tuple[tuple[str, str], ...]], ...] = (
             ("n / Esc", "cancel (or close once finished)"),
         ),
     ),
+    (
+        "Pausing the automatic recovery (keymap: pause_remediation; again to resume)",
+        (
+            ("↑ ↓", "15, 60, 240 minutes or until resumed (or type the minutes)"),
+            ("Tab", "to the reason (others see it; audited)"),
+            ("Enter / Esc", "pause / cancel"),
+        ),
+    ),
 )
 
 
@@ -67,19 +73,17 @@ def _keys(keys: tuple[str, ...]) -> str:
     return "  ".join(pretty.get(k, k) for k in keys) or "(unbound)"
 
 
-def help_rows(app: LocoApp) -> list[tuple[str, str, str]]:
-    """(keys, action name, description) of every remappable action."""
+def help_rows(
+    keys: Keymap, read_only: bool, state_of: Callable[[str], bool | None]
+) -> list[tuple[str, str, str]]:
+    """(keys, action name, description) of every remappable action; ``state_of`` is the
+    app's binding state (None: shown disabled)."""
     rows = []
     for name, action in ACTIONS.items():
         desc = action.description
-        state = app.check_action(name, ())
-        if (
-            state is None
-            and app.read_only
-            and name in ("soft_reset", "restart_pod", "rolling_restart")
-        ):
+        if state_of(name) is None and read_only and name in MUTATING:
             desc += "  [disabled: read-only]"
-        rows.append((_keys(app.settings.keys.keys_for(name)), name, desc))
+        rows.append((_keys(keys.keys_for(name)), name, desc))
     return rows
 
 
@@ -96,13 +100,16 @@ class HelpScreen(ModalScreen[None]):
         Binding("escape,q,question_mark,f1", "dismiss", "Close"),
     ]
 
+    def __init__(self, rows: list[tuple[str, str, str]]) -> None:
+        super().__init__()
+        self.rows = rows
+
     def compose(self) -> ComposeResult:
-        app: LocoApp = self.app  # type: ignore[assignment]
         table = Table(box=None, expand=True, show_header=True, header_style="bold")
         table.add_column("key", style="bold cyan", no_wrap=True)
         table.add_column("action", style="dim", no_wrap=True)
         table.add_column("what it does")
-        for keys, name, desc in help_rows(app):
+        for keys, name, desc in self.rows:
             table.add_row(keys, name, desc)
         with VerticalScroll() as scroll:
             scroll.border_title = r"keys (remap them in the \[keys] table of the config file)"

@@ -1,18 +1,19 @@
-"""``l``: the logs of the focused instance, or of every selected one merged.
+"""``L``: the logs of the focused instance, or of every selected one merged.
 
-Lines come from the Kubernetes API (pods: follow, tail N, previous container, with
-timestamps) or from the backend (static/local instances: the supervisor's log file),
-through the data layer's :class:`~locotui.data.logs.LogTail`, into one bounded
-:class:`~locotui.data.logs.LogBuffer`. JSON lines are shown as ``time LEVEL logger:
-message key=value`` with level colours; with several instances every line carries its
-instance's name in a colour of its own.
+Where each instance's lines come from is the console's one routing decision
+(:class:`~locotui.data.routes.Routes`): the Kubernetes API for pods (follow, tail N,
+previous container, with timestamps), the backend for static/local instances (the
+supervisor's log file). They go through the data layer's
+:class:`~locotui.data.logs.LogTail` into one bounded :class:`~locotui.data.logs.LogBuffer`.
+JSON lines are shown as ``time LEVEL logger: message key=value`` with level colours; with
+several instances every line carries its instance's name in a colour of its own.
 """
 
 from __future__ import annotations
 
 from datetime import datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, ClassVar
+from typing import ClassVar
 
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
@@ -20,24 +21,13 @@ from textual.screen import Screen
 from textual.validation import Integer
 from textual.widgets import Footer, Input, Static
 
-from backend.models import InstanceSource
 from locotui.data.errors import DataError
-from locotui.data.logs import (
-    LogBuffer,
-    LogFilter,
-    LogTail,
-    SaveRefused,
-    backend_source,
-    kube_source,
-    save_lines,
-)
+from locotui.data.logs import LogBuffer, LogFilter, LogTail, SaveRefused, save_lines
+from locotui.data.routes import Routes
 from locotui.keymap import ACTIONS
 from locotui.ui.fmt import span
 from locotui.ui.logview import LogView
 from locotui.ui.screens.prompt import AskScreen, PromptScreen
-
-if TYPE_CHECKING:
-    from locotui.ui.app import LocoApp
 
 __all__ = ["LogScreen"]
 
@@ -81,27 +71,22 @@ class LogScreen(Screen[None]):
         Binding("j", "scroll_down", "Down", show=False),
     ]
 
-    def __init__(self, names: list[str]) -> None:
+    def __init__(
+        self, names: list[str], routes: Routes, *, tail_lines: int, buffer_lines: int
+    ) -> None:
         super().__init__()
         self.names = names
+        self.routes = routes
         self.previous = False
-        self.tail_lines: int | None = None
-        self.buffer: LogBuffer | None = None
-        self.tail: LogTail | None = None
+        self.tail_lines = tail_lines
+        self.buffer = LogBuffer(max_lines=buffer_lines)
+        self.tail = LogTail(self.buffer)
         self.notes: list[str] = []
-
-    @property
-    def loco(self) -> LocoApp:
-        return self.app  # type: ignore[return-value]
 
     def action_targets(self) -> list[str]:
         return list(self.names)
 
     def compose(self) -> ComposeResult:
-        settings = self.loco.settings
-        self.tail_lines = settings.log_tail_lines
-        self.buffer = LogBuffer(max_lines=settings.log_buffer_lines)
-        self.tail = LogTail(self.buffer)
         yield Static("", id="log-status")
         yield LogView(self.buffer, self.names, id="log-view")
         yield LogFilterBar(placeholder="filter log: text (smart case) or /regex/", id="log-filter")
@@ -122,46 +107,17 @@ class LogScreen(Screen[None]):
 
     # ------------------------------------------------------------------ sources
     def _start(self) -> None:
-        assert self.tail is not None
-        app = self.loco
         self.notes.clear()
         for name in self.names:
-            entry = app.model.get(name)
-            source = entry.instance.source if entry is not None else None
-            is_pod = source is InstanceSource.KUBERNETES or (
-                entry is not None and entry.instance.pod
-            )
-            if is_pod and app.kube is not None:
-                self.tail.add(
-                    name,
-                    kube_source(
-                        app.kube,
-                        name,
-                        tail=self.tail_lines,
-                        follow=not self.previous,
-                        previous=self.previous,
-                        timestamps=True,
-                    ),
-                )
-            elif self.previous:
-                self.notes.append(f"{name}: previous container logs need Kubernetes access")
-            elif app.backend is not None and not is_pod:
-                self.tail.add(
-                    name, backend_source(app.backend, name, tail=self.tail_lines or 0, follow=True)
-                )
-            elif app.backend is not None:
-                # The backend serves a pod's last lines but does not follow pods.
-                self.tail.add(
-                    name, backend_source(app.backend, name, tail=self.tail_lines or 0, follow=False)
-                )
-                self.notes.append(f"{name}: not following (no Kubernetes access)")
-            else:
-                self.notes.append(f"{name}: no log source (no backend, no Kubernetes)")
+            route = self.routes.logs(name, tail=self.tail_lines, previous=self.previous)
+            if route.source is not None:
+                self.tail.add(name, route.source)
+            if route.note:
+                self.notes.append(f"{name}: {route.note}")
         if self.notes:
             self.notify("; ".join(self.notes), severity="warning", timeout=6)
 
     async def _restart(self) -> None:
-        assert self.tail is not None and self.buffer is not None
         await self.tail.stop()
         self.tail.sources.clear()
         self.tail.errors.clear()
@@ -172,8 +128,6 @@ class LogScreen(Screen[None]):
 
     # ------------------------------------------------------------------ status line
     def _status(self) -> None:
-        if self.buffer is None or self.tail is None:
-            return
         view = self.view
         text = span(" logs ", "bold reverse")
         text.append(" ")
@@ -224,7 +178,7 @@ class LogScreen(Screen[None]):
         self._status()
 
     async def action_previous(self) -> None:
-        if self.loco.kube is None:
+        if self.routes.kube is None:
             self.notify("previous container logs need Kubernetes access", severity="warning")
             return
         self.previous = not self.previous

@@ -10,6 +10,7 @@ from textual.screen import Screen
 from textual.widgets import Footer, Static
 
 from locotui.ui.picture import Picture
+from locotui.ui.thumbs import ThumbnailCache
 
 __all__ = ["ZoomScreen"]
 
@@ -23,11 +24,12 @@ class ZoomScreen(Screen[None]):
         Binding("escape,q,z", "app.pop_screen", "Back"),
     ]
 
-    def __init__(self, name: str) -> None:
+    def __init__(self, name: str, thumbs: ThumbnailCache | None) -> None:
         super().__init__()
         self.instance_name = name
+        self.thumbs = thumbs
 
     def compose(self) -> ComposeResult:
         yield Static(f" {self.instance_name} — live picture (Esc to go back)", id="zoom-title")
-        yield Picture(self.instance_name, interval=0.5, id="zoom-picture")
+        yield Picture(self.instance_name, self.thumbs, interval=0.5, id="zoom-picture")
         yield Footer()

@@ -228,3 +228,19 @@ the kernel OOM-kills QEMU. Checked when the limit is written in Mi or Gi.
 {{- fail (printf "emulator.memoryMB=%d does not fit in emulator.resources.limits.memory=%s: QEMU needs the guest's memory plus about 256 MiB; raise the limit to at least %dMi" $guest $limit (add $guest 256)) -}}
 {{- end -}}
 {{- end -}}
+
+{{/* The Lease the backend replicas elect the acting one through. */}}
+{{- define "loco.remediation.leaseName" -}}
+{{- .Values.backend.remediation.leaseName | default (include "loco.name" (dict "root" . "part" "remediation")) -}}
+{{- end -}}
+
+{{/* backend.remediation.thresholds as LOCO_REMEDIATION_THRESHOLDS: PROFILE.KEY=SECONDS,... */}}
+{{- define "loco.remediation.thresholds" -}}
+{{- $pairs := list -}}
+{{- range $profile, $keys := . -}}
+{{- range $key, $seconds := $keys -}}
+{{- $pairs = append $pairs (printf "%s.%s=%v" $profile $key $seconds) -}}
+{{- end -}}
+{{- end -}}
+{{- join "," $pairs -}}
+{{- end -}}

@@ -1,10 +1,13 @@
-"""Kubernetes names the backend relies on (DESIGN.md's conventions; seed task 1.3).
+"""Kubernetes names the project relies on (DESIGN.md's conventions; seed task 1.3).
 
-Kept apart from ``discovery/kubernetes.py`` so static and local modes never import the
-Kubernetes client (about 20 MiB of resident memory they do not need).
+Kept apart from the rest of the layer so that static and local modes, and command lines
+that only print help, never import the Kubernetes client (a second of start-up and about
+20 MiB of resident memory they do not need).
 """
 
 from __future__ import annotations
+
+from pathlib import Path
 
 LABEL_SELECTOR = "app.kubernetes.io/component=emulator,app.kubernetes.io/part-of=lego-loco-cluster"
 """Emulator pods carry component=emulator and part-of=lego-loco-cluster."""
@@ -18,3 +21,9 @@ ANNOTATION_LOG_FILE = "lego-loco.io/log-file"
 
 DEFAULT_HEALTH_PORT = 8080
 DEFAULT_VNC_PORT = 5900
+
+RESTARTED_AT = "kubectl.kubernetes.io/restartedAt"
+"""The pod-template annotation ``kubectl rollout restart`` stamps."""
+
+SERVICE_ACCOUNT_NAMESPACE_FILE = Path("/var/run/secrets/kubernetes.io/serviceaccount/namespace")
+"""Where Kubernetes mounts the pod's namespace."""

@@ -1,0 +1,352 @@
+"""The Kubernetes API calls the project makes, on the official client's asyncio flavour.
+
+``kubernetes.aio`` gives coroutines over aiohttp: no worker threads, no sockets shut down
+from another thread, and a stream is cancelled by cancelling its reader. Every call is
+made ``…_without_preload_content``: the answer's JSON is parsed here (several times
+cheaper than the client's models), its size is bounded, and its status is checked here.
+
+``call`` is a hook around each request's opening (a circuit breaker's ``call``): what it
+sees fail is the API being unusable — no answer at all, or a 5xx. A 4xx is the API
+answering "no" (RBAC, not found, expired watch) and is raised after the hook, so it never
+opens a breaker.
+
+An aiohttp session belongs to the event loop that first used it; a client here is made
+per loop, so one connection serves a command's short ``asyncio.run`` and then the
+console's own loop.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any, TypeVar
+
+import aiohttp
+from kubernetes.aio import client as aio_client
+
+from backend.bounded_http import LineTooLong, split_lines
+from backend.kube.config import KubeConnection
+from backend.kube.errors import KubeError, KubeGone, raise_for_status, unreachable
+from backend.kube.pods import Pod, parse_pod
+
+T = TypeVar("T")
+Call = Callable[[Callable[[], Awaitable[Any]]], Awaitable[Any]]
+
+# Ceilings on what is read. A list of a thousand pods is about 5 MiB of JSON.
+JSON_LIMIT = 128 * 1024 * 1024
+WATCH_LINE_LIMIT = 16 * 1024 * 1024
+LOG_LINE_LIMIT = 1024 * 1024
+# Streams end by the server's timeout or by being closed, never by aiohttp's total timer
+# (the client's default would cut a log follow after five minutes).
+STREAM_TOTAL = 10 * 24 * 3600.0
+_CHUNK = 64 * 1024
+
+
+async def _direct(fn: Callable[[], Awaitable[T]]) -> T:
+    return await fn()
+
+
+async def _chunks(resp: aiohttp.ClientResponse, idle: float | None) -> AsyncIterator[bytes]:
+    """The body as it arrives; a silence longer than ``idle`` is a dead connection."""
+    while True:
+        if idle is None:
+            chunk = await resp.content.readany()
+        else:
+            async with asyncio.timeout(idle):
+                chunk = await resp.content.readany()
+        if not chunk:
+            return
+        yield chunk
+
+
+@dataclass
+class Stream:
+    """An open streaming answer (a watch, a log follow). :meth:`lines` reads it; a
+    connection that breaks mid-way ends the iteration and leaves the cause in ``broken``
+    (routine for a watch: it is resumed), while a line over the limit raises."""
+
+    response: aiohttp.ClientResponse
+    what: str
+    server: str
+    idle: float | None
+    max_line: int
+    split_long: bool = False
+    broken: KubeError | None = None
+
+    async def lines(self) -> AsyncIterator[str]:
+        try:
+            async for line in split_lines(
+                _chunks(self.response, self.idle), self.max_line, split_long=self.split_long
+            ):
+                yield line
+        except LineTooLong as exc:
+            raise KubeError(self.what, str(exc)) from None
+        except (aiohttp.ClientError, TimeoutError) as exc:
+            self.broken = unreachable(self.what, self.server, exc)
+        finally:
+            self.response.close()
+
+    def close(self) -> None:
+        self.response.close()
+
+
+class KubeApi:
+    """The calls, for one connection (any namespace)."""
+
+    def __init__(
+        self,
+        connection: KubeConnection,
+        *,
+        request_timeout: float = 10.0,
+        call: Call | None = None,
+    ) -> None:
+        self.connection = connection
+        self.server = connection.server
+        self.request_timeout = request_timeout
+        self._call: Call = call or _direct
+        self._client: aio_client.ApiClient | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._core: aio_client.CoreV1Api | None = None
+        self._apps: aio_client.AppsV1Api | None = None
+        self._coordination: aio_client.CoordinationV1Api | None = None
+
+    # ------------------------------------------------------------------ plumbing
+    def _apis(self) -> tuple[aio_client.CoreV1Api, aio_client.AppsV1Api]:
+        loop = asyncio.get_running_loop()
+        if self._client is None or self._loop is not loop:
+            self._client = aio_client.ApiClient(self.connection.configuration)
+            self._loop = loop
+            self._core = aio_client.CoreV1Api(self._client)
+            self._apps = aio_client.AppsV1Api(self._client)
+            self._coordination = aio_client.CoordinationV1Api(self._client)
+        assert self._core is not None and self._apps is not None
+        return self._core, self._apps
+
+    async def close(self) -> None:
+        client, self._client = self._client, None
+        if client is not None and self._loop is asyncio.get_running_loop():
+            await client.close()
+
+    async def _open(
+        self, what: str, method: Callable[..., Awaitable[Any]], *args: Any, **kwargs: Any
+    ) -> aiohttp.ClientResponse:
+        """One request through the hook; a 2xx response, or the right :class:`KubeError`."""
+        kwargs.setdefault("_request_timeout", self.request_timeout)
+
+        async def attempt() -> aiohttp.ClientResponse:
+            try:
+                resp = await method(*args, **kwargs)
+            except (aiohttp.ClientError, TimeoutError) as exc:
+                raise unreachable(what, self.server, exc) from None
+            if resp.status >= 500:
+                await raise_for_status(resp, what)
+            return resp
+
+        resp: aiohttp.ClientResponse = await self._call(attempt)
+        await raise_for_status(resp, what)
+        return resp
+
+    async def _json(
+        self, what: str, method: Callable[..., Awaitable[Any]], *args: Any, **kwargs: Any
+    ) -> Any:
+        resp = await self._open(what, method, *args, **kwargs)
+        try:
+            body = bytearray()
+            while chunk := await resp.content.read(_CHUNK):
+                body += chunk
+                if len(body) > JSON_LIMIT:
+                    raise KubeError(what, f"answer over {JSON_LIMIT // (1024 * 1024)} MiB")
+        except (aiohttp.ClientError, TimeoutError) as exc:
+            raise unreachable(what, self.server, exc) from None
+        finally:
+            resp.release()
+        try:
+            return json.loads(body)
+        except ValueError as exc:
+            raise KubeError(what, f"the API sent invalid JSON: {exc}") from None
+
+    async def _stream(
+        self,
+        what: str,
+        method: Callable[..., Awaitable[Any]],
+        *args: Any,
+        idle: float | None,
+        max_line: int,
+        split_long: bool = False,
+        **kwargs: Any,
+    ) -> Stream:
+        resp = await self._open(what, method, *args, _request_timeout=STREAM_TOTAL, **kwargs)
+        return Stream(resp, what, self.server, idle, max_line, split_long)
+
+    # ------------------------------------------------------------------ pods
+    async def list_pods(self, namespace: str, selector: str) -> tuple[list[Pod], str]:
+        """The pods and the list's resourceVersion (to watch from)."""
+        core, _ = self._apis()
+        body = await self._json(
+            f"list pods in {namespace}",
+            core.list_namespaced_pod_without_preload_content,
+            namespace,
+            label_selector=selector,
+        )
+        pods = []
+        for item in body.get("items") or []:
+            try:
+                pods.append(parse_pod(item, namespace))
+            except (KeyError, TypeError, ValueError):
+                continue
+        pods.sort(key=lambda p: p.name)
+        return pods, str((body.get("metadata") or {}).get("resourceVersion") or "")
+
+    async def watch_pods(
+        self, namespace: str, selector: str, resource_version: str, duration: float
+    ) -> Stream:
+        """Opens a watch from ``resource_version`` with bookmarks; the server ends it after
+        ``duration`` s. A version too old is :class:`KubeGone` (here or as an ERROR event)."""
+        core, _ = self._apis()
+        return await self._stream(
+            f"watch pods in {namespace}",
+            core.list_namespaced_pod_without_preload_content,
+            namespace,
+            label_selector=selector,
+            watch=True,
+            allow_watch_bookmarks=True,
+            resource_version=resource_version,
+            timeout_seconds=max(1, int(duration)),
+            # Quiet longer than the server's own timeout: the connection is dead.
+            idle=duration + 15,
+            max_line=WATCH_LINE_LIMIT,
+        )
+
+    async def get_pod(self, namespace: str, name: str) -> Pod:
+        core, _ = self._apis()
+        body = await self._json(
+            f"pod {name}", core.read_namespaced_pod_without_preload_content, name, namespace
+        )
+        return parse_pod(body, namespace)
+
+    async def delete_pod(self, namespace: str, name: str, grace: int | None = None) -> str | None:
+        """Deletes the pod with its grace period; returns the deleted pod's uid."""
+        core, _ = self._apis()
+        body = await self._json(
+            f"delete pod {name}",
+            core.delete_namespaced_pod_without_preload_content,
+            name,
+            namespace,
+            grace_period_seconds=grace,
+        )
+        return (body.get("metadata") or {}).get("uid")
+
+    async def pod_log(
+        self,
+        namespace: str,
+        name: str,
+        *,
+        container: str | None = None,
+        tail: int | None = None,
+        follow: bool = False,
+        previous: bool = False,
+        timestamps: bool = False,
+        since_seconds: int | None = None,
+        limit_bytes: int | None = None,
+    ) -> Stream:
+        """The container log, like ``kubectl logs``; with ``follow`` it streams until the
+        container ends or the stream is closed. Long lines are handed on in pieces."""
+        core, _ = self._apis()
+        kwargs: dict[str, Any] = {"follow": follow, "previous": previous, "timestamps": timestamps}
+        if container:
+            kwargs["container"] = container
+        if tail is not None:
+            kwargs["tail_lines"] = max(0, tail)
+        if since_seconds is not None:
+            kwargs["since_seconds"] = max(1, int(since_seconds))
+        if limit_bytes is not None:
+            kwargs["limit_bytes"] = limit_bytes
+        what = f"logs of {name}" + (" (previous)" if previous else "")
+        return await self._stream(
+            what,
+            core.read_namespaced_pod_log_without_preload_content,
+            name,
+            namespace,
+            idle=None if follow else self.request_timeout,
+            max_line=LOG_LINE_LIMIT,
+            split_long=True,
+            **kwargs,
+        )
+
+    async def events_about(self, namespace: str, kind: str, name: str) -> list[dict[str, Any]]:
+        """Events whose involved object is ``kind``/``name`` (raw, unordered)."""
+        core, _ = self._apis()
+        body = await self._json(
+            f"events of {name}",
+            core.list_namespaced_event_without_preload_content,
+            namespace,
+            field_selector=f"involvedObject.name={name},involvedObject.kind={kind}",
+        )
+        return list(body.get("items") or [])
+
+    # ------------------------------------------------------------------ statefulsets
+    async def get_statefulset(self, namespace: str, name: str) -> dict[str, Any]:
+        _, apps = self._apis()
+        body: dict[str, Any] = await self._json(
+            f"statefulset {name}",
+            apps.read_namespaced_stateful_set_without_preload_content,
+            name,
+            namespace,
+        )
+        return body
+
+    async def patch_statefulset(self, namespace: str, name: str, patch: dict[str, Any]) -> None:
+        """A strategic merge patch (what ``kubectl rollout restart`` sends)."""
+        _, apps = self._apis()
+        await self._json(
+            f"patch statefulset {name}",
+            apps.patch_namespaced_stateful_set_without_preload_content,
+            name,
+            namespace,
+            patch,
+            _content_type="application/strategic-merge-patch+json",
+        )
+
+    # ------------------------------------------------------------------ leases
+    def _leases(self) -> aio_client.CoordinationV1Api:
+        self._apis()
+        assert self._coordination is not None
+        return self._coordination
+
+    async def read_lease(self, namespace: str, name: str) -> dict[str, Any]:
+        body: dict[str, Any] = await self._json(
+            f"lease {name}",
+            self._leases().read_namespaced_lease_without_preload_content,
+            name,
+            namespace,
+        )
+        return body
+
+    async def create_lease(self, namespace: str, lease: dict[str, Any]) -> dict[str, Any]:
+        name = (lease.get("metadata") or {}).get("name", "")
+        body: dict[str, Any] = await self._json(
+            f"create lease {name}",
+            self._leases().create_namespaced_lease_without_preload_content,
+            namespace,
+            lease,
+        )
+        return body
+
+    async def replace_lease(
+        self, namespace: str, name: str, lease: dict[str, Any]
+    ) -> dict[str, Any]:
+        """Replaces the lease; its ``metadata.resourceVersion`` makes this a compare-and-swap
+        (a 409 when someone else wrote it first)."""
+        body: dict[str, Any] = await self._json(
+            f"update lease {name}",
+            self._leases().replace_namespaced_lease_without_preload_content,
+            name,
+            namespace,
+            lease,
+        )
+        return body
+
+
+__all__ = ["JSON_LIMIT", "Call", "KubeApi", "KubeGone", "Stream"]

@@ -1,0 +1,156 @@
+"""Opening the console: the checks before it, then the Textual app until it quits.
+
+What stops the console from opening, with one line on stderr and exit status 2:
+
+* a backend URL whose host does not resolve (a typo, not an outage);
+* a kubeconfig or context that was asked for explicitly (``--context``, ``--kubeconfig``,
+  ``KUBECONFIG``, the config file) but cannot be loaded;
+* nothing to show at all: the backend does not answer *and* the cluster that was asked
+  for does not answer either (both reasons are on the line).
+
+What does not: a backend that is merely down (refused, timing out) opens the console
+with the banner and keeps reconnecting, showing pods from Kubernetes while it can; a
+cluster that does not answer while the backend does opens the console with the
+Kubernetes connection marked in the header (logs and restarts through it will fail with
+the reason). Without any kubeconfig the console runs on the backend alone.
+
+Both ``locotui`` and ``locotui demo`` open it through :func:`run_console`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import socket
+import sys
+from collections.abc import AsyncIterator, Mapping
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+from urllib.parse import urlsplit
+
+if TYPE_CHECKING:
+    from locotui import config
+
+EXIT_USAGE = 2
+
+
+def usage_error(message: str) -> int:
+    """Says why in one line on stderr; the exit status for it."""
+    print(f"locotui: error: {message}", file=sys.stderr, flush=True)
+    return EXIT_USAGE
+
+
+class _Usage(Exception):
+    """Stops the console from opening; ``str()`` is the one line."""
+
+
+def _check_backend_host(url: str) -> None:
+    """A host that does not resolve is a wrong URL, not an outage worth waiting for."""
+    parts = urlsplit(url)
+    host = parts.hostname or ""
+    try:
+        socket.getaddrinfo(host, parts.port or (443 if parts.scheme == "https" else 80))
+    except socket.gaierror as exc:
+        raise _Usage(
+            f"backend URL {url}: host {host!r} does not resolve ({exc.strerror}); "
+            "check --backend / LOCOTUI_BACKEND_URL"
+        ) from None
+
+
+def _kube_requested(settings: config.Settings, env: Mapping[str, str]) -> bool:
+    explicit = any(k in settings.sources for k in ("kubeconfig", "kube_context", "namespace"))
+    return explicit or bool(env.get("KUBECONFIG", "").strip())
+
+
+def _connect_kube(settings: config.Settings, env: Mapping[str, str]) -> tuple[Any, str | None]:
+    """(KubeClient or None, note for the operator)."""
+    from locotui.data.kube_client import KubeClient, KubeConfigError
+
+    requested = _kube_requested(settings, env)
+    try:
+        return KubeClient.connect(
+            settings.kubeconfig, settings.kube_context, settings.namespace, env
+        ), None
+    except KubeConfigError as exc:
+        if requested:
+            raise _Usage(str(exc)) from None
+        return None, f"Kubernetes not used: {exc}"
+
+
+async def _preflight(settings: config.Settings, kube: Any) -> tuple[str | None, str | None]:
+    """(backend error, kube error) from one quick look at each, at most ~3 s."""
+    from locotui.data.backend_client import BackendClient
+    from locotui.data.errors import DataError
+
+    async def backend() -> str | None:
+        async with BackendClient(settings.backend_url, timeout=2.5) as client:
+            try:
+                await client.health()
+            except DataError as exc:
+                return str(exc)
+        return None
+
+    async def cluster() -> str | None:
+        if kube is None:
+            return None
+        try:
+            async with asyncio.timeout(3.0):
+                await kube.list_pods()
+        except TimeoutError:
+            return f"Kubernetes API {kube.server} did not answer within 3 s"
+        except DataError as exc:
+            return str(exc)
+        return None
+
+    try:
+        b, k = await asyncio.gather(backend(), cluster())
+    finally:
+        if kube is not None:
+            await kube.aclose()  # this loop ends here; the console's own makes a new client
+    return b, k
+
+
+def run_console(
+    settings: config.Settings,
+    env: Mapping[str, str],
+    *,
+    kubernetes: bool = True,
+    notices: AsyncIterator[str] | None = None,
+) -> int:
+    """Opens the console (after the checks in the module docstring); returns the exit code.
+
+    ``kubernetes=False`` leaves the cluster out entirely, whatever kubeconfig is around
+    (``locotui demo``: its fleet runs on this machine). ``notices`` are lines the console
+    shows as alerts as they come (the demo's processes ending).
+    """
+    try:
+        _check_backend_host(settings.backend_url)
+        kube, kube_note = _connect_kube(settings, env) if kubernetes else (None, None)
+        backend_error, kube_error = asyncio.run(_preflight(settings, kube))
+        if backend_error and kube_error and _kube_requested(settings, env):
+            raise _Usage(f"{backend_error}; and Kubernetes: {kube_error}")
+        if kube_error:
+            kube_note = kube_error
+    except _Usage as exc:
+        return usage_error(str(exc))
+
+    from locotui.data.backend_client import BackendClient
+    from locotui.ui.app import LocoApp
+
+    state_home = env.get("XDG_STATE_HOME", "").strip()
+    state = (
+        Path(state_home)
+        if state_home and os.path.isabs(state_home)
+        else (Path.home() / ".local" / "state")
+    )
+    app = LocoApp(
+        settings,
+        backend=BackendClient(settings.backend_url, token=settings.control_token),
+        kube=kube,
+        kube_note=kube_note,
+        context=kube.context if kube is not None else None,
+        audit_path=state / "locotui" / "audit.jsonl",
+        notices=notices,
+    )
+    app.run()  # the app closes its Kubernetes client itself, on its own loop
+    return app.return_code or 0

@@ -14,6 +14,7 @@ import os
 import shlex
 import shutil
 import signal
+import stat
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
@@ -62,6 +63,10 @@ HOST_PATHS = (
 CGROUPS = ("kubepods",)
 CGROUP_ROOT = Path("/sys/fs/cgroup")
 IPTABLES = ("iptables", "ip6tables")
+# Device nodes every program relies on. A build or a container that is handed the host's
+# /dev by mistake can replace one (a /dev/null turned into a file breaks every shell on the
+# machine): each is recorded as its type, numbers and mode, and put back.
+DEVICES = ("/dev/null", "/dev/zero", "/dev/full", "/dev/random", "/dev/urandom", "/dev/tty")
 
 
 def _read_sysctl(name: str) -> str | None:
@@ -98,6 +103,19 @@ def _nft_tables() -> list[str]:
     return [line.removeprefix("table ").strip() for line in lines if line.startswith("table ")]
 
 
+def _device(path: str) -> str:
+    """``c 1:3 0666`` for a character device; otherwise what is there instead."""
+    try:
+        st = os.lstat(path)
+    except OSError:
+        return "missing"
+    if stat.S_ISCHR(st.st_mode):
+        return f"c {os.major(st.st_rdev)}:{os.minor(st.st_rdev)} {stat.S_IMODE(st.st_mode):04o}"
+    if stat.S_ISLNK(st.st_mode):
+        return f"symlink -> {os.readlink(path)}"
+    return "directory" if stat.S_ISDIR(st.st_mode) else "file"
+
+
 def _links() -> list[str]:
     return sorted(os.listdir("/sys/class/net")) if Path("/sys/class/net").is_dir() else []
 
@@ -111,6 +129,7 @@ class HostState:
     nft_tables: list[str] = field(default_factory=list)
     links: list[str] = field(default_factory=list)
     paths: dict[str, bool] = field(default_factory=dict)
+    devices: dict[str, str] = field(default_factory=dict)
 
     def save(self, path: Path) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -132,6 +151,7 @@ def snapshot() -> HostState:
         nft_tables=_nft_tables(),
         links=_links(),
         paths={p: os.path.lexists(p) for p in HOST_PATHS},
+        devices={d: _device(d) for d in DEVICES},
     )
 
 
@@ -168,6 +188,11 @@ def differences(
     found += [f"nft table {t}" for t in now.nft_tables if t not in before.nft_tables]
     found += [f"link {n}" for n in now.links if n not in before.links]
     found += [f"path {p}" for p, there in now.paths.items() if there and not before.paths.get(p)]
+    found += [
+        f"device {d} is {now.devices.get(d)} (was {was})"
+        for d, was in before.devices.items()
+        if now.devices.get(d) != was
+    ]
     return found
 
 
@@ -211,7 +236,24 @@ def restore(before: HostState, report: Report, ours: Iterable[Path] = ()) -> lis
     for path, existed in before.paths.items():
         if not existed and os.path.lexists(path):
             _remove_tree(Path(path), report)
+    _restore_devices(before, report)
     return differences(before, ours=ours)
+
+
+def _restore_devices(before: HostState, report: Report) -> None:
+    for path, was in before.devices.items():
+        if _device(path) == was or not was.startswith("c "):
+            continue
+        numbers, mode = was[2:].split()
+        major, minor = (int(n) for n in numbers.split(":"))
+        report(f"{path} was replaced ({_device(path)}); putting the device back")
+        try:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(path)
+            os.mknod(path, stat.S_IFCHR | int(mode, 8), os.makedev(major, minor))
+            os.chmod(path, int(mode, 8))  # mknod's mode is masked by the umask
+        except OSError as exc:
+            report(f"could not put {path} back: {exc}")
 
 
 def _under(point: str, roots: list[Path]) -> bool:

@@ -5,6 +5,7 @@ itself is tested in tests/cluster.)"""
 from __future__ import annotations
 
 import json
+import os
 import tomllib
 from pathlib import Path
 from unittest import mock
@@ -99,6 +100,7 @@ def _state(**changes: object) -> HostState:
         nft_tables=[],
         links=["lo", "eth0"],
         paths={"/var/lib/cni": False},
+        devices={"/dev/null": "c 1:3 0666"},
     )
     for key, value in changes.items():
         setattr(base, key, value)
@@ -120,6 +122,7 @@ def test_host_differences_name_everything_left_behind() -> None:
         nft_tables=["ip nat"],
         links=["lo", "eth0", "loco0"],
         paths={"/var/lib/cni": True},
+        devices={"/dev/null": "symlink -> python3"},
     )
     found = hoststate.differences(before, after)
     assert found == [
@@ -132,7 +135,21 @@ def test_host_differences_name_everything_left_behind() -> None:
         "nft table ip nat",
         "link loco0",
         "path /var/lib/cni",
+        "device /dev/null is symlink -> python3 (was c 1:3 0666)",
     ]
+
+
+def test_the_host_devices_are_recorded_and_a_replaced_one_is_put_back(tmp_path: Path) -> None:
+    assert hoststate.snapshot().devices["/dev/null"] == "c 1:3 0666"
+    if os.geteuid() != 0:
+        pytest.skip("making a device node needs root")
+    node = tmp_path / "null"
+    before = _state(devices={str(node): "c 1:3 0666"})
+    node.symlink_to("python3")  # what a build handed the host's /dev once left behind
+    said: list[str] = []
+    hoststate._restore_devices(before, said.append)
+    assert hoststate._device(str(node)) == "c 1:3 0666"
+    assert said == [f"{node} was replaced (symlink -> python3); putting the device back"]
 
 
 def test_snapshot_round_trips(tmp_path: Path) -> None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
-from backend.discovery.kubernetes import pod_facts
+from backend.kube.pods import pod_facts
 
 
 def _status(name: str, restarts: int, last: dict | None) -> dict:

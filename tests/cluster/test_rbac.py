@@ -9,19 +9,17 @@ the backend's own discovery and actions run with exactly the chart's Role.
 from __future__ import annotations
 
 import asyncio
-import json
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
-from kubernetes import client as k8s_client
-from kubernetes import config as k8s_config
-from kubernetes.client.exceptions import ApiException
 
 from backend.breaker import TargetBreaker
 from backend.discovery.kubernetes import KubernetesDiscovery
-from backend.kube_actions import KubeActions
+from backend.kube.api import KubeApi
+from backend.kube.config import connect
+from backend.kube.errors import KubeError
 from backend.models import NamespaceSource
 from localcluster import access
 from tests.cluster.fleet import BACKEND_SA, CLUSTER, OPERATOR, STATEFULSET, VIEWER, Fleet
@@ -152,8 +150,15 @@ def accounts(fleet: Fleet) -> Iterator[list[str]]:
             fleet.kubectl("delete", kind, name, "--ignore-not-found")
 
 
-def _api(kubeconfig: Path) -> k8s_client.ApiClient:
-    return k8s_config.new_client_from_config(config_file=str(kubeconfig))
+async def _api(kubeconfig: Path) -> KubeApi:
+    """The Kubernetes layer with these credentials, through a breaker as the backend has it."""
+    conn = await connect(kubeconfig, env={})
+    return KubeApi(conn, call=TargetBreaker("kubernetes-api", 3, 5.0).call)
+
+
+async def _log(api: KubeApi, namespace: str, pod: str, tail: int) -> str:
+    stream = await api.pod_log(namespace, pod, tail=tail)
+    return "\n".join([line async for line in stream.lines()])
 
 
 def _role(fleet: Fleet, name: str) -> dict[str, Any]:
@@ -165,10 +170,9 @@ async def test_backend_code_works_with_exactly_the_charts_role(
 ) -> None:
     accounts.append("rbac-backend")
     kubeconfig = _service_account(fleet, "rbac-backend", _role(fleet, "loco-backend"))
-    api = _api(kubeconfig)
-    breaker = TargetBreaker("kubernetes-api", 3, 5.0)
+    api = await _api(kubeconfig)
     discovery = KubernetesDiscovery(
-        api, fleet.namespace, NamespaceSource.SERVICE_ACCOUNT, breaker, resync_seconds=60
+        api, fleet.namespace, NamespaceSource.SERVICE_ACCOUNT, resync_seconds=60
     )
     sink = Sink()
     task = asyncio.create_task(discovery.run(sink))
@@ -176,10 +180,9 @@ async def test_backend_code_works_with_exactly_the_charts_role(
         names = [f"{STATEFULSET}-{i}" for i in range(3)]
         await until(lambda: sorted(sink.targets) == names, "3 emulators discovered", 30)
         assert all(s.ok for s in sink.states), [s.error for s in sink.states]
-        actions = KubeActions(api, breaker)
-        log = await actions.pod_log_tail(fleet.namespace, f"{STATEFULSET}-1", 10)
+        log = await _log(api, fleet.namespace, f"{STATEFULSET}-1", 10)
         assert "QEMU" in log or "supervisor" in log, log
-        await actions.delete_pod(fleet.namespace, f"{STATEFULSET}-1")
+        await api.delete_pod(fleet.namespace, f"{STATEFULSET}-1")
         # The watch (not only the list) works: the deletion arrives as an event.
         await until(lambda: f"{STATEFULSET}-1" in sink.removed, "deletion seen by the watch", 60)
     finally:
@@ -199,10 +202,8 @@ async def test_a_role_without_watch_breaks_discovery_with_the_servers_words(
         ]
     }
     accounts.append("rbac-no-watch")
-    api = _api(_service_account(fleet, "rbac-no-watch", crippled))
-    discovery = KubernetesDiscovery(
-        api, fleet.namespace, NamespaceSource.SERVICE_ACCOUNT, TargetBreaker("api", 3, 5.0)
-    )
+    api = await _api(_service_account(fleet, "rbac-no-watch", crippled))
+    discovery = KubernetesDiscovery(api, fleet.namespace, NamespaceSource.SERVICE_ACCOUNT)
     sink = Sink()
     task = asyncio.create_task(discovery.run(sink))
     try:
@@ -216,11 +217,12 @@ async def test_a_role_without_watch_breaks_discovery_with_the_servers_words(
 
 
 async def test_the_viewer_reads_logs_but_cannot_restart(fleet: Fleet) -> None:
-    api = _api(fleet.kubeconfig_for(VIEWER))
-    actions = KubeActions(api, TargetBreaker("kubernetes-api", 3, 5.0))
-    assert isinstance(await actions.pod_log_tail(fleet.namespace, f"{STATEFULSET}-0", 5), str)
-    with pytest.raises(ApiException) as info:
-        await actions.delete_pod(fleet.namespace, f"{STATEFULSET}-0")
+    api = await _api(fleet.kubeconfig_for(VIEWER))
+    try:
+        assert "supervisor" in await _log(api, fleet.namespace, f"{STATEFULSET}-0", 50)
+        with pytest.raises(KubeError) as info:
+            await api.delete_pod(fleet.namespace, f"{STATEFULSET}-0")
+    finally:
+        await api.close()
     assert info.value.status == 403
-    message = json.loads(info.value.body)["message"]
-    assert f'User "{VIEWER}" cannot delete resource "pods"' in message, message
+    assert f'User "{VIEWER}" cannot delete resource "pods"' in info.value.message, info.value

@@ -10,12 +10,30 @@ LOCK_SETS := emulator backend console dev
 # `make lock LOCK_FLAGS=--upgrade` moves every pin to the newest release that fits.
 LOCK_FLAGS ?=
 
-.PHONY: setup system venv test test-fast lint lock demo bench clean
+.PHONY: setup system venv test test-fast lint lock demo bench clean \
+	setup-cluster cluster cluster-down cluster-prepare demo-cluster
 
 setup: system $(STAMP)
 
 system:
 	@scripts/setup-system.sh
+
+# The local Kubernetes cluster (deploy/localcluster): its system packages only when asked.
+setup-cluster: setup
+	@scripts/setup-system.sh --cluster
+
+# Builds the cluster's components (cached by version) and images (cached by input hash).
+cluster-prepare: setup-cluster
+	$(BIN)/python -m localcluster prepare
+
+cluster: setup-cluster
+	$(BIN)/python -m localcluster up
+
+cluster-down: $(STAMP)
+	$(BIN)/python -m localcluster down
+
+demo-cluster: setup-cluster
+	$(BIN)/locotui demo --cluster
 
 # Exactly the locked versions (with their hashes), then the project itself on top.
 $(STAMP): pyproject.toml requirements/dev.txt
@@ -39,9 +57,16 @@ lint: setup
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 
+# As root the cluster tests' components and images are built first (progress shown); as
+# another user those tests are skipped, with the reason in the summary. The cluster tests
+# run after the rest, not beside it: a cluster and its emulator pods would take the CPU
+# the QEMU tests' deadlines count on. Both runs always happen; either failing fails.
 test: setup
 	$(BIN)/ruff check .
-	$(BIN)/python -m pytest -n 2 --dist loadgroup -q
+	@if [ "$$(id -u)" -eq 0 ]; then $(MAKE) --no-print-directory cluster-prepare; fi
+	@$(BIN)/python -m pytest -n 2 --dist loadgroup -q -m 'not cluster'; rest=$$?; \
+	$(BIN)/python -m pytest -q -m cluster; cluster=$$?; \
+	exit $$(( rest || cluster ))
 
 test-fast: setup
 	$(BIN)/python -m pytest -m 'not slow' -q

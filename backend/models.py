@@ -119,6 +119,12 @@ class PodFacts(_Wire):
     waiting_reason: str | None = Field(
         None, description="A container's waiting reason, e.g. CrashLoopBackOff, ImagePullBackOff"
     )
+    last_restart_reason: str | None = Field(
+        None,
+        description="How a container last ended before it was restarted (its lastState), "
+        "e.g. 'Error (exit 137)' after a failed liveness probe, 'OOMKilled (exit 137)'",
+    )
+    last_restart_at: datetime | None = Field(None, description="When that container ended")
     uid: str | None = None
     resource_version: str | None = None
     conditions: list[PodCondition] = Field(default_factory=list)

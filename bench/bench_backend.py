@@ -97,16 +97,23 @@ def write_fleet(path: Path, count: int, port: int) -> None:
 
 
 @contextlib.contextmanager
-def backend(static: Path, probe: bool, interval: float) -> Iterator[tuple[str, int]]:
+def backend(
+    static: Path | None,
+    probe: bool,
+    interval: float,
+    discovery: list[str] | None = None,
+    env_extra: dict[str, str] | None = None,
+    timeout: float = 30.0,
+) -> Iterator[tuple[str, int]]:
+    """The real backend on loopback: static discovery of ``static``, or ``discovery``
+    flags (e.g. ``--discovery kubernetes ...``). Yields (URL, pid) once it answers."""
     port = free_port()
+    where = discovery or ["--discovery", "static", "--static-config", str(static)]
     argv = [
         PY,
         "-m",
         "backend.cli",
-        "--discovery",
-        "static",
-        "--static-config",
-        str(static),
+        *where,
         "--host",
         "127.0.0.1",
         "--port",
@@ -117,7 +124,7 @@ def backend(static: Path, probe: bool, interval: float) -> Iterator[tuple[str, i
     ]
     if not probe:
         argv.append("--no-probe")
-    env = {**os.environ, "LOG_LEVEL": "warning"}
+    env = {**os.environ, "LOG_LEVEL": "warning", **(env_extra or {})}
     env.pop("LOCO_CONTROL_TOKEN", None)
     started = time.monotonic()
     proc = subprocess.Popen(
@@ -125,10 +132,11 @@ def backend(static: Path, probe: bool, interval: float) -> Iterator[tuple[str, i
     )
     url = f"http://127.0.0.1:{port}"
     try:
+        deadline = started + timeout
         with httpx.Client(base_url=url, timeout=5) as client:
             while True:
-                if proc.poll() is not None:
-                    raise RuntimeError("backend exited")
+                if proc.poll() is not None or time.monotonic() > deadline:
+                    raise RuntimeError("backend exited or did not answer")
                 with contextlib.suppress(httpx.TransportError):
                     if client.get("/api/instances").status_code == 200:
                         break

@@ -1,10 +1,23 @@
 #!/usr/bin/env bash
 # Installs the system packages the project needs, and only those that are missing.
 # Idempotent: a machine that already has everything is left alone and nothing is fetched.
+#
+#   scripts/setup-system.sh            what the demo and the local tests need
+#   scripts/setup-system.sh --cluster  also what the local Kubernetes cluster needs
+#                                      (make cluster, make demo-cluster, make test)
 set -euo pipefail
+
+cluster=0
+for arg in "$@"; do
+  case "$arg" in
+    --cluster) cluster=1 ;;
+    *) echo "setup: unknown option $arg (expected --cluster)" >&2; exit 2 ;;
+  esac
+done
 
 need=()
 have_cmd() { command -v "$1" >/dev/null 2>&1; }
+have_pkg() { dpkg-query -W -f='${Status}' "$1" 2>/dev/null | grep -q '^install ok installed'; }
 
 have_cmd qemu-system-x86_64 || need+=(qemu-system-x86)
 have_cmd qemu-img || need+=(qemu-utils)
@@ -17,6 +30,19 @@ have_cmd wrk || need+=(wrk)
 # to Debian's client when there is none at all.
 have_cmd kubectl || need+=(kubernetes-client)
 python3 -c 'import venv, ensurepip' >/dev/null 2>&1 || need+=(python3-venv)
+
+if [ "$cluster" -eq 1 ]; then
+  # The node of the local cluster: Debian's container runtime and CNI plugins, the tools
+  # that make its images without a registry, and what kubelet and kube-proxy call.
+  have_cmd containerd || need+=(containerd)
+  have_cmd runc || need+=(runc)
+  have_pkg containernetworking-plugins || need+=(containernetworking-plugins)
+  have_cmd buildah || need+=(buildah)
+  have_cmd debootstrap || need+=(debootstrap)
+  have_cmd iptables || need+=(iptables)
+  have_cmd conntrack || need+=(conntrack)
+  have_cmd nft || need+=(nftables)
+fi
 
 if [ ${#need[@]} -eq 0 ]; then
   echo "setup: system packages present"
@@ -32,5 +58,13 @@ fi
 echo "setup: installing ${need[*]}"
 export DEBIAN_FRONTEND=noninteractive
 apt-get update -qq
+# containerd's package enables and starts its own service; the local cluster runs a private
+# containerd instead, so keep the package's service from starting on install.
+policy=""
+if [ "$cluster" -eq 1 ] && [ ! -e /usr/sbin/policy-rc.d ]; then
+  policy=/usr/sbin/policy-rc.d
+  printf '#!/bin/sh\nexit 101\n' > "$policy" && chmod 0755 "$policy"
+  trap 'rm -f "$policy"' EXIT
+fi
 apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
 echo "setup: system packages installed"

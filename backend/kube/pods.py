@@ -62,6 +62,22 @@ def _named_port(pod: Mapping[str, Any], name: str) -> int | None:
     return None
 
 
+def _last_termination(statuses: list[dict[str, Any]]) -> tuple[str | None, datetime | None]:
+    """The most recent ``lastState.terminated`` of the pod's containers: why and when."""
+    latest: tuple[str | None, datetime | None] = (None, None)
+    for cs in statuses:
+        ended = (cs.get("lastState") or {}).get("terminated") or {}
+        if not ended:
+            continue
+        reason = str(ended.get("reason") or "terminated")
+        if ended.get("exitCode") is not None:
+            reason += f" (exit {ended['exitCode']})"
+        at = parse_time(ended.get("finishedAt"))
+        if latest[0] is None or (at is not None and (latest[1] is None or at > latest[1])):
+            latest = (reason, at)
+    return latest
+
+
 def pod_facts(pod: Mapping[str, Any]) -> PodFacts:
     meta = pod.get("metadata") or {}
     status = pod.get("status") or {}
@@ -87,6 +103,7 @@ def pod_facts(pod: Mapping[str, Any]) -> PodFacts:
         ),
         None,
     )
+    last_reason, last_at = _last_termination(statuses)
     return PodFacts(
         phase=status.get("phase"),
         ready=ready,
@@ -97,6 +114,8 @@ def pod_facts(pod: Mapping[str, Any]) -> PodFacts:
         created_at=parse_time(meta.get("creationTimestamp")),
         deleting=bool(meta.get("deletionTimestamp")),
         waiting_reason=waiting,
+        last_restart_reason=last_reason,
+        last_restart_at=last_at,
         uid=meta.get("uid"),
         resource_version=meta.get("resourceVersion"),
         conditions=conditions,

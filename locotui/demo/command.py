@@ -27,6 +27,11 @@ their overlays in the state directory, the backend with local discovery and, whe
 Prometheus is installed, a Prometheus scraping them all; then opens the console connected
 to all of it. A control token is generated for the session and handed to every part in a
 file only the owner can read. Quitting stops everything the demo started.
+
+With --cluster: the same console on the real thing instead, a single-node Kubernetes on
+this machine (root; `make demo-cluster`): the chart installed with Helm, N emulator pods
+booting the test guest, the backend in the cluster, the console with the chart's operator
+Role. Quitting stops the cluster if the demo started it (--keep-cluster keeps it).
 """
 
 DEFAULT_INSTANCES = 3
@@ -62,6 +67,17 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--fps", type=float, default=30.0, help="frames per second the test guests draw"
     )
     group.add_argument(
+        "--cluster",
+        action="store_true",
+        help="run the fleet on a local single-node Kubernetes with the Helm chart instead "
+        "of as local processes (needs root; see docs/deploy.md)",
+    )
+    group.add_argument(
+        "--keep-cluster",
+        action="store_true",
+        help="with --cluster: leave the cluster running on quit (stop it with `make cluster-down`)",
+    )
+    group.add_argument(
         "--no-console",
         action="store_true",
         help="start the fleet and wait (Ctrl-C stops it) instead of opening the console; "
@@ -82,6 +98,10 @@ def _raise_stop(signum: int, frame: FrameType | None) -> None:
 
 
 def run(settings: config.Settings, options: Any) -> int:
+    if options.cluster:
+        from locotui.demo import cluster
+
+        return cluster.run(settings, options)
     # Here, not at import: building the command line must not load QEMU's tooling.
     from locotui.demo.stack import DemoError, DemoStack
 

@@ -316,10 +316,15 @@ class DemoStack:
         return f"{status} ({reasons[0]})" if reasons and status != "healthy" else status
 
     async def _backend_ready(self, client: httpx.AsyncClient) -> bool:
+        """The backend answers /ready and already lists every emulator the demo started
+        (local discovery finds a supervisor's registration a moment after it starts)."""
         try:
-            return (await client.get(f"{self.backend_url}/ready")).status_code == 200
-        except httpx.HTTPError:
+            if (await client.get(f"{self.backend_url}/ready")).status_code != 200:
+                return False
+            items = (await client.get(f"{self.backend_url}/api/instances")).json()["items"]
+        except (httpx.HTTPError, ValueError, KeyError, TypeError):
             return False
+        return {c.name for c in self.emulators} <= {i.get("name") for i in items}
 
     # -- watch ----------------------------------------------------------------------------
 
@@ -376,11 +381,14 @@ class DemoStack:
                 assert child.proc is not None
                 with contextlib.suppress(ProcessLookupError):
                     child.proc.send_signal(signal.SIGTERM)
+        # One deadline for all of them, as the docstring says: waiting STOP_LIMIT for each in
+        # turn made a slow machine's stop take three times as long.
+        deadline = time.monotonic() + STOP_LIMIT
         for child in reversed(self.children):
             if child.proc is None:
                 continue
             try:
-                child.proc.wait(STOP_LIMIT)
+                child.proc.wait(max(0.1, deadline - time.monotonic()))
             except subprocess.TimeoutExpired:
                 with contextlib.suppress(ProcessLookupError):
                     child.proc.kill()

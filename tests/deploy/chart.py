@@ -211,6 +211,15 @@ VARIANTS: dict[str, dict[str, Any] | None] = {
             "readOnlyRole": {"create": True, "subjects": [{"kind": "User", "name": "ada"}]},
         }
     },
+    "no-policies": {
+        "emulator": {"podDisruptionBudget": {"enabled": False}},
+        "networkPolicy": {"enabled": False},
+    },
+    "budget-min-available-no-peers": {
+        "emulator": {"podDisruptionBudget": {"maxUnavailable": None, "minAvailable": "50%"}},
+        "backend": {"enabled": False},
+        "networkPolicy": {"prometheus": None},
+    },
     "no-optional-roles": {
         "rbac": {
             "operatorRole": {"create": False, "subjects": []},

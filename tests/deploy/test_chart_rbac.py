@@ -2,22 +2,19 @@
 
 The rules the backend needs are not written down here by hand: they are derived from the
 Kubernetes client calls in backend/ (AST), so a new call without a matching rule in the
-chart, or a rule nothing uses any more, fails this test. Then the rendered Role is loaded
-into the API simulator (tests/kubesim) and the backend's real discovery and actions run
-with exactly those permissions.
+chart, or a rule nothing uses any more, fails this test. tests/cluster/test_rbac.py then
+proves the installed Roles on a real API server: every derived permission allowed, what
+must not be denied, and the backend's discovery and actions running with exactly its Role.
 """
 
 from __future__ import annotations
 
 import ast
-import asyncio
 import functools
 import re
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
-import pytest
 from kubernetes.aio import client as aio_client
 
 from tests.deploy.chart import NAMESPACE, ROOT, VARIANTS, render
@@ -347,161 +344,3 @@ def test_backend_role_can_be_left_to_the_user() -> None:
     assert r.maybe("Role", "loco-backend") is None
     assert r.maybe("RoleBinding", "loco-backend") is None
     assert r.get("ServiceAccount", "loco-backend")
-
-
-# ------------------------------------------------------------------------ against the simulator
-
-
-def sim_rules(role: dict[str, Any], namespace: str) -> tuple[Any, ...]:
-    from tests.kubesim import Rule
-
-    return tuple(
-        Rule(
-            verbs=tuple(rule["verbs"]),
-            resources=tuple(rule["resources"]),
-            api_groups=tuple(rule["apiGroups"]),
-            namespaces=(namespace,),
-        )
-        for rule in role["rules"]
-    )
-
-
-class Sink:
-    def __init__(self) -> None:
-        self.targets: dict[str, Any] = {}
-        self.states: list[Any] = []
-        self.removed: list[str] = []
-
-    def sync(self, targets: list[Any]) -> None:
-        self.targets = {t.name: t for t in targets}
-
-    def upsert(self, target: Any) -> None:
-        self.targets[target.name] = target
-
-    def remove(self, name: str) -> None:
-        self.removed.append(name)
-        self.targets.pop(name, None)
-
-    def discovery_state(self, state: Any) -> None:
-        self.states.append(state)
-
-
-async def until(predicate: Any, what: str, timeout: float = 15.0) -> None:
-    loop = asyncio.get_running_loop()
-    end = loop.time() + timeout
-    while not predicate():
-        assert loop.time() < end, f"timed out waiting for {what}"
-        await asyncio.sleep(0.02)
-
-
-@pytest.fixture
-def cluster(tmp_path: Path) -> Iterator[Any]:
-    """The simulator with the chart's StatefulSet created through the API (3 pods)."""
-    from tests.kubesim import KubeSim
-
-    sim = KubeSim(namespace=NAMESPACE, emulators=0, kubeconfig=tmp_path / "kubeconfig")
-    sim.start()
-    try:
-        with sim.api_client() as admin:
-            from kubernetes import client as k8s_client
-
-            apps = k8s_client.AppsV1Api(admin)
-            apps.create_namespaced_stateful_set(NAMESPACE, render().statefulset)
-        sim.wait_pods_ready(3, timeout=15, namespace=NAMESPACE)
-        yield sim
-    finally:
-        sim.stop()
-
-
-def token_for(sim: Any, name: str, role: dict[str, Any]) -> Any:
-    from tests.kubesim import Token
-
-    token = Token(
-        f"{name}-token", f"system:serviceaccount:{NAMESPACE}:{name}", sim_rules(role, NAMESPACE)
-    )
-    sim.add_token(token)
-    return token
-
-
-async def api_as(sim: Any, token: Any) -> Any:
-    """The Kubernetes layer as the holder of ``token`` (through a breaker, as the backend)."""
-    from backend.breaker import TargetBreaker
-    from backend.kube.api import KubeApi
-    from backend.kube.config import connect
-
-    conn = await connect(sim.kubeconfig, sim.context_for(token), env={})
-    return KubeApi(conn, call=TargetBreaker("kubernetes-api", 3, 5.0).call)
-
-
-async def test_backend_works_with_exactly_its_role(cluster: Any) -> None:
-    from backend.discovery.kubernetes import KubernetesDiscovery
-    from backend.models import NamespaceSource
-
-    sim = cluster
-    token = token_for(sim, "loco-backend", render().get("Role", "loco-backend"))
-    api = await api_as(sim, token)
-    discovery = KubernetesDiscovery(
-        api, NAMESPACE, NamespaceSource.SERVICE_ACCOUNT, resync_seconds=30
-    )
-    sink = Sink()
-    task = asyncio.create_task(discovery.run(sink))
-    try:
-        names = [f"loco-emulator-{i}" for i in range(3)]
-        await until(lambda: sorted(sink.targets) == names, "3 emulators discovered")
-        assert all(s.ok for s in sink.states), [s.error for s in sink.states]
-        for target in sink.targets.values():
-            assert target.health_url.endswith(":8080")
-            assert target.vnc.endswith(":5900")
-        logs = await api.pod_log(NAMESPACE, "loco-emulator-1", tail=10)
-        assert isinstance([line async for line in logs.lines()], list)
-        await api.delete_pod(NAMESPACE, "loco-emulator-1")
-        # the watch (not only the list) works: the deletion arrives as an event
-        await until(lambda: "loco-emulator-1" in sink.removed, "deletion seen by the watch")
-    finally:
-        task.cancel()
-        await asyncio.gather(task, return_exceptions=True)
-        await discovery.close()
-
-
-async def test_read_only_role_cannot_restart(cluster: Any) -> None:
-    from backend.kube.errors import KubeError
-
-    sim = cluster
-    token = token_for(sim, "viewer", render().get("Role", "loco-viewer"))
-    api = await api_as(sim, token)
-    try:
-        # viewers read logs ...
-        logs = await api.pod_log(NAMESPACE, "loco-emulator-0", tail=5)
-        assert isinstance([line async for line in logs.lines()], list)
-        # ... but do not restart emulators
-        with pytest.raises(KubeError) as info:
-            await api.delete_pod(NAMESPACE, "loco-emulator-0")
-        assert info.value.status == 403
-    finally:
-        await api.close()
-
-
-async def test_backend_without_watch_cannot_discover(cluster: Any) -> None:
-    """The simulator enforces verbs: dropping one from the Role breaks the backend."""
-    from backend.discovery.kubernetes import KubernetesDiscovery
-    from backend.models import NamespaceSource
-
-    sim = cluster
-    role = render().get("Role", "loco-backend")
-    crippled = {
-        "rules": [
-            {**rule, "verbs": [v for v in rule["verbs"] if v != "watch"]} for rule in role["rules"]
-        ]
-    }
-    api = await api_as(sim, token_for(sim, "no-watch", crippled))
-    discovery = KubernetesDiscovery(api, NAMESPACE, NamespaceSource.SERVICE_ACCOUNT)
-    sink = Sink()
-    task = asyncio.create_task(discovery.run(sink))
-    try:
-        await until(lambda: any(not s.ok for s in sink.states), "a failed discovery state")
-        error = next(s.error for s in sink.states if not s.ok)
-        assert "403" in error and "watch" in error
-    finally:
-        task.cancel()
-        await asyncio.gather(task, return_exceptions=True)
-        await discovery.close()

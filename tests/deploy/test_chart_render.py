@@ -89,6 +89,8 @@ def test_default_release_objects() -> None:
         ("ConfigMap", "loco-alerts"),
         ("ConfigMap", "loco-dashboard"),
         ("Deployment", "loco-backend"),
+        ("NetworkPolicy", "loco-emulator"),
+        ("PodDisruptionBudget", "loco-emulator"),
         ("Role", "loco-backend"),
         ("Role", "loco-operator"),
         ("Role", "loco-viewer"),

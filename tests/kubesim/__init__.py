@@ -1,15 +1,12 @@
-"""A Kubernetes API simulator for tests.
-
-No real API server can run on the test machines, so this package serves the parts of the
-Kubernetes API the product uses (discovery, namespaces, pods, pod logs, events,
-StatefulSets) with real semantics: resourceVersions, watches with bookmarks and 410 Gone,
-selectors, graceful deletion, a StatefulSet controller, bearer-token auth and per-verb
-authorization. The official Python client and a real ``kubectl`` work against it
-unchanged. See README.md next to this file.
+"""A Kubernetes API simulator, kept only for faults a real API server cannot be made to
+produce on demand: an answer of a chosen status (500, 503, 429) to a chosen request, a watch
+stream ended cleanly at a chosen moment, a 410 Gone as the HTTP status of a watch request,
+latency on chosen paths. Everything else Kubernetes-facing is tested against the real local
+cluster (tests/cluster). See README.md next to this file.
 """
 
 from tests.kubesim.auth import READ_ONLY_VERBS, Rule, Token
-from tests.kubesim.sim import KubeSim, PodBinding
+from tests.kubesim.sim import KubeSim
 from tests.kubesim.timing import Timing
 
-__all__ = ["READ_ONLY_VERBS", "KubeSim", "PodBinding", "Rule", "Timing", "Token"]
+__all__ = ["READ_ONLY_VERBS", "KubeSim", "Rule", "Timing", "Token"]

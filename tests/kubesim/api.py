@@ -10,8 +10,7 @@ import asyncio
 import logging
 import re
 
-from tests.kubesim import crud, podlog, resources
-from tests.kubesim.admin import handle_admin
+from tests.kubesim import crud, resources
 from tests.kubesim.asgi import (
     Receive,
     Request,
@@ -71,8 +70,6 @@ class App:
 
     async def handle(self, req: Request) -> Response | StreamResponse:
         ctx = self.ctx
-        if req.path.startswith("/_sim"):
-            return await handle_admin(ctx, req)
         ctx.requests.append((req.method, req.target))
 
         delay = ctx.faults.delay_for(req.method, req.target)
@@ -204,15 +201,6 @@ class App:
 
     async def _dispatch(self, req: Request, t: crud.Target, verb: str) -> Response | StreamResponse:
         ctx = self.ctx
-        if t.sub == "log":
-            if verb != "get":
-                raise ApiError(
-                    405,
-                    "MethodNotAllowed",
-                    "the server does not allow this method on the requested resource",
-                )
-            assert t.name is not None and t.namespace is not None
-            return podlog.pod_log(ctx, req, t.namespace, t.name)
         if verb == "list":
             return crud.list_objects(ctx, req, t)
         if verb == "watch":

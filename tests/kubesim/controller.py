@@ -21,14 +21,8 @@ import logging
 import re
 import secrets
 import time
-from collections.abc import Callable
-from dataclasses import dataclass, field
-from urllib.parse import urlsplit
-
-import httpx
 
 from tests.kubesim import manifests
-from tests.kubesim.logs import FileTailer, PodLogs
 from tests.kubesim.objects import Obj, now_rfc3339
 from tests.kubesim.store import ADDED, DELETED, Change, Store, StoreError
 from tests.kubesim.timing import Timing
@@ -42,55 +36,6 @@ REVISION_LABEL = "controller-revision-hash"
 POD_NAME_LABEL = "statefulset.kubernetes.io/pod-name"
 POD_INDEX_LABEL = "apps.kubernetes.io/pod-index"
 NODES = ("kubesim-node-1", "kubesim-node-2", "kubesim-node-3")
-
-
-@dataclass
-class PodBinding:
-    """Ties a simulated pod (by name, across recreations) to a real local process.
-
-    ``health_url`` (e.g. ``http://127.0.0.1:18080``) becomes the ``lego-loco.io/health-url``
-    annotation, the container's ``health`` port and, when its host is an IP, the podIP.
-    ``vnc`` (``host:port``) becomes ``lego-loco.io/vnc-address`` and the ``vnc`` port.
-    ``log_file`` is tailed as the container's log. ``probe_readiness`` makes the Ready
-    condition follow ``GET <health_url>/ready`` like a kubelet readiness probe.
-    ``on_delete(pod_name)`` runs (in a worker thread) when a pod instance is killed, so a
-    test can restart the real process as the kubelet would restart the container.
-    """
-
-    health_url: str | None = None
-    vnc: str | None = None
-    log_file: str | None = None
-    pod_ip: str | None = None
-    probe_readiness: bool = False
-    on_delete: Callable[[str], None] | None = None
-    extra_annotations: dict[str, str] = field(default_factory=dict)
-
-    def annotations(self) -> dict[str, str]:
-        ann = dict(self.extra_annotations)
-        if self.health_url:
-            ann[manifests.ANNOTATION_HEALTH_URL] = self.health_url
-        if self.vnc:
-            ann[manifests.ANNOTATION_VNC_ADDRESS] = self.vnc
-        if self.log_file:
-            ann[manifests.ANNOTATION_LOG_FILE] = self.log_file
-        return ann
-
-    def ip(self) -> str | None:
-        if self.pod_ip:
-            return self.pod_ip
-        if self.health_url:
-            host = urlsplit(self.health_url).hostname or ""
-            if re.fullmatch(r"\d+\.\d+\.\d+\.\d+", host):
-                return host
-        return None
-
-    def ports(self) -> dict[str, int]:
-        ports: dict[str, int] = {}
-        if self.health_url and urlsplit(self.health_url).port:
-            ports["health"] = int(urlsplit(self.health_url).port or 0)
-        if self.vnc and ":" in self.vnc:
-            ports["vnc"] = int(self.vnc.rsplit(":", 1)[1])
-        return ports
 
 
 def _set_condition(
@@ -136,18 +81,11 @@ def template_hash(template: Obj) -> str:
 class Cluster:
     """Owns every simulated moving part. Runs on the simulator loop only."""
 
-    def __init__(self, store: Store, timing: Timing, boot_log: list[str] | None = None) -> None:
+    def __init__(self, store: Store, timing: Timing) -> None:
         self.store = store
         self.timing = timing
-        self.boot_log = list(boot_log or [])
-        self.logs: dict[str, PodLogs] = {}  # by pod uid
-        self.bindings: dict[tuple[str, str], PodBinding] = {}
         self.ready_override: dict[tuple[str, str], bool] = {}
-        self.probe_ok: dict[str, bool] = {}  # by pod uid
         self._tasks: dict[str, set[asyncio.Task[None]]] = {}  # by pod uid
-        self._tailers: dict[str, FileTailer] = {}
-        # Per pod name: (file, offset, inode) where the last instance's log file reading ended.
-        self._file_positions: dict[tuple[str, str], tuple[str, int, int | None]] = {}
         self._pending_reconcile: set[tuple[str, str]] = set()
         self._next_node = 0
         self._next_ip = 0
@@ -173,10 +111,9 @@ class Cluster:
         meta = change.obj["metadata"]
         ns, name, uid = meta["namespace"], meta["name"], meta["uid"]
         if change.type == ADDED:
-            self.logs[uid] = PodLogs()
             self._spawn(uid, self._run_pod(ns, name, uid))
         elif change.type == DELETED:
-            self._cleanup(ns, name, uid)
+            self._cancel_tasks(uid)
         elif meta.get("deletionTimestamp") and not (change.old or {}).get("metadata", {}).get(
             "deletionTimestamp"
         ):
@@ -195,22 +132,6 @@ class Cluster:
     def _cancel_tasks(self, uid: str) -> None:
         for t in self._tasks.pop(uid, set()):
             t.cancel()
-
-    def _cleanup(self, ns: str, name: str, uid: str) -> None:
-        self._cancel_tasks(uid)
-        tailer = self._tailers.pop(uid, None)
-        if tailer is not None:
-            tailer.stop()
-            self._file_positions[(ns, name)] = (tailer.path, tailer.offset, tailer.inode)
-        logs = self.logs.pop(uid, None)
-        if logs is not None:
-            logs.close()
-        self.probe_ok.pop(uid, None)
-        binding = self.bindings.get((ns, name))
-        if binding is not None and binding.on_delete is not None:
-            callback = binding.on_delete
-            fut = asyncio.get_running_loop().run_in_executor(None, callback, name)
-            fut.add_done_callback(_log_callback_error)
 
     # --- kubelet ----------------------------------------------------------------------
 
@@ -294,23 +215,19 @@ class Cluster:
                 field_path=fp,
             )
             self.record(pod, "Created", f"Created container {c['name']}", host=node, field_path=fp)
-        binding = self.bindings.get((ns, name))
-        self._start_containers(pod, binding)
+        self._start_containers(pod)
         pod = self.store.update(PODS, pod)
         for c in pod["spec"]["containers"]:
             fp = f"spec.containers{{{c['name']}}}"
             self.record(pod, "Started", f"Started container {c['name']}", host=node, field_path=fp)
-        self._start_logs(pod, binding)
-        if binding is not None and binding.probe_readiness and binding.health_url:
-            self._spawn(uid, self._probe(ns, name, uid, binding.health_url))
 
         await asyncio.sleep(t.ready)
         self.apply_readiness(ns, name)
 
-    def _start_containers(self, pod: Obj, binding: PodBinding | None) -> None:
+    def _start_containers(self, pod: Obj) -> None:
         status = pod["status"]
         node = pod["spec"]["nodeName"]
-        ip = (binding.ip() if binding else None) or self._alloc_ip(node)
+        ip = self._alloc_ip(node)
         status.update(phase="Running", podIP=ip, podIPs=[{"ip": ip}])
         _set_condition(pod, "PodReadyToStartContainers", True)
         started = now_rfc3339()
@@ -323,32 +240,8 @@ class Cluster:
                 f"{cs['image']}@sha256:{hashlib.sha256(cs['image'].encode()).hexdigest()}"
             )
 
-    def _start_logs(self, pod: Obj, binding: PodBinding | None) -> None:
-        """Begin a container instance's log: boot lines, then the bound file from where the
-        previous instance of this pod name (or container) left off, else from its start."""
-        meta = pod["metadata"]
-        uid, key = meta["uid"], (meta["namespace"], meta["name"])
-        logs = self.logs.setdefault(uid, PodLogs())
-        container = pod["spec"]["containers"][0]["name"]
-        for line in self.boot_log:
-            logs.container(container).append(line.format(pod=meta["name"]))
-        old = self._tailers.pop(uid, None)
-        if old is not None:
-            old.stop()
-            self._file_positions[key] = (old.path, old.offset, old.inode)
-        if binding is not None and binding.log_file:
-            path, offset, inode = self._file_positions.get(key, (binding.log_file, 0, None))
-            if path != binding.log_file:
-                offset, inode = 0, None
-            tailer = FileTailer(
-                binding.log_file, logs.container(container), self.timing.log_poll, offset, inode
-            )
-            tailer.poll()  # what is already there is visible at once
-            tailer.start()
-            self._tailers[uid] = tailer
-
     def apply_readiness(self, ns: str, name: str) -> None:
-        """Set Ready from the override, else the probe result, else True (no probe)."""
+        """Set Ready from the override, else True."""
         pod = self.store.get(PODS, ns, name)
         if pod is None or pod.get("status", {}).get("phase") != "Running":
             return
@@ -357,13 +250,7 @@ class Cluster:
         statuses = pod["status"].get("containerStatuses") or []
         if any("running" not in cs.get("state", {}) for cs in statuses):
             return
-        uid = pod["metadata"]["uid"]
-        binding = self.bindings.get((ns, name))
-        probing = bool(binding and binding.probe_readiness and binding.health_url)
-        ready = self.ready_override.get((ns, name))
-        if ready is None:
-            # Like the kubelet: a pod with a readiness probe is not ready until it passes.
-            ready = self.probe_ok.get(uid, not probing)
+        ready = self.ready_override.get((ns, name), True)
         for cs in statuses:
             cs["ready"] = ready
         names = ", ".join(cs["name"] for cs in statuses)
@@ -372,19 +259,6 @@ class Cluster:
         _set_condition(pod, "ContainersReady", ready, reason, message)
         _set_condition(pod, "Ready", ready, reason, message)
         self.store.update(PODS, pod)
-
-    async def _probe(self, ns: str, name: str, uid: str, health_url: str) -> None:
-        url = health_url.rstrip("/") + "/ready"
-        async with httpx.AsyncClient(timeout=1.0) as client:
-            while self._current(ns, name, uid) is not None:
-                try:
-                    ok = (await client.get(url)).status_code == 200
-                except httpx.HTTPError:
-                    ok = False
-                if self.probe_ok.get(uid) != ok:
-                    self.probe_ok[uid] = ok
-                    self.apply_readiness(ns, name)
-                await asyncio.sleep(self.timing.probe_period)
 
     async def _terminate(self, ns: str, name: str, uid: str, grace: int) -> None:
         pod = self._current(ns, name, uid)
@@ -484,9 +358,6 @@ class Cluster:
         )
         self.record(pod, "Created", f"Created container {cs['name']}", host=node, field_path=fp)
         self.record(pod, "Started", f"Started container {cs['name']}", host=node, field_path=fp)
-        logs = self.logs.setdefault(uid, PodLogs())
-        logs.restart(cs["name"])
-        self._start_logs(pod, self.bindings.get((ns, name)))
 
         async def become_ready() -> None:
             await asyncio.sleep(self.timing.ready)
@@ -494,44 +365,6 @@ class Cluster:
 
         self._spawn(uid, become_ready())
         return pod
-
-    def bind(self, ns: str, name: str, binding: PodBinding) -> None:
-        """Remember the binding for every future instance and apply it to the current one."""
-        self.bindings[(ns, name)] = binding
-        pod = self.store.get(PODS, ns, name)
-        if pod is None:
-            return
-        self._apply_binding(pod, binding)
-        pod = self.store.update(PODS, pod)
-        if pod.get("status", {}).get("phase") == "Running":
-            self._start_logs_only_file(pod, binding)
-            if binding.probe_readiness and binding.health_url:
-                self._spawn(
-                    pod["metadata"]["uid"],
-                    self._probe(ns, name, pod["metadata"]["uid"], binding.health_url),
-                )
-
-    def _start_logs_only_file(self, pod: Obj, binding: PodBinding) -> None:
-        # Binding a running pod: tail the file from its start, without boot lines.
-        saved, self.boot_log = self.boot_log, []
-        self._file_positions.pop((pod["metadata"]["namespace"], pod["metadata"]["name"]), None)
-        try:
-            self._start_logs(pod, binding)
-        finally:
-            self.boot_log = saved
-
-    def _apply_binding(self, pod: Obj, binding: PodBinding) -> None:
-        meta = pod["metadata"]
-        meta.setdefault("annotations", {}).update(binding.annotations())
-        ports = binding.ports()
-        for c in pod["spec"]["containers"][:1]:
-            for p in c.get("ports") or []:
-                if p.get("name") in ports:
-                    p["containerPort"] = ports[p["name"]]
-        ip = binding.ip()
-        if ip and pod.get("status", {}).get("podIP"):
-            pod["status"]["podIP"] = ip
-            pod["status"]["podIPs"] = [{"ip": ip}]
 
     # --- StatefulSet controller -------------------------------------------------------
 
@@ -651,9 +484,6 @@ class Cluster:
         }
         if not pod["metadata"]["annotations"]:
             del pod["metadata"]["annotations"]
-        binding = self.bindings.get((ns, name))
-        if binding is not None:
-            self._apply_binding(pod, binding)
         self.store.create(PODS, pod)
         self.record(
             sts,
@@ -724,9 +554,3 @@ class Cluster:
             ):
                 with contextlib.suppress(StoreError):
                     self.delete_pod(ns, pod["metadata"]["name"], None)
-
-
-def _log_callback_error(fut: asyncio.Future[None]) -> None:
-    exc = fut.exception()
-    if exc is not None:
-        log.warning("pod binding on_delete callback failed: %r", exc)

@@ -20,7 +20,6 @@ from typing import Any
 import yaml
 
 from tests.kubesim import patch as patches
-from tests.kubesim import tables
 from tests.kubesim.asgi import JSON, Request, Response, StreamResponse
 from tests.kubesim.context import (
     ApiError,
@@ -52,14 +51,13 @@ class Target:
     sub: str | None
 
 
-# --- response shaping (Table, PartialObjectMetadata, plain JSON) -------------------------
+# --- response shaping (PartialObjectMetadata, plain JSON) --------------------------------
 
 
 @dataclass(frozen=True)
 class Rendering:
-    kind: str  # "json" | "table" | "meta"
+    kind: str  # "json" | "meta"
     version: str = "v1"
-    include_object: str = "Metadata"
 
 
 def rendering(req: Request) -> Rendering:
@@ -70,8 +68,6 @@ def rendering(req: Request) -> Rendering:
         if base not in ("application/json", "*/*", "application/*"):
             continue
         as_ = params.get("as")
-        if as_ == "Table" and params.get("g") == "meta.k8s.io":
-            return Rendering("table", params.get("v", "v1"), req.q("includeObject") or "Metadata")
         if (
             as_ in ("PartialObjectMetadata", "PartialObjectMetadataList")
             and params.get("g") == "meta.k8s.io"
@@ -99,17 +95,6 @@ def _partial(obj: Obj, version: str) -> Obj:
 
 
 def _render_one(rt: ResourceType, obj: Obj, r: Rendering) -> Obj:
-    if r.kind == "table":
-        t = tables.table(
-            rt.key,
-            rt.api_version,
-            rt.kind,
-            [obj],
-            {"resourceVersion": obj["metadata"].get("resourceVersion", "")},
-            r.include_object,
-        )
-        t["apiVersion"] = f"meta.k8s.io/{r.version}"
-        return t
     if r.kind == "meta":
         return _partial(obj, r.version)
     return with_kind(rt, obj)
@@ -191,10 +176,6 @@ def list_objects(ctx: Context, req: Request, t: Target) -> Response:
         meta["remainingItemCount"] = len(items) - limit
         items = items[:limit]
     r = rendering(req)
-    if r.kind == "table":
-        body = tables.table(rt.key, rt.api_version, rt.kind, items, meta, r.include_object)
-        body["apiVersion"] = f"meta.k8s.io/{r.version}"
-        return Response.json(200, body)
     if r.kind == "meta":
         return Response.json(
             200,
@@ -270,22 +251,8 @@ def watch_objects(ctx: Context, req: Request, t: Target) -> StreamResponse:
         else []
     )
     start_rv = store.rv
-    first_table = [True]
 
     def render(type_: str, obj: Obj) -> bytes:
-        if r.kind == "table":
-            table = tables.table(
-                rt.key,
-                rt.api_version,
-                rt.kind,
-                [obj],
-                {"resourceVersion": obj["metadata"].get("resourceVersion", "")},
-                r.include_object,
-                with_columns=first_table[0],
-            )
-            table["apiVersion"] = f"meta.k8s.io/{r.version}"
-            first_table[0] = False
-            return _watch_line(type_, table)
         if r.kind == "meta":
             return _watch_line(type_, _partial(obj, r.version))
         return _watch_line(type_, with_kind(rt, obj))

@@ -24,9 +24,6 @@ HEALTH_PORT = 8080
 VNC_PORT = 5900
 
 # Pod annotations a pod bound to a real local process carries (see README.md).
-ANNOTATION_HEALTH_URL = "lego-loco.io/health-url"
-ANNOTATION_VNC_ADDRESS = "lego-loco.io/vnc-address"
-ANNOTATION_LOG_FILE = "lego-loco.io/log-file"
 
 
 def namespace(name: str) -> Obj:

@@ -73,7 +73,6 @@ PODS = ResourceType(
     short_names=("po",),
     categories=("all",),
     subresources=(
-        Subresource("log", "Pod", ("get",)),
         Subresource("status", "Pod", ("get", "patch", "update")),
     ),
 )  # fmt: skip

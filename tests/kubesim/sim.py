@@ -22,11 +22,10 @@ from typing import Any, TypeVar
 
 from tests.kubesim import kubeconfig as kc
 from tests.kubesim import manifests
-from tests.kubesim.admin import append_log
 from tests.kubesim.api import App
 from tests.kubesim.auth import Authenticator, Token
 from tests.kubesim.context import Context
-from tests.kubesim.controller import Cluster, PodBinding
+from tests.kubesim.controller import Cluster
 from tests.kubesim.faults import Faults
 from tests.kubesim.objects import Obj
 from tests.kubesim.selectors import LabelSelector
@@ -37,7 +36,7 @@ from tests.kubesim.tls import server_certs
 
 T = TypeVar("T")
 
-__all__ = ["KubeSim", "PodBinding"]
+__all__ = ["KubeSim"]
 
 SYSTEM_NAMESPACES = ("default", "kube-system", "kube-public", "kube-node-lease")
 
@@ -47,7 +46,7 @@ class KubeSim:
 
     >>> with KubeSim(namespace="loco", emulators=3) as sim:
     ...     sim.wait_pods_ready(3)
-    ...     subprocess.run(["kubectl", "get", "pods"], env=sim.env())
+    ...     api = sim.api_client()
     """
 
     def __init__(
@@ -60,7 +59,6 @@ class KubeSim:
         tokens: list[Token] | None = None,
         port: int = 0,
         kubeconfig: str | os.PathLike[str] | None = None,
-        boot_log: list[str] | None = None,
         pod_management_policy: str = "Parallel",
         image: str = manifests.DEFAULT_IMAGE,
         tls: bool = True,
@@ -77,7 +75,6 @@ class KubeSim:
         self._emulators = emulators
         self._pod_policy = pod_management_policy
         self._image = image
-        self._boot_log = boot_log
         self._requested_port = port
         self._tmpdir: tempfile.TemporaryDirectory[str] | None = None
         if kubeconfig is None:
@@ -121,7 +118,7 @@ class KubeSim:
 
     async def _astart(self) -> None:
         store = Store()
-        cluster = Cluster(store, self.timing, self._boot_log)
+        cluster = Cluster(store, self.timing)
         ctx = Context(store, cluster, Authenticator(self.tokens), Faults(), self.timing)
         self._ctx = ctx
         server = SimServer(
@@ -246,19 +243,6 @@ class KubeSim:
         """The kubeconfig context name that authenticates with ``token``."""
         return kc.context_name(token, self.admin)
 
-    def env(
-        self, base: dict[str, str] | None = None, cache_dir: str | os.PathLike[str] | None = None
-    ) -> dict[str, str]:
-        """Environment for a subprocess (kubectl, the backend) to use this simulator."""
-        env = dict(os.environ if base is None else base)
-        env["KUBECONFIG"] = str(self.kubeconfig)
-        # kubectl caches discovery per host:port under ~/.kube/cache; a private cache keeps
-        # a test from reading a stale one written by an earlier simulator on the same port.
-        env["KUBECACHEDIR"] = str(cache_dir or self.kubeconfig.parent / "kubectl-cache")
-        env.pop("KUBERNETES_SERVICE_HOST", None)
-        env.pop("KUBERNETES_SERVICE_PORT", None)
-        return env
-
     def api_client(self, token: Token | None = None) -> Any:
         """An official-client ``ApiClient`` for this simulator (no global config touched)."""
         from kubernetes import client, config
@@ -375,7 +359,7 @@ class KubeSim:
         self, name: str, exit_code: int = 1, reason: str = "Error", namespace: str | None = None
     ) -> Obj:
         """Simulate the container crashing and the kubelet restarting it in place: restartCount
-        goes up, lastState.terminated is filled, and the old output becomes ``--previous``."""
+        goes up and lastState.terminated is filled."""
         return self._sync(
             lambda: self.ctx.cluster.restart_container(
                 namespace or self.namespace, name, exit_code, reason
@@ -383,7 +367,7 @@ class KubeSim:
         )
 
     def set_ready(self, name: str, ready: bool | None, namespace: str | None = None) -> None:
-        """Force the Ready condition (``None`` returns it to automatic/probe-driven)."""
+        """Force the Ready condition (``None`` returns it to automatic)."""
 
         def run() -> None:
             key = (namespace or self.namespace, name)
@@ -394,43 +378,6 @@ class KubeSim:
             self.ctx.cluster.apply_readiness(*key)
 
         self._sync(run)
-
-    def append_log(
-        self, name: str, *lines: str, container: str | None = None, namespace: str | None = None
-    ) -> None:
-        """Append lines to the pod's current container log (visible to follow streams at once)."""
-        self._sync(
-            lambda: [
-                append_log(self.ctx, namespace or self.namespace, name, line, container)
-                for line in lines
-            ]
-        )
-
-    def bind_pod(
-        self,
-        name: str,
-        *,
-        health_url: str | None = None,
-        vnc: str | None = None,
-        log_file: str | os.PathLike[str] | None = None,
-        pod_ip: str | None = None,
-        probe_readiness: bool = False,
-        on_delete: Callable[[str], None] | None = None,
-        namespace: str | None = None,
-    ) -> None:
-        """Point pod ``name`` (this and every future instance) at a real local process.
-
-        See :class:`tests.kubesim.controller.PodBinding` for what each argument does.
-        """
-        binding = PodBinding(
-            health_url=health_url,
-            vnc=vnc,
-            log_file=str(log_file) if log_file is not None else None,
-            pod_ip=pod_ip,
-            probe_readiness=probe_readiness,
-            on_delete=on_delete,
-        )
-        self._sync(lambda: self.ctx.cluster.bind(namespace or self.namespace, name, binding))
 
     def add_token(self, token: Token) -> None:
         self.tokens.append(token)

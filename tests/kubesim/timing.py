@@ -22,19 +22,3 @@ class Timing:
     terminate: float = 0.03
     # Real API servers send a BOOKMARK about once a minute; tests need to see one quickly.
     bookmark_interval: float = 0.5
-    # How often bound log files are polled for new lines and bound health URLs probed.
-    log_poll: float = 0.05
-    probe_period: float = 0.2
-
-    @classmethod
-    def realistic(cls) -> Timing:
-        """Human-scale timings for demos (``python -m tests.kubesim --realistic``)."""
-        return cls(
-            schedule=0.3,
-            start=1.5,
-            ready=3.0,
-            terminate=2.0,
-            bookmark_interval=60.0,
-            log_poll=0.2,
-            probe_period=2.0,
-        )

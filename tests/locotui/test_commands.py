@@ -1,6 +1,8 @@
 """The scriptable subcommands, run as the real ``locotui`` console script against a real
-backend process (static discovery over HTTP servers serving EmulatorStatus JSON) and the
-Kubernetes simulator; plus ``run()`` called directly where a TTY matters."""
+backend process (static discovery over HTTP servers serving EmulatorStatus JSON); plus
+``run()`` called directly where a TTY matters. The subcommands' Kubernetes side (restart
+and logs with the operator's credentials, the Kubernetes-only status) is tested against
+the real local cluster in tests/cluster/test_console_data.py."""
 
 from __future__ import annotations
 
@@ -21,13 +23,11 @@ import pytest
 
 from backend.models import InstanceStatus
 from emulator.models import OverallStatus
-from locotui.commands import restart as restart_cmd
 from locotui.commands import status as status_cmd
 from locotui.config import load_settings
 from locotui.data.backend_client import BackendClient
 from tests.backend.fake_emulator import FakeEmulators
 from tests.backend.helpers import write_static
-from tests.kubesim import KubeSim
 from tests.locotui.test_data_support import BackendProcess, free_port
 
 LOCOTUI = str(Path(sys.executable).parent / "locotui")
@@ -259,22 +259,6 @@ async def test_remediation_command_pause_resume_and_its_exit_codes(
     assert "Traceback" not in r.err
 
 
-async def test_status_falls_back_to_kubernetes_but_still_exits_2(tmp_path: Path) -> None:
-    async with KubeSim(namespace="loco", emulators=2, kubeconfig=tmp_path / "kc") as sim:
-        await sim.async_wait_pods_ready(2)
-        env = clean_env(
-            tmp_path,
-            LOCOTUI_BACKEND_URL=f"http://127.0.0.1:{free_port()}",
-            KUBECONFIG=str(sim.kubeconfig),
-        )
-        r = await locotui("status", env=env)
-        assert r.code == 2, r
-        assert "unreachable" in r.err
-        assert r.out.splitlines()[0] == "Kubernetes-only view (no emulator health):"
-        assert "loco-emulator-0" in r.out and "loco-emulator-1" in r.out
-        assert "unknown*" in r.out  # no health; stale marker
-
-
 async def test_status_watch_reprints_until_ctrl_c(
     tmp_path: Path, fake: FakeEmulators, backend: BackendProcess
 ) -> None:
@@ -340,60 +324,7 @@ async def test_restart_soft_confirmations_and_exit_codes(
         assert "Traceback" not in res.err
 
 
-def test_restart_asks_on_a_terminal(tmp_path: Path) -> None:
-    """On a TTY the exact action is shown and only 'y' proceeds (run() called directly;
-    the kube path is used because the backend is unreachable)."""
-
-    class Tty(io.StringIO):
-        def isatty(self) -> bool:
-            return True
-
-    with KubeSim(namespace="loco", emulators=1, kubeconfig=tmp_path / "kc") as sim:
-        sim.wait_pods_ready(1)
-        settings = load_settings(
-            {"backend_url": f"http://127.0.0.1:{free_port()}", "kubeconfig": str(sim.kubeconfig)},
-            env={"XDG_CONFIG_HOME": str(tmp_path / "none")},
-        )
-        opts = argparse.Namespace(
-            name="loco-emulator-0", soft=False, yes=False, wait=False, timeout=30.0
-        )
-        uid = sim.pod("loco-emulator-0")["metadata"]["uid"]  # type: ignore[index]
-        assert restart_cmd.run(settings, opts, stdin=Tty("n\n")) == 1
-        assert sim.pod("loco-emulator-0")["metadata"]["uid"] == uid  # type: ignore[index]
-        opts.wait = True
-        assert restart_cmd.run(settings, opts, stdin=Tty("y\n")) == 0
-        new = sim.pod("loco-emulator-0")
-        assert new is not None and new["metadata"]["uid"] != uid
-
-
-async def test_restart_pod_with_kubernetes_credentials(tmp_path: Path) -> None:
-    async with KubeSim(namespace="loco", emulators=2, kubeconfig=tmp_path / "kc") as sim:
-        await sim.async_wait_pods_ready(2)
-        env = clean_env(
-            tmp_path,
-            LOCOTUI_BACKEND_URL=f"http://127.0.0.1:{free_port()}",
-            KUBECONFIG=str(sim.kubeconfig),
-        )
-        uid = sim.pod("loco-emulator-1")["metadata"]["uid"]  # type: ignore[index]
-        r = await locotui("restart", "loco-emulator-1", "--yes", "--wait", env=env)
-        assert r.code == 0, r
-        assert "recreated and Ready" in r.out
-        assert sim.pod("loco-emulator-1")["metadata"]["uid"] != uid  # type: ignore[index]
-        r = await locotui("restart", "ghost", "--yes", env=env)
-        assert r.code == 4 and 'pods "ghost" not found' in r.err
-        ro = await locotui(
-            "restart",
-            "loco-emulator-0",
-            "--yes",
-            "--context",
-            sim.context_for(sim.readonly),
-            env=env,
-        )
-        assert ro.code == 3, ro
-        assert 'RBAC denied: pods "loco-emulator-0" is forbidden' in ro.err
-
-
-async def test_logs_from_backend_and_kubernetes(tmp_path: Path, backend: BackendProcess) -> None:
+async def test_logs_from_the_backend(tmp_path: Path, backend: BackendProcess) -> None:
     env = clean_env(tmp_path, LOCOTUI_BACKEND_URL=backend.url)
     r = await locotui("logs", "loco-0", "--tail", "2", env=env)
     assert r.code == 0, r
@@ -428,21 +359,6 @@ async def test_logs_from_backend_and_kubernetes(tmp_path: Path, backend: Backend
     proc.send_signal(signal.SIGINT)
     assert await asyncio.wait_for(proc.wait(), 15) == 130
     assert b"Traceback" not in await proc.stderr.read()
-
-    async with KubeSim(namespace="loco", emulators=1, kubeconfig=tmp_path / "kc") as sim:
-        await sim.async_wait_pods_ready(1)
-        sim.append_log("loco-emulator-0", "first run")
-        await asyncio.to_thread(sim.restart_container, "loco-emulator-0")
-        sim.append_log("loco-emulator-0", "second run")
-        kenv = clean_env(
-            tmp_path,
-            LOCOTUI_BACKEND_URL=f"http://127.0.0.1:{free_port()}",
-            KUBECONFIG=str(sim.kubeconfig),
-        )
-        r = await locotui("logs", "loco-emulator-0", env=kenv)
-        assert r.code == 0 and r.out == "second run\n", r
-        r = await locotui("logs", "loco-emulator-0", "--previous", "--timestamps", env=kenv)
-        assert r.code == 0 and r.out.rstrip().endswith(" first run") and r.out[:2] == "20"
 
 
 async def test_config_command_and_config_errors(tmp_path: Path) -> None:

@@ -1,10 +1,10 @@
-"""Actions: confirmation texts, read-only, per-target progress and the audit log, run
-against the Kubernetes simulator and a real backend."""
+"""Actions: confirmation texts, read-only, the audit log, and resets and restarts through
+a real backend. Restarts through Kubernetes (per-target progress, RBAC denials, rolling
+restarts) are tested against the real local cluster in tests/cluster/test_console_data.py."""
 
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import pytest
@@ -21,25 +21,9 @@ from locotui.data.actions import (
 from locotui.data.backend_client import BackendClient
 from locotui.data.errors import Forbidden, ReadOnly
 from locotui.data.fleet import FleetModel
-from locotui.data.kube_client import KubeClient
 from tests.backend.fake_emulator import FakeEmulators
 from tests.backend.helpers import write_static
-from tests.kubesim import KubeSim
 from tests.locotui.test_data_support import BackendProcess, instance
-
-
-@pytest.fixture
-def sim(tmp_path: Path) -> Iterator[KubeSim]:
-    with KubeSim(namespace="loco", emulators=3, kubeconfig=tmp_path / "kubeconfig") as s:
-        s.wait_pods_ready(3)
-        yield s
-
-
-@pytest.fixture
-async def kube(sim: KubeSim) -> AsyncIterator[KubeClient]:
-    client = await KubeClient.aconnect(sim.kubeconfig)
-    yield client
-    await client.aclose()
 
 
 def test_describe_gives_the_exact_confirmation_text() -> None:
@@ -120,77 +104,6 @@ async def test_pausing_the_policy_is_an_audited_action(tmp_path: Path) -> None:
         ("resume_remediation", "ok"),
     ]
     assert "moving racks" in lines[0]["details"][0]
-
-
-async def test_restart_pods_with_progress_and_audit(
-    sim: KubeSim, kube: KubeClient, tmp_path: Path
-) -> None:
-    audit = AuditLog(path=tmp_path / "audit.jsonl")
-    seen: list[Progress] = []
-    audit_seen: list[object] = []
-    audit.subscribe(audit_seen.append)
-    uids = {p["metadata"]["name"]: p["metadata"]["uid"] for p in sim.pods()}
-    runner = ActionRunner(kube=kube, audit=audit, poll=0.02, ready_timeout=20)
-    assert runner.describe(ActionKind.RESTART_POD, ["loco-emulator-0"]).startswith(
-        "Delete pod loco-emulator-0 in namespace loco;"
-    )
-    results = await runner.run(
-        ActionKind.RESTART_POD, ["loco-emulator-0", "loco-emulator-1"], seen.append
-    )
-    assert {r.target: r.phase for r in results} == {
-        "loco-emulator-0": Phase.OK,
-        "loco-emulator-1": Phase.OK,
-    }
-    assert all("recreated and Ready" in r.message for r in results)
-    phases = [p.phase for p in seen if p.target == "loco-emulator-0"]
-    assert phases[0] is Phase.PENDING and phases[-1] is Phase.OK and Phase.RUNNING in phases
-    after = {p["metadata"]["name"]: p["metadata"]["uid"] for p in sim.pods()}
-    assert after["loco-emulator-0"] != uids["loco-emulator-0"]
-    assert after["loco-emulator-2"] == uids["loco-emulator-2"]
-    (entry,) = audit.entries
-    assert entry.result == "ok" and entry.error is None and len(entry.details) == 2
-    assert audit_seen == [entry]
-    saved = json.loads((tmp_path / "audit.jsonl").read_text())
-    assert saved["action"] == "restart_pod" and saved["result"] == "ok"
-
-
-async def test_rbac_denial_and_partial_failure_are_reported_per_target(sim: KubeSim) -> None:
-    ro = await KubeClient.aconnect(sim.kubeconfig, context=sim.context_for(sim.readonly))
-    audit = AuditLog()
-    try:
-        results = await ActionRunner(kube=ro, audit=audit).run(
-            ActionKind.RESTART_POD, ["loco-emulator-0"]
-        )
-    finally:
-        await ro.aclose()
-    (r,) = results
-    assert r.phase is Phase.FAILED and isinstance(r.error, Forbidden)
-    assert 'User "kubesim-readonly" cannot delete resource "pods"' in r.message
-    assert audit.entries[-1].result == "failed" and "RBAC denied" in (audit.entries[-1].error or "")
-
-    admin = await KubeClient.aconnect(sim.kubeconfig)
-    try:
-        runner = ActionRunner(kube=admin, audit=audit, wait_ready=False)
-        results = await runner.run(ActionKind.RESTART_POD, ["loco-emulator-1", "ghost"])
-    finally:
-        await admin.aclose()
-    by = {r.target: r for r in results}
-    assert by["loco-emulator-1"].phase is Phase.OK and "deleted" in by["loco-emulator-1"].message
-    assert by["ghost"].phase is Phase.FAILED and 'pods "ghost" not found' in by["ghost"].message
-    assert audit.entries[-1].result == "partial"
-
-
-async def test_rolling_restart_follows_the_rollout(sim: KubeSim, kube: KubeClient) -> None:
-    uids = {p["metadata"]["uid"] for p in sim.pods()}
-    runner = ActionRunner(kube=kube, poll=0.05, ready_timeout=30)
-    seen = [p async for p in runner.stream(ActionKind.ROLLING_RESTART, ["loco-emulator-0"])]
-    assert seen[-1].target == "loco-emulator" and seen[-1].phase is Phase.OK
-    assert "all 3 pods replaced" in seen[-1].message
-    assert not uids & {p["metadata"]["uid"] for p in sim.pods()}
-    assert runner.audit.entries[-1].targets == ("loco-emulator-0",)
-    # Without Kubernetes access it fails clearly.
-    (r,) = await ActionRunner().run(ActionKind.ROLLING_RESTART, ["x"])
-    assert r.phase is Phase.FAILED and "needs Kubernetes access" in r.message
 
 
 async def test_soft_reset_and_backend_restart(tmp_path: Path) -> None:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import io
-import json
 import logging
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -13,7 +12,6 @@ import pytest
 
 from emulator import jsonlog
 from locotui.data.errors import DataError, NotFound
-from locotui.data.kube_client import KubeClient
 from locotui.data.logs import (
     LogBuffer,
     LogFilter,
@@ -21,11 +19,9 @@ from locotui.data.logs import (
     LogTail,
     SaveRefused,
     format_line,
-    kube_source,
     parse_line,
     save_lines,
 )
-from tests.kubesim import KubeSim
 from tests.locotui.test_data_support import eventually
 
 
@@ -212,27 +208,6 @@ async def test_save_is_atomic_and_refuses_to_overwrite(tmp_path: Path) -> None:
         await save_lines(lines, tmp_path / "missing-dir" / "x.log")
     with pytest.raises(SaveRefused, match="exists"):
         await save_lines(lines, tmp_path)  # a directory
-
-
-async def test_kube_source_feeds_a_merged_tail(tmp_path: Path) -> None:
-    async with KubeSim(namespace="loco", emulators=2, kubeconfig=tmp_path / "kc") as sim:
-        await sim.async_wait_pods_ready(2)
-        sim.append_log("loco-emulator-0", json.dumps({"level": "info", "message": "zero"}))
-        sim.append_log("loco-emulator-1", "one")
-        kube = await KubeClient.aconnect(sim.kubeconfig)
-        tail = LogTail(LogBuffer())
-        for name in ("loco-emulator-0", "loco-emulator-1"):
-            tail.add(name, kube_source(kube, name, tail=10, follow=True))
-        await eventually(lambda: len(tail.buffer) >= 2, what="first lines")
-        sim.append_log("loco-emulator-1", '{"level":"error","message":"later"}')
-        await eventually(
-            lambda: any(ln.message == "later" for ln in tail.buffer.lines()), what="followed line"
-        )
-        by = {ln.message: ln for ln in tail.buffer.lines()}
-        assert by["zero"].instance == "loco-emulator-0" and by["zero"].timestamp is not None
-        assert by["later"].level == "error" and by["later"].instance == "loco-emulator-1"
-        await tail.stop()
-        await kube.aclose()
 
 
 def test_logline_size_counts_toward_bytes() -> None:

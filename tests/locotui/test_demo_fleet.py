@@ -27,9 +27,21 @@ def start_demo(tmp: Path, name: str, *args: str) -> tuple[subprocess.Popen[str],
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
     cmd = [sys.executable, "-m", "locotui.cli", "demo", "--no-console", "--no-prometheus", *args]
     proc = subprocess.Popen(
-        cmd, stdout=subprocess.DEVNULL, stderr=log.open("w"), text=True, env=env, cwd=ROOT
+        cmd,
+        stdout=subprocess.DEVNULL,
+        stderr=log.open("w"),
+        text=True,
+        env=env,
+        cwd=ROOT,
+        # Ctrl-C as from a terminal: a run started in the background (nohup, `&` in a
+        # script) passes SIGINT down ignored, and the SIGINT this test sends would be lost.
+        preexec_fn=_default_sigint,
     )
     return proc, log
+
+
+def _default_sigint() -> None:
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
 
 
 def wait_for_line(log: Path, pattern: str, proc: subprocess.Popen[str], deadline: float) -> str:

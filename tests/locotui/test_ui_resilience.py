@@ -1,9 +1,9 @@
-"""The console when things go wrong: backend gone, Kubernetes-only view, RBAC denials,
-malformed data, slow first probes (progressive loading), thumbnail pacing.
+"""The console when things go wrong: backend gone, malformed data, slow first probes
+(progressive loading), thumbnail pacing.
 
-Real processes and servers throughout: the real ``loco-backend``, the Kubernetes API
-simulator with the official client, and a small SSE server that sends what a broken
-backend might.
+Real processes and servers throughout: the real ``loco-backend`` and a small SSE server
+that sends what a broken backend might. The Kubernetes-only view and RBAC denials are
+tested against the real local cluster (tests/cluster/test_console_data.py).
 """
 
 from __future__ import annotations
@@ -21,11 +21,7 @@ from fastapi import FastAPI
 from fastapi.responses import StreamingResponse
 
 from locotui.data.backend_client import BackendClient
-from locotui.data.fleet import Origin
-from locotui.data.kube_client import KubeClient
 from locotui.ui.app import LocoApp
-from locotui.ui.screens.confirm import ActionScreen
-from tests.kubesim import KubeSim
 from tests.locotui.test_ui_support import (
     TOKEN,
     BackendProcess,
@@ -48,18 +44,6 @@ def fleet() -> Iterator[FakeFleet]:
         yield fakes
     finally:
         fakes.stop()
-
-
-@pytest.fixture
-def kubesim(tmp_path: Path) -> Iterator[KubeSim]:
-    with KubeSim(namespace="loco", emulators=3, kubeconfig=tmp_path / "kubeconfig") as sim:
-        sim.wait_pods_ready(3)
-        yield sim
-
-
-async def kube_client(sim: KubeSim, read_only: bool = False) -> KubeClient:
-    context = sim.context_for(sim.readonly) if read_only else None
-    return await KubeClient.aconnect(sim.kubeconfig, context=context, namespace="loco", env={})
 
 
 def closed_port_url() -> str:
@@ -104,98 +88,6 @@ async def test_banner_while_backend_is_gone_and_recovery(fleet: FakeFleet, tmp_p
             )
     finally:
         backend.stop()
-
-
-async def test_kubernetes_only_view_when_backend_is_down(kubesim: KubeSim) -> None:
-    url = closed_port_url()
-    app = LocoApp(
-        ui_settings(url, thumbnails=False),
-        backend=BackendClient(url),
-        kube=await kube_client(kubesim),
-        fallback_after=0.2,
-    )
-    async with app.run_test(size=(160, 40)) as pilot:
-        await wait_for(
-            pilot,
-            lambda: (
-                len(app.model) == 3
-                and all(e.origin is Origin.KUBERNETES for e in app.model.entries.values())
-            ),
-            timeout=20,
-            what="pods from Kubernetes",
-            describe=lambda: screen_text(app),
-        )
-        # The banner names the fallback; each tile says where its data came from.
-        text = await wait_for(
-            pilot,
-            lambda: "showing 3 pods" in (t := screen_text(app)) and t.count("pod only") == 3 and t,
-            what="banner and tiles of the fallback",
-            describe=lambda: screen_text(app),
-        )
-        assert "without emulator health" in text
-        assert "kube ● live" in text
-        names = sorted(e.name for e in app.model.entries.values())
-        assert names == [p["metadata"]["name"] for p in kubesim.pods()]
-
-
-async def test_rbac_denial_is_shown_as_such(kubesim: KubeSim) -> None:
-    url = closed_port_url()
-    app = LocoApp(
-        ui_settings(url, thumbnails=False),
-        backend=BackendClient(url),
-        kube=await kube_client(kubesim, read_only=True),
-        fallback_after=0.2,
-    )
-    async with app.run_test(size=(160, 40)) as pilot:
-        await wait_for(pilot, lambda: len(app.grid.tiles) == 3, timeout=20, what="pods")
-        target = app.cursor_name
-        await pilot.press("R")
-        screen = await wait_for(
-            pilot, lambda: isinstance(app.screen, ActionScreen) and app.screen, what="confirmation"
-        )
-        assert f"Delete pod {target} in namespace loco" in screen_text(app)
-        await pilot.press("y")
-        await wait_for(pilot, lambda: screen.state == "done", timeout=20, what="result")
-        text = screen_text(app)
-        assert "DENIED" in text and "RBAC denied" in text
-        assert "denied by RBAC" in text
-        assert app.audit.entries[-1].result == "failed"
-        pods = [
-            p["metadata"]["name"]
-            for p in kubesim.pods()
-            if not p["metadata"].get("deletionTimestamp")
-        ]
-        assert target in pods  # nothing was deleted
-
-
-async def test_restart_pod_through_kubernetes(kubesim: KubeSim) -> None:
-    """With rights, the same key deletes the pod; the StatefulSet brings it back Ready."""
-    url = closed_port_url()
-    app = LocoApp(
-        ui_settings(url, thumbnails=False),
-        backend=BackendClient(url),
-        kube=await kube_client(kubesim),
-        fallback_after=0.2,
-    )
-    async with app.run_test(size=(160, 40)) as pilot:
-        await wait_for(pilot, lambda: len(app.grid.tiles) == 3, timeout=20, what="pods")
-        target = app.cursor_name
-        assert target is not None
-        old_uid = kubesim.pod(target)["metadata"]["uid"]  # type: ignore[index]
-        await pilot.press("R")
-        screen = await wait_for(
-            pilot, lambda: isinstance(app.screen, ActionScreen) and app.screen, what="confirmation"
-        )
-        await pilot.press("y")
-        await wait_for(
-            pilot,
-            lambda: screen.state == "done",
-            timeout=30,
-            what="restart done",
-            describe=lambda: screen_text(app),
-        )
-        assert "done: 1 ok, 0 failed" in screen_text(app)
-        assert kubesim.pod(target)["metadata"]["uid"] != old_uid  # type: ignore[index]
 
 
 # --------------------------------------------------------------------------- malformed data

@@ -225,60 +225,6 @@ def test_expired_resource_version_gives_410(kubesim: KubeSim, k8s_api_client: An
     assert int(fresh) > int(rv)
 
 
-def test_pod_log_tail_since_and_timestamps(kubesim: KubeSim, k8s_api_client: Any) -> None:
-    v1 = _core(k8s_api_client)
-    kubesim.append_log("loco-emulator-1", "one", "two", "three")
-    assert v1.read_namespaced_pod_log("loco-emulator-1", NS, tail_lines=2) == "two\nthree\n"
-    assert v1.read_namespaced_pod_log("loco-emulator-1", NS, tail_lines=0) == ""
-    assert v1.read_namespaced_pod_log("loco-emulator-1", NS, since_seconds=60).count("\n") == 3
-    stamped = v1.read_namespaced_pod_log("loco-emulator-1", NS, tail_lines=1, timestamps=True)
-    assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{9}Z three\n", stamped)
-    assert (
-        v1.read_namespaced_pod_log("loco-emulator-1", NS, container="emulator", limit_bytes=3)
-        == "one"
-    )
-    with pytest.raises(ApiException) as exc:
-        v1.read_namespaced_pod_log("loco-emulator-1", NS, container="nope")
-    assert exc.value.status == 400
-    assert (
-        json.loads(exc.value.body)["message"]
-        == "container nope is not valid for pod loco-emulator-1"
-    )
-    with pytest.raises(ApiException) as prev:
-        v1.read_namespaced_pod_log("loco-emulator-1", NS, previous=True)
-    assert prev.value.status == 400
-
-
-def test_pod_log_follow_streams(kubesim: KubeSim, k8s_api_client: Any) -> None:
-    v1 = _core(k8s_api_client)
-    kubesim.append_log("loco-emulator-2", "boot")
-    resp = v1.read_namespaced_pod_log(
-        "loco-emulator-2", NS, follow=True, _preload_content=False, _request_timeout=10
-    )
-    received = b""
-    appended = False
-    for chunk in resp.stream(amt=None, decode_content=False):
-        received += chunk
-        if b"boot\n" in received and not appended:
-            kubesim.append_log("loco-emulator-2", "live 1", "live 2")
-            appended = True
-        if b"live 2\n" in received:
-            break
-    assert received == b"boot\nlive 1\nlive 2\n"
-    resp.release_conn()
-
-    # The Watch helper yields follow lines one by one, and ends when the container does.
-    w = watch.Watch()
-    lines = []
-    for line in w.stream(
-        v1.read_namespaced_pod_log, "loco-emulator-2", NS, tail_lines=1, _request_timeout=10
-    ):
-        lines.append(line)
-        if line == "live 2":
-            kubesim.delete_pod("loco-emulator-2")
-    assert lines == ["live 2"]
-
-
 def test_patch_statefulset_rolls_pods(kubesim: KubeSim, k8s_api_client: Any) -> None:
     apps = client.AppsV1Api(k8s_api_client)
     before = {p["metadata"]["name"]: p["metadata"]["uid"] for p in kubesim.pods()}
@@ -396,7 +342,7 @@ def test_rbac_denials_and_missing_token(kubesim: KubeSim) -> None:
     ro = kubesim.api_client(kubesim.readonly)
     v1 = _core(ro)
     assert len(v1.list_namespaced_pod(NS).items) == 3
-    assert v1.read_namespaced_pod_log("loco-emulator-0", NS) == ""
+    assert v1.read_namespaced_pod("loco-emulator-0", NS).metadata.name == "loco-emulator-0"
     with pytest.raises(ApiException) as exc:
         v1.delete_namespaced_pod("loco-emulator-0", NS)
     assert exc.value.status == 403
@@ -444,20 +390,9 @@ def test_namespaces_and_discovery(kubesim: KubeSim, k8s_api_client: Any) -> None
     assert agg.headers["content-type"] == aggregated
     assert agg.json()["items"][0]["versions"][0]["resources"][0]["resource"] == "statefulsets"
     legacy = httpx.get(kubesim.url + "/api/v1", headers=headers, verify=verify).json()
-    assert {"pods", "pods/log", "events", "namespaces"} <= {r["name"] for r in legacy["resources"]}
-    table = httpx.get(
-        kubesim.url + "/api/v1/namespaces/loco/pods",
-        headers={
-            **headers,
-            "Accept": "application/json;as=Table;v=v1;g=meta.k8s.io,application/json",
-        },
-        verify=verify,
-    ).json()
-    assert table["kind"] == "Table"
-    assert [c["name"] for c in table["columnDefinitions"] if c["priority"] == 0] == [
-        "Name", "Ready", "Status", "Restarts", "Age",
-    ]  # fmt: skip
-    assert table["rows"][0]["cells"][:4] == ["loco-emulator-0", "1/1", "Running", "0"]
+    assert {"pods", "pods/status", "events", "namespaces"} <= {
+        r["name"] for r in legacy["resources"]
+    }
 
 
 def test_write_errors_match_the_api_server(kubesim: KubeSim, k8s_api_client: Any) -> None:

@@ -1,13 +1,11 @@
-"""Pure functions of the simulator: selector grammar, patch formats, printing helpers."""
+"""Pure functions of the simulator: selector grammar and patch formats."""
 
 from __future__ import annotations
 
 import pytest
 
-from tests.kubesim.objects import human_duration
 from tests.kubesim.patch import PatchError, json_patch, merge_patch, strategic_merge_patch
 from tests.kubesim.selectors import FieldSelector, LabelSelector, SelectorError
-from tests.kubesim.tables import pod_status_reason
 
 LABELS = {"app": "loco", "tier": "7", "env": "prod"}
 
@@ -126,28 +124,3 @@ def test_json_patch_rfc6902() -> None:
         json_patch(doc, [{"op": "test", "path": "/spec/replicas", "value": 4}])
     with pytest.raises(PatchError):
         json_patch(doc, [{"op": "replace", "path": "/nope/x", "value": 1}])
-
-
-@pytest.mark.parametrize(
-    ("seconds", "text"),
-    [(-5, "<invalid>"), (0, "0s"), (119, "119s"), (120, "2m"), (130, "2m10s"), (600, "10m"),
-     (3 * 3600, "3h"), (3 * 3600 + 60, "3h1m"), (10 * 3600, "10h"), (49 * 3600, "2d1h"),
-     (10 * 86400, "10d"), (800 * 86400, "2y70d")],
-)  # fmt: skip
-def test_human_duration_matches_kubectl(seconds: int, text: str) -> None:
-    assert human_duration(seconds) == text
-
-
-def test_pod_status_reason() -> None:
-    waiting = {
-        "status": {
-            "phase": "Pending",
-            "containerStatuses": [{"state": {"waiting": {"reason": "ContainerCreating"}}}],
-        }
-    }
-    assert pod_status_reason(waiting) == "ContainerCreating"
-    assert (
-        pod_status_reason({"metadata": {"deletionTimestamp": "x"}, "status": {"phase": "Running"}})
-        == "Terminating"
-    )
-    assert pod_status_reason({"status": {"phase": "Running"}}) == "Running"

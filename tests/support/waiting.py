@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Awaitable, Callable
-from typing import Any, TypeVar
+from typing import TypeVar
 
 T = TypeVar("T")
 
@@ -37,16 +37,30 @@ async def wait_until(
 
 
 def poll_until(
-    check: Callable[[], Any], timeout: float, what: str, describe: Callable[[], str] | None = None
-) -> Any:
-    """Sync twin of :func:`wait_until`: calls ``check`` until it is truthy; fails with
-    ``describe()`` (e.g. the screen) when ``timeout`` runs out."""
-    deadline = time.monotonic() + timeout
+    check: Callable[[], T],
+    timeout: float,
+    what: str = "condition",
+    describe: Callable[[], str] | None = None,
+    interval: float = 0.1,
+) -> T:
+    """Sync twin of :func:`wait_until`: calls ``check`` until it returns something truthy,
+    which is returned; fails naming ``what``, the last result or error and, when given,
+    ``describe()`` (e.g. the screen)."""
+    end = time.monotonic() + timeout
+    last: T | None = None
+    last_exc: Exception | None = None
     while True:
-        value = check()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            extra = f"\n{describe()}" if describe else ""
-            raise AssertionError(f"timed out after {timeout}s waiting for {what}{extra}")
-        time.sleep(0.1)
+        try:
+            last = check()
+            last_exc = None
+            if last:
+                return last
+        except Exception as exc:  # the thing being waited for may not be up yet
+            last_exc = exc
+        if time.monotonic() > end:
+            extra = f"\n{describe()}" if describe is not None else ""
+            raise AssertionError(
+                f"{what} not reached within {timeout:.0f} s; last result: {last!r}; "
+                f"last error: {last_exc!r}{extra}"
+            )
+        time.sleep(interval)

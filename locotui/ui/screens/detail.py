@@ -327,6 +327,9 @@ def pod_section(inst: Instance, at: datetime) -> RenderableType:
     t.add_row("ready", _val(pod.ready))
     t.add_row("restarts", _val(pod.restarts, "yellow" if pod.restarts else ""))
     t.add_row("waiting reason", _val(pod.waiting_reason, "bold red" if pod.waiting_reason else ""))
+    if pod.last_restart_reason:
+        when = f", {fmt.since(pod.last_restart_at, at)} ago" if pod.last_restart_at else ""
+        t.add_row("last restart", Text(f"{pod.last_restart_reason}{when}", style="yellow"))
     t.add_row("terminating", _val(pod.deleting, "bold red" if pod.deleting else "green"))
     t.add_row("node / ip", Text(f"{pod.node or '-'} / {pod.ip or '-'}"))
     t.add_row("started", Text(f"{fmt.since(pod.start_time, at)} ago" if pod.start_time else "-"))

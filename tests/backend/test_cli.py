@@ -16,8 +16,8 @@ import httpx
 import pytest
 
 from backend.models import InstanceList
-from tests.backend.fake_emulator import FakeEmulators
-from tests.backend.helpers import write_static
+from tests.support.fake_emulator import FakeEmulators, write_static
+from tests.support.waiting import eventually
 
 ARGV = [sys.executable, "-m", "backend.cli"]
 ROOT = Path(__file__).resolve().parents[2]
@@ -197,12 +197,15 @@ async def test_starts_serves_and_stops(tmp_path: Path) -> None:
                         (await client.get("/api/instances")).content
                     )
 
-                fleet = await listed()
-                deadline = time.monotonic() + 10
-                while not all(i.status == "healthy" for i in fleet.items) or len(fleet.items) < 2:
-                    assert time.monotonic() < deadline, fleet
-                    await asyncio.sleep(0.05)
-                    fleet = await listed()
+                await eventually(
+                    listed,
+                    10,
+                    "two healthy instances",
+                    interval=0.05,
+                    accept=lambda fleet: (
+                        len(fleet.items) >= 2 and all(i.status == "healthy" for i in fleet.items)
+                    ),
+                )
                 assert (await client.get("/health")).json()["discovery"] == "static"
         finally:
             proc.send_signal(signal.SIGTERM)

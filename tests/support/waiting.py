@@ -27,7 +27,7 @@ if TYPE_CHECKING:
 
 T = TypeVar("T")
 
-Check = Callable[[], T]
+# Whether a check's result is the one awaited (truthiness unless said otherwise).
 Accept = Callable[[Any], object]
 
 

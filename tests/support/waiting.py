@@ -88,9 +88,15 @@ class Deadline:
             except Exception as exc:  # a failing description must not hide the failure
                 extra = f"\n(describe failed: {exc!r})"
         return AssertionError(
-            f"{self.what} not reached within {self.timeout:g} s; last result: {self.last!r}; "
-            f"last error: {self.error!r}{extra}"
+            f"{self.what} not reached within {self.timeout:g} s; "
+            f"last result: {_brief(self.last)}; last error: {self.error!r}{extra}"
         )
+
+
+def _brief(value: Any, limit: int = 1000) -> str:
+    # A whole instance or fleet as the last result would bury the rest of the message.
+    text = repr(value)
+    return text if len(text) <= limit else f"{text[:limit]}… ({len(text)} characters)"
 
 
 def poll_until(

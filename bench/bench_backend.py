@@ -66,7 +66,7 @@ def fake_supervisors(count: int, workdir: Path) -> Iterator[int]:
         [
             PY,
             "-m",
-            "tests.backend.fake_emulator",
+            "tests.support.fake_emulator",
             "--instances",
             str(count),
             "--port-file",

@@ -9,7 +9,7 @@ StatefulSet controller, the watch, the backend with the chart's Role. Simulated:
 (sigs.k8s.io/kwok, built by localcluster) plays the nodes beside the real one and runs the
 pods' lifecycle (a thousand QEMUs do not fit on one machine), and every pod carries the
 stand-in annotation ``lego-loco.io/health-url`` pointing at one process of fake
-supervisors (tests/backend/fake_emulator.py), which the backend probes as it would probe
+supervisors (tests/support/fake_emulator.py), which the backend probes as it would probe
 real ones.
 
 Measures the time from ``kubectl scale`` to every instance listed by the backend (and to

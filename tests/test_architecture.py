@@ -5,6 +5,7 @@ module has to be put on one side on purpose."""
 
 from __future__ import annotations
 
+import ast
 import subprocess
 import sys
 import tomllib
@@ -76,3 +77,27 @@ def test_the_contract_holds() -> None:
         timeout=120,
     )
     assert result.returncode == 0, result.stdout[-3000:]
+
+
+def _imported_modules(tree: ast.AST) -> set[str]:
+    names: set[str] = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            names.update(alias.name for alias in node.names)
+        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            names.add(node.module)
+            names.update(f"{node.module}.{alias.name}" for alias in node.names)
+    return names
+
+
+def test_no_test_module_is_imported() -> None:
+    """Shared test code lives in tests/support (or a directory's own helper modules): a
+    test module imported by another would also run its tests, and ties them together."""
+    offenders = []
+    for path in sorted((ROOT / "tests").rglob("*.py")):
+        tree = ast.parse(path.read_text(), filename=str(path))
+        for module in sorted(_imported_modules(tree)):
+            head, *rest = module.split(".")
+            if head == "tests" and rest and rest[-1].startswith(("test_", "conftest")):
+                offenders.append(f"{path.relative_to(ROOT)} imports {module}")
+    assert not offenders, "\n".join(offenders)

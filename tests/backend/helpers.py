@@ -1,4 +1,4 @@
-"""Shared helpers for the backend tests: serving an app, waiting with deadlines."""
+"""Shared helpers for the backend tests: settings, serving an app, reading its output."""
 
 from __future__ import annotations
 
@@ -8,14 +8,12 @@ import ipaddress
 import json
 import logging
 import socket
-import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
 import httpx
 import uvicorn
-import yaml
 
 from backend.api.app import create_app
 from backend.config import Settings
@@ -23,7 +21,7 @@ from backend.fleet import Fleet
 from backend.models import InstanceSource
 from backend.runtime import BackendRuntime, build_runtime
 from emulator.jsonlog import JsonFormatter
-from tests.backend.fake_emulator import FakeEmulators
+from tests.support.serving import start_server
 
 FAST = Settings(
     discovery=InstanceSource.STATIC,
@@ -44,46 +42,6 @@ FAST = Settings(
 
 def settings(**changes: Any) -> Settings:
     return FAST.model_copy(update=changes)
-
-
-def write_static(
-    path: Path,
-    fake: FakeEmulators,
-    names: list[str] | None = None,
-    extra: dict[str, dict[str, Any]] | None = None,
-) -> Path:
-    items = []
-    for name in names or list(fake.instances):
-        item: dict[str, Any] = {"name": name, "health_url": fake.url(name), "vnc": "127.0.0.1:5900"}
-        item.update((extra or {}).get(name, {}))
-        items.append(item)
-    path.write_text(yaml.safe_dump({"instances": items}))
-    return path
-
-
-async def eventually(
-    check: Callable[[], Any],
-    timeout: float = 15.0,
-    fleet: Fleet | None = None,
-    what: str = "condition",
-) -> Any:
-    """Waits until ``check()`` is truthy; wakes on fleet changes when a fleet is given.
-
-    Without a fleet it re-checks every 20 ms. Either way it fails after ``timeout``.
-    """
-    deadline = time.monotonic() + timeout
-    while True:
-        value = check()
-        if value:
-            return value
-        remaining = deadline - time.monotonic()
-        if remaining <= 0:
-            raise AssertionError(f"timed out after {timeout}s waiting for {what}")
-        if fleet is not None:
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(fleet.wait_for_change(fleet.seq), min(remaining, 0.5))
-        else:
-            await asyncio.sleep(min(remaining, 0.02))
 
 
 def instance_history(fleet: Fleet, name: str, after: int = 0) -> list[Any]:
@@ -122,13 +80,8 @@ async def serve(runtime: BackendRuntime) -> AsyncIterator[str]:
             timeout_graceful_shutdown=1,
         )
     )
-    task = asyncio.get_running_loop().create_task(server.serve(sockets=[sock]))
+    task = await start_server(server, [sock])
     try:
-        async with asyncio.timeout(10):
-            while not server.started:
-                if task.done():
-                    task.result()
-                await asyncio.sleep(0.01)
         yield f"http://127.0.0.1:{port}"
     finally:
         # should_exit only (not force_exit): the lifespan's shutdown must run so the

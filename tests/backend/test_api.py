@@ -23,16 +23,9 @@ from backend.models import (
 )
 from backend.runtime import build_runtime
 from emulator.models import OverallStatus
-from tests.backend.fake_emulator import FakeEmulators
-from tests.backend.helpers import (
-    JsonLines,
-    SseReader,
-    backend_for,
-    eventually,
-    serve,
-    settings,
-    write_static,
-)
+from tests.backend.helpers import JsonLines, SseReader, backend_for, serve, settings
+from tests.support.fake_emulator import FakeEmulators, write_static
+from tests.support.waiting import eventually
 
 TOKEN = "t0ken-for-tests"
 AUTH = {"Authorization": f"Bearer {TOKEN}"}

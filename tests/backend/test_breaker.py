@@ -17,8 +17,9 @@ from backend.models import (
     InstanceStatus,
 )
 from backend.runtime import build_runtime
-from tests.backend.fake_emulator import FakeEmulators
-from tests.backend.helpers import eventually, settings, write_static
+from tests.backend.helpers import settings
+from tests.support.fake_emulator import FakeEmulators, write_static
+from tests.support.waiting import eventually
 
 
 async def test_breaker_counts_consecutive_failures_and_reports_retry() -> None:

@@ -13,8 +13,9 @@ from typing import Any
 from backend.models import InstanceSource, InstanceStatus
 from emulator.registration import LocalRegistration, remove_registration, write_registration
 from emulator.statedir import LOCK_NAME, take_lock
-from tests.backend.fake_emulator import FakeEmulators
-from tests.backend.helpers import backend_for, eventually
+from tests.backend.helpers import backend_for
+from tests.support.fake_emulator import FakeEmulators
+from tests.support.waiting import eventually
 
 TOKEN = "local-token"
 AUTH = {"Authorization": f"Bearer {TOKEN}"}

@@ -30,8 +30,8 @@ from backend.api.app import create_app
 from backend.discovery.base import Target
 from backend.models import InstanceSource
 from backend.runtime import build_runtime
-from tests.backend.fake_emulator import FakeEmulators
 from tests.backend.helpers import settings
+from tests.support.fake_emulator import FakeEmulators
 
 # schemathesis's own strategies trip this hypothesis deprecation (not ours to fix); it is
 # raised inside tests (the mark) and outside them, at collection (the module filter).

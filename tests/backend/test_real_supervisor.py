@@ -8,19 +8,15 @@ is stopped and started again: its breaker goes closed → open → half-open →
 from __future__ import annotations
 
 import asyncio
-import os
-import random
 import shutil
-import signal
-import socket
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
 from backend.models import BreakerState, InstanceSource, InstanceStatus
-from tests.backend.helpers import backend_for, eventually, instance_history
+from tests.backend.helpers import backend_for, instance_history
+from tests.support.supervisor import SupervisorProcess, start_supervisor
+from tests.support.waiting import eventually
 
 pytestmark = [
     pytest.mark.slow,
@@ -28,90 +24,26 @@ pytestmark = [
 ]
 
 TOKEN = "e2e-token"
-ROOT = Path(__file__).resolve().parents[2]
 
 
-def free_tcp_port(low: int = 6000, high: int = 10000) -> int:
-    """A free port in [low, high) (VNC ports are 5900 + display, so a range is needed)."""
-    for _ in range(200):
-        port = random.randrange(low, high)
-        with socket.socket() as s:
-            try:
-                s.bind(("127.0.0.1", port))
-            except OSError:
-                continue
-            return port
-    raise RuntimeError("no free port")
-
-
-class Supervisor:
-    def __init__(self, tmp: Path) -> None:
-        self.image = tmp / "guest.img"
-        self.state = tmp / "state" / "e2e-0"
-        self.log_file = tmp / "e2e-0.log"
-        self.port = free_tcp_port()
-        self.vnc_display = free_tcp_port(6000, 9000) - 5900
-        self.proc: subprocess.Popen[bytes] | None = None
-        subprocess.run(
-            [sys.executable, "-m", "emulator.cli", "make-test-image", str(self.image)],
-            check=True,
-            capture_output=True,
-            cwd=ROOT,
-            timeout=60,
-        )
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
-
-    def start(self) -> None:
-        env = {**os.environ, "LOCO_CONTROL_TOKEN": TOKEN}
-        self.proc = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "emulator.cli",
-                "run",
-                "--disk",
-                str(self.image),
-                "--state-dir",
-                str(self.state),
-                "--health-host",
-                "127.0.0.1",
-                "--health-port",
-                str(self.port),
-                "--vnc",
-                f"127.0.0.1:{self.vnc_display}",
-                "--name",
-                "e2e-0",
-                "--accel",
-                "tcg",
-                "--log-file",
-                str(self.log_file),
-            ],
-            cwd=ROOT,
-            env=env,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-        )
-
-    async def stop(self) -> None:
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            async with asyncio.timeout(30):
-                while self.proc.poll() is None:
-                    await asyncio.sleep(0.05)
-        self.proc = None
+def start(tmp: Path) -> SupervisorProcess:
+    """The supervisor of one test guest, found by local discovery in ``tmp/state``."""
+    return start_supervisor(
+        tmp,
+        "e2e-0",
+        token=TOKEN,
+        args=["--accel", "tcg", "--log-file", str(tmp / "e2e-0.jsonl")],
+        state_dir=tmp / "state" / "e2e-0",
+    )
 
 
 async def test_real_supervisor_through_the_backend(tmp_path: Path) -> None:
-    sup = Supervisor(tmp_path)
-    sup.start()
+    sup = start(tmp_path)
     try:
         async with backend_for(
             tmp_path / "unused.yaml",
             discovery=InstanceSource.LOCAL,
-            local_dir=sup.state.parent,
+            local_dir=sup.state_dir.parent,
             control_token=TOKEN,
             probe_timeout=5.0,
         ) as (runtime, client):
@@ -160,12 +92,12 @@ async def test_real_supervisor_through_the_backend(tmp_path: Path) -> None:
                 timeout=30,
                 what="healthy via static",
             )
-            await sup.stop()
+            await asyncio.to_thread(sup.stop)
             await eventually(
                 lambda: breaker() is BreakerState.OPEN, fleet=fleet, timeout=30, what="breaker open"
             )
             assert status() is InstanceStatus.UNHEALTHY
-            sup.start()
+            sup.restart()
             await eventually(
                 lambda: breaker() is BreakerState.CLOSED and status() is InstanceStatus.HEALTHY,
                 fleet=fleet,
@@ -181,4 +113,4 @@ async def test_real_supervisor_through_the_backend(tmp_path: Path) -> None:
             assert BreakerState.CLOSED in states[i_open:], states
             assert BreakerState.HALF_OPEN not in states, states
     finally:
-        await sup.stop()
+        await asyncio.to_thread(sup.stop)

@@ -13,8 +13,9 @@ import pytest
 
 from backend.models import RemediationStatus
 from emulator.models import OverallStatus
-from tests.backend.fake_emulator import FakeEmulators
-from tests.backend.helpers import JsonLines, backend_for, eventually, write_static
+from tests.backend.helpers import JsonLines, backend_for
+from tests.support.fake_emulator import FakeEmulators, write_static
+from tests.support.waiting import eventually
 
 TOKEN = "t0ken-for-tests"
 AUTH = {"Authorization": f"Bearer {TOKEN}"}

@@ -10,7 +10,7 @@ import pytest
 from backend.discovery.static import StaticConfigError, StaticDiscovery, load_static_file
 from backend.fleet import Fleet
 from backend.models import InstanceSource
-from tests.backend.helpers import eventually
+from tests.support.waiting import eventually
 
 
 def write(tmp_path: Path, name: str, text: str) -> Path:

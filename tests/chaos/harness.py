@@ -37,6 +37,7 @@ from tests.support.supervisor import (
     start_supervisor,
     wait_gone,
 )
+from tests.support.waiting import GiveUp, eventually
 
 TOKEN = "chaos-token"
 
@@ -130,25 +131,28 @@ class FleetWatch(Background):
     ) -> tuple[dict[str, Any], float]:
         """The instance once ``accept`` holds, and how long that took."""
         started = time.monotonic()
-        end = started + deadline
-        while time.monotonic() < end:
-            inst = self.latest.get(name)
-            if inst is not None and accept(inst):
-                return inst, time.monotonic() - started
-            await asyncio.sleep(self.interval / 2)
-        raise AssertionError(
-            f"{name}: {what} not seen within {deadline:.0f} s; last: "
-            f"{_brief(self.latest.get(name))}; statuses {self.statuses.get(name)}"
+        inst = await eventually(
+            lambda: self.latest.get(name),
+            deadline,
+            f"{name}: {what}",
+            interval=self.interval / 2,
+            accept=lambda i: i is not None and accept(i),
+            describe=lambda: (
+                f"last: {_brief(self.latest.get(name))}; statuses {self.statuses.get(name)}"
+            ),
         )
+        return inst, time.monotonic() - started
 
     async def samples_pass(self, count: int, deadline: float = 30.0) -> None:
         """Returns after ``count`` more answers of the backend (each one checked for missing
         instances): "still so a while later", without a fixed sleep."""
         target = self.samples + count
-        end = time.monotonic() + deadline
-        while self.samples < target:
-            assert time.monotonic() < end, "the backend stopped answering"
-            await asyncio.sleep(self.interval / 2)
+        await eventually(
+            lambda: self.samples >= target,
+            deadline,
+            f"{count} answers of the backend (did it stop answering?)",
+            interval=self.interval / 2,
+        )
 
     def assert_none_lost(self) -> None:
         assert not self.missing, f"instances missing from the list at times: {self.missing[:5]}"
@@ -258,15 +262,21 @@ class EventLog(Background):
 
     async def until(self, name: str, action: str, outcome: str, deadline: float) -> dict[str, Any]:
         """The first such decision about ``name`` (waiting up to ``deadline`` s)."""
-        end = time.monotonic() + deadline
-        while time.monotonic() < end:
+
+        def decision() -> dict[str, Any] | None:
             for e in self.remediation:
                 if (e["instance"], e["action"], e["outcome"]) == (name, action, outcome):
                     return e
             if self._task is not None and self._task.done():
-                self._task.result()  # the stream ended: say why
-                raise AssertionError("the event stream ended")
-            await asyncio.sleep(0.1)
-        raise AssertionError(
-            f"{name}: no {action} ({outcome}) within {deadline:.0f} s; decisions: {self.of(name)}"
+                error = self._task.exception()  # the stream ended: say why
+                raise GiveUp(f"the event stream ended ({error!r})") from error
+            return None
+
+        found: dict[str, Any] = await eventually(
+            decision,
+            deadline,
+            f"{name}: {action} ({outcome})",
+            interval=0.1,
+            describe=lambda: f"decisions: {self.of(name)}",
         )
+        return found

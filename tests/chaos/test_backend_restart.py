@@ -10,7 +10,8 @@ from pathlib import Path
 import pytest
 
 from tests.chaos.harness import TOKEN, local_fleet, status_is
-from tests.support.tmux import Tmux, alive, console_env
+from tests.support.processes import alive
+from tests.support.tmux import Tmux, console_env
 from tests.support.waiting import poll_until
 
 pytestmark = [

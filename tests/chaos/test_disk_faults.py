@@ -16,8 +16,9 @@ import pytest
 
 from emulator.errors import ExitCode
 from tests.chaos.harness import digest, local_fleet, needs_root, remount, small_fs, status_is
+from tests.support.paths import ROOT
 from tests.support.ports import free_port
-from tests.support.supervisor import ROOT, make_image
+from tests.support.supervisor import make_image
 from tests.support.waiting import wait_until
 
 pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("qemu")]

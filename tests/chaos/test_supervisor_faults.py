@@ -13,8 +13,9 @@ import pytest
 
 from emulator.errors import ExitCode
 from tests.chaos.harness import TOKEN, local_fleet, status_is
+from tests.support.paths import ROOT
 from tests.support.ports import free_port
-from tests.support.supervisor import ROOT, qemu_processes_for, wait_gone
+from tests.support.supervisor import qemu_processes_for, wait_gone
 
 pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("qemu")]
 

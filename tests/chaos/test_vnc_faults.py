@@ -11,8 +11,7 @@ import pytest
 
 from emulator.vnc import VncSampler
 from tests.chaos.harness import local_fleet, status_is
-from tests.emulator.rfb_peer import RfbPeer
-from tests.emulator.test_vnc_sampler import running
+from tests.emulator.rfb_peer import RfbPeer, running
 from tests.support.supervisor import make_image
 
 

@@ -18,7 +18,6 @@ from localcluster.errors import ClusterError
 from tests.cluster import fleet as fleet_module
 from tests.cluster.fleet import Fleet
 from tests.cluster.shared import SharedCluster
-from tests.locotui.test_tmux_locotui import term  # noqa: F401 - the tmux fixture (test_console)
 
 
 def _cannot(reason: str) -> None:

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
 import subprocess
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -237,3 +239,13 @@ def uninstall(cluster: Cluster, namespace: str = NAMESPACE) -> None:
     cluster_helm = helm.helm(cluster, "uninstall", RELEASE, "--namespace", namespace, "--wait")
     subprocess.run(cluster_helm, capture_output=True, timeout=300, check=False)
     cluster.kubectl("delete", "namespace", namespace, "--wait=true", timeout=300)
+
+
+@contextlib.contextmanager
+def api_server_down(fleet: Fleet, restart_args: tuple[str, ...] = ()) -> Iterator[None]:
+    """Stops the API server for the block; it runs again afterwards, whatever happens."""
+    fleet.cluster.stop_daemon("kube-apiserver")
+    try:
+        yield
+    finally:
+        fleet.cluster.restart_daemon("kube-apiserver", restart_args)

@@ -8,14 +8,15 @@ from __future__ import annotations
 
 import re
 import shutil
-from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 
 from tests.cluster.fleet import CLUSTER, OPERATOR, STATEFULSET, VIEWER, Fleet
-from tests.locotui.test_demo_tmux import fps_of
-from tests.locotui.test_tmux_locotui import BIN, Tmux, alive, console_env
+from tests.support.console import fps_of
+from tests.support.paths import BIN
+from tests.support.processes import alive
+from tests.support.tmux import Tmux, console_env
 from tests.support.waiting import poll_until
 
 pytestmark = [
@@ -40,14 +41,6 @@ def _open(term: Tmux, fleet: Fleet, user: str, tmp: Path) -> int:
     return term.pid()
 
 
-def _wait_screen(term: Tmux, accept: Callable[[str], object], deadline: float, what: str) -> str:
-    def screen() -> str | None:
-        text = term.screen()
-        return text if accept(text) else None
-
-    return poll_until(screen, deadline, what, describe=term.screen)
-
-
 def _all_healthy_with_fps(screen: str) -> bool:
     return screen.count("● healthy") == 3 and all((fps_of(screen, n) or 0) > 5 for n in NAMES)
 
@@ -61,40 +54,38 @@ def test_the_console_on_the_cluster_as_an_operator(
     fleet: Fleet, term: Tmux, tmp_path: Path
 ) -> None:
     pid = _open(term, fleet, OPERATOR, tmp_path)
-    screen = _wait_screen(term, _all_healthy_with_fps, 120, "3 healthy tiles with frame rates")
+    screen = term.wait(_all_healthy_with_fps, 120, "3 healthy tiles with frame rates")
     assert f"ns {fleet.namespace}" in screen and "backend ● live" in screen
 
     # Logs of the focused pod, through the API server with the operator's credentials.
     term.keys("L")
-    logs = _wait_screen(term, lambda s: "QEMU is running" in s, 30, "the pod's log lines")
+    logs = term.wait(lambda s: "QEMU is running" in s, 30, "the pod's log lines")
     assert f"logs  {NAMES[0]}" in logs
     term.keys("Escape")
-    _wait_screen(term, lambda s: "● healthy" in s, 20, "back to the tiles")
+    term.wait(lambda s: "● healthy" in s, 20, "back to the tiles")
 
     # Restart of the second pod: deleted with the operator Role, recreated by the
     # StatefulSet controller under the same name with a new UID.
     old = _uid(fleet, NAMES[1])
     term.keys("l")
     term.keys("R")
-    _wait_screen(term, lambda s: f"Delete pod {NAMES[1]}" in s, 20, "the restart confirmation")
+    term.wait(lambda s: f"Delete pod {NAMES[1]}" in s, 20, "the restart confirmation")
     term.keys("y")
-    _wait_screen(
-        term,
+    term.wait(
         lambda s: re.search(rf"✔\s+{NAMES[1]}\s+ok\s+pod {NAMES[1]} recreated and Ready", s),
         180,
         "the restart done",
     )
     assert _uid(fleet, NAMES[1]) not in ("", old), "a new pod"
     term.keys("Escape")
-    _wait_screen(term, lambda s: "Delete pod" not in s, 20, "dialog closed")
+    term.wait(lambda s: "Delete pod" not in s, 20, "dialog closed")
 
     # Rolling restart of the StatefulSet: every pod replaced, one at a time.
     before = {n: _uid(fleet, n) for n in NAMES}
     term.keys("C-r")
-    _wait_screen(term, lambda s: "Rolling restart of the StatefulSet owning" in s, 20, "ask")
+    term.wait(lambda s: "Rolling restart of the StatefulSet owning" in s, 20, "ask")
     term.keys("y")
-    _wait_screen(
-        term,
+    term.wait(
         lambda s: re.search(rf"✔\s+{STATEFULSET}\s+ok\s+all 3 pods replaced", s),
         300,
         "the rolling restart done",
@@ -102,7 +93,7 @@ def test_the_console_on_the_cluster_as_an_operator(
     after = {n: _uid(fleet, n) for n in NAMES}
     assert all(after[n] != before[n] for n in NAMES), (before, after)
     term.keys("Escape")
-    _wait_screen(term, _all_healthy_with_fps, 120, "all healthy again after the rollout")
+    term.wait(_all_healthy_with_fps, 120, "all healthy again after the rollout")
 
     term.keys("q")
     poll_until(lambda: not alive(pid), 20, "the console to exit", describe=term.screen)
@@ -113,12 +104,12 @@ def test_a_denied_restart_shows_the_api_servers_words(
     fleet: Fleet, term: Tmux, tmp_path: Path
 ) -> None:
     pid = _open(term, fleet, VIEWER, tmp_path)
-    _wait_screen(term, lambda s: s.count("● healthy") == 3, 120, "3 healthy tiles")
+    term.wait(lambda s: s.count("● healthy") == 3, 120, "3 healthy tiles")
     uid = _uid(fleet, NAMES[0])
     term.keys("R")
-    _wait_screen(term, lambda s: f"Delete pod {NAMES[0]}" in s, 20, "the restart confirmation")
+    term.wait(lambda s: f"Delete pod {NAMES[0]}" in s, 20, "the restart confirmation")
     term.keys("y")
-    screen = _wait_screen(term, lambda s: "✖" in s and "forbidden" in s.lower(), 60, "the denial")
+    screen = term.wait(lambda s: "✖" in s and "forbidden" in s.lower(), 60, "the denial")
     # The API server's own message, wrapped inside the dialog.
     assert "DENIED" in screen and f'pods "{NAMES[0]}" is forbidden: User' in screen, screen
     assert f'"{VIEWER}" cannot delete resource "pods"' in screen, screen
@@ -126,7 +117,7 @@ def test_a_denied_restart_shows_the_api_servers_words(
     assert _uid(fleet, NAMES[0]) == uid, "nothing was deleted"
     term.keys("Escape")
     # Wait for Escape to land: a key typed right after it would arrive as Alt+key.
-    _wait_screen(term, lambda s: "Restart pod —" not in s, 20, "dialog closed")
+    term.wait(lambda s: "Restart pod —" not in s, 20, "dialog closed")
     term.keys("q")
     poll_until(lambda: not alive(pid), 20, "the console to exit", describe=term.screen)
     assert term.exit_status() == 0

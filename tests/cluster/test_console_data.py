@@ -11,7 +11,6 @@ import asyncio
 import io
 import json
 import threading
-import time
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -38,14 +37,12 @@ from locotui.data.logs import LogBuffer, LogTail, kube_source
 from locotui.ui.app import LocoApp
 from locotui.ui.screens.confirm import ActionScreen
 from locotui.ui.screens.logs import LogScreen
-from tests.backend.fake_emulator import FakeEmulators
-from tests.backend.helpers import write_static
-from tests.cluster.fleet import CLUSTER, OPERATOR, STATEFULSET, VIEWER, Fleet
-from tests.cluster.test_discovery import api_server_down
-from tests.locotui.test_commands import clean_env, locotui
-from tests.locotui.test_data_kube import Collector
-from tests.locotui.test_data_support import BackendProcess, eventually, free_port
-from tests.locotui.test_ui_support import screen_text, ui_settings, wait_for
+from tests.cluster.fleet import CLUSTER, OPERATOR, STATEFULSET, VIEWER, Fleet, api_server_down
+from tests.support.backend import CONSOLE_DATA_ARGS, BackendProcess
+from tests.support.console import clean_env, locotui, screen_text, ui_settings
+from tests.support.fake_emulator import FakeEmulators, write_static
+from tests.support.ports import free_port
+from tests.support.waiting import Collector, eventually, poll_until, wait_for
 
 pytestmark = CLUSTER
 
@@ -235,7 +232,9 @@ async def test_feeds_fall_back_to_kubernetes_and_back(fleet: Fleet, tmp_path: Pa
             backoff=lambda: Backoff(0.05, 0.5),
         )
         await feeds.start()
-        backend = BackendProcess(write_static(tmp_path / "s.yaml", fake), port=port)
+        backend = BackendProcess.static(
+            write_static(tmp_path / "s.yaml", fake), port=port, timing=CONSOLE_DATA_ARGS
+        )
         try:
             await eventually(lambda: len(model) == 3, 60, "fallback pods")
             assert feeds.fallback_active
@@ -256,7 +255,7 @@ async def test_feeds_fall_back_to_kubernetes_and_back(fleet: Fleet, tmp_path: Pa
                 60,
                 "the deletion in the fallback view",
             )
-            await backend.start()
+            await backend.astart()
             await eventually(
                 lambda: (
                     model.live
@@ -270,7 +269,7 @@ async def test_feeds_fall_back_to_kubernetes_and_back(fleet: Fleet, tmp_path: Pa
             assert model.links[Source.KUBERNETES].state is LinkState.IDLE
         finally:
             await feeds.stop()
-            await backend.stop()
+            await backend.astop()
             if feeds.kube is not None:
                 await feeds.kube.aclose()
 
@@ -293,10 +292,12 @@ def test_stream_threads_end_with_the_iteration(fleet: Fleet) -> None:
         await kube.aclose()
 
     asyncio.run(run())
-    deadline = time.monotonic() + 5
-    while any(t.name == "kube-logs" for t in threading.enumerate()):
-        assert time.monotonic() < deadline, "log reader thread still running"
-        time.sleep(0.01)
+    poll_until(
+        lambda: not any(t.name == "kube-logs" for t in threading.enumerate()),
+        5,
+        "the log reader thread to end",
+        interval=0.01,
+    )
 
 
 async def test_pod_logs_feed_a_merged_tail(fleet: Fleet, kube: KubeClient) -> None:

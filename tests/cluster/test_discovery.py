@@ -7,12 +7,10 @@ stays observable while the API server is down.
 from __future__ import annotations
 
 import base64
-import contextlib
 import json
 import ssl
 import subprocess
 import threading
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -22,9 +20,9 @@ from backend.kube.config import connect
 from backend.models import InstanceSource, NamespaceSource
 from backend.runtime import build_runtime
 from localcluster import access, topology
-from tests.backend.helpers import eventually, settings
-from tests.cluster.fleet import CLUSTER, STATEFULSET, Fleet
-from tests.support.waiting import poll_until
+from tests.backend.helpers import settings
+from tests.cluster.fleet import CLUSTER, STATEFULSET, Fleet, api_server_down
+from tests.support.waiting import eventually, poll_until
 
 pytestmark = CLUSTER
 
@@ -230,16 +228,6 @@ async def test_namespace_from_the_kubeconfig_context_outside_the_cluster(
     finally:
         for kind in ("rolebinding", "role", "serviceaccount"):
             fleet.kubectl("delete", kind, "discovery-outside", "--ignore-not-found")
-
-
-@contextlib.contextmanager
-def api_server_down(fleet: Fleet, restart_args: tuple[str, ...] = ()) -> Iterator[None]:
-    """Stops the API server for the block; it runs again afterwards, whatever happens."""
-    fleet.cluster.stop_daemon("kube-apiserver")
-    try:
-        yield
-    finally:
-        fleet.cluster.restart_daemon("kube-apiserver", restart_args)
 
 
 def test_the_backend_survives_the_api_server_stopping_and_starting(fleet: Fleet) -> None:

@@ -23,7 +23,8 @@ from backend.kube.errors import KubeError
 from backend.models import NamespaceSource
 from localcluster import access
 from tests.cluster.fleet import BACKEND_SA, CLUSTER, OPERATOR, STATEFULSET, VIEWER, Fleet
-from tests.deploy.test_chart_rbac import permissions_used_by_backend
+from tests.deploy.permissions import permissions_used_by_backend
+from tests.support.waiting import eventually
 
 pytestmark = CLUSTER
 
@@ -72,14 +73,6 @@ class Sink:
 
     def discovery_state(self, state: Any) -> None:
         self.states.append(state)
-
-
-async def until(predicate: Any, what: str, timeout: float = 15.0) -> None:
-    loop = asyncio.get_running_loop()
-    end = loop.time() + timeout
-    while not predicate():
-        assert loop.time() < end, f"timed out waiting for {what}"
-        await asyncio.sleep(0.02)
 
 
 def can_i(fleet: Fleet, who: str, verb: str, resource: str, namespace: str | None = None) -> bool:
@@ -181,13 +174,15 @@ async def test_backend_code_works_with_exactly_the_charts_role(
     task = asyncio.create_task(discovery.run(sink))
     try:
         names = [f"{STATEFULSET}-{i}" for i in range(3)]
-        await until(lambda: sorted(sink.targets) == names, "3 emulators discovered", 30)
+        await eventually(lambda: sorted(sink.targets) == names, 30, "3 emulators discovered")
         assert all(s.ok for s in sink.states), [s.error for s in sink.states]
         log = await _log(api, fleet.namespace, f"{STATEFULSET}-1", 10)
         assert "QEMU" in log or "supervisor" in log, log
         await api.delete_pod(fleet.namespace, f"{STATEFULSET}-1")
         # The watch (not only the list) works: the deletion arrives as an event.
-        await until(lambda: f"{STATEFULSET}-1" in sink.removed, "deletion seen by the watch", 60)
+        await eventually(
+            lambda: f"{STATEFULSET}-1" in sink.removed, 60, "deletion seen by the watch"
+        )
     finally:
         task.cancel()
         await asyncio.gather(task, return_exceptions=True)
@@ -210,7 +205,7 @@ async def test_a_role_without_watch_breaks_discovery_with_the_servers_words(
     sink = Sink()
     task = asyncio.create_task(discovery.run(sink))
     try:
-        await until(lambda: any(not s.ok for s in sink.states), "a failed discovery state", 30)
+        await eventually(lambda: any(not s.ok for s in sink.states), 30, "a failed discovery state")
         error = next(s.error for s in sink.states if not s.ok)
         assert "403" in error and "cannot watch resource" in error, error
     finally:

@@ -15,29 +15,25 @@ import subprocess
 import sys
 import time
 from pathlib import Path
-from typing import Any
 
 import httpx
 import pytest
 
 from tests.deploy.chart import VARIANTS, env_of, mounts_by_volume, render
 from tests.support.ports import free_port, free_vnc_display
+from tests.support.waiting import poll_until
 
 pytestmark = pytest.mark.slow
 
 
 def wait_for(url: str, deadline: float) -> httpx.Response:
-    end = time.monotonic() + deadline
-    last: Any = None
-    while time.monotonic() < end:
-        try:
-            last = httpx.get(url, timeout=2)
-            if last.status_code == 200:
-                return last
-        except httpx.HTTPError as exc:
-            last = exc
-        time.sleep(0.1)
-    raise AssertionError(f"{url} not 200 within {deadline:.0f} s: {last!r}")
+    """The answer once ``url`` answers 200, polled like the kubelet's probe."""
+    return poll_until(
+        lambda: httpx.get(url, timeout=2),
+        deadline,
+        f"{url} answering 200",
+        accept=lambda r: r.status_code == 200,
+    )
 
 
 def test_supervisor_runs_from_the_rendered_pod_spec(tmp_path: Path) -> None:

@@ -7,8 +7,12 @@ framebuffer size change, a malformed rectangle) and see what the client asked fo
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import struct
+from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
+
+from emulator.vnc import VncSampler
 
 BGRA = struct.pack(">BBBBHHHBBB3x", 32, 24, 0, 1, 255, 255, 255, 16, 8, 0)
 
@@ -96,3 +100,15 @@ class RfbPeer:
         session = ClientSession(reader, writer)
         await self.sessions.put(session)
         await session.pump()
+
+
+@contextlib.asynccontextmanager
+async def running(sampler: VncSampler) -> AsyncIterator[asyncio.Task[None]]:
+    """The sampler running in a task for the block; cancelled afterwards."""
+    task = asyncio.create_task(sampler.run())
+    try:
+        yield task
+    finally:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task

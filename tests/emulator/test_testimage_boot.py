@@ -24,6 +24,7 @@ from qemu.qmp import QMPClient
 from emulator.testimage import decode_frame_counter, write_test_image
 from emulator.testimage.synth import render_frame
 from tests.support.ports import free_vnc_display
+from tests.support.waiting import GiveUp, eventually
 
 pytestmark = [
     pytest.mark.slow,
@@ -62,14 +63,20 @@ class Guest:
         return (utime + stime) / os.sysconf("SC_CLK_TCK")
 
     async def first_counter(self) -> int:
-        deadline = time.monotonic() + BOOT_DEADLINE
-        while time.monotonic() < deadline:
-            assert self.proc.poll() is None, "QEMU exited while booting"
-            counter = decode_frame_counter((await self.screenshot())[0])
-            if counter is not None:
-                return counter
-            await asyncio.sleep(0.1)
-        pytest.fail(f"no frame counter on screen within {BOOT_DEADLINE:.0f} s of launch")
+
+        async def counter() -> int | None:
+            if self.proc.poll() is not None:
+                raise GiveUp("QEMU exited while booting")
+            return decode_frame_counter((await self.screenshot())[0])
+
+        found: int = await eventually(
+            counter,
+            BOOT_DEADLINE,
+            "a frame counter on screen after launch",
+            interval=0.1,
+            accept=lambda c: c is not None,
+        )
+        return found
 
 
 def _stop(proc: subprocess.Popen[bytes]) -> None:
@@ -84,16 +91,23 @@ def _stop(proc: subprocess.Popen[bytes]) -> None:
 
 async def _connect(qmp: QMPClient, sock: Path, proc: subprocess.Popen[bytes]) -> bool:
     """Connect to QEMU's QMP socket; False if QEMU exited first."""
-    deadline = time.monotonic() + 15
-    while time.monotonic() < deadline:
+
+    async def attempt() -> bool | None:
         if proc.poll() is not None:
             return False
-        if sock.exists():
-            with contextlib.suppress(Exception):
-                await qmp.connect(str(sock))
-                return True
-        await asyncio.sleep(0.02)
-    pytest.fail("QEMU's QMP socket did not accept a connection within 15 s")
+        if not sock.exists():
+            return None
+        await qmp.connect(str(sock))  # refused until QEMU listens: tried again
+        return True
+
+    connected: bool = await eventually(
+        attempt,
+        15,
+        "QEMU's QMP socket accepting a connection",
+        interval=0.02,
+        accept=lambda r: r is not None,
+    )
+    return connected
 
 
 @contextlib.asynccontextmanager

@@ -3,25 +3,13 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 
 import pytest
 
 from emulator import vnc
 from emulator.vnc import ENC_DESKTOP_SIZE, ENC_RAW, VncSampler
-from tests.emulator.rfb_peer import RfbPeer
+from tests.emulator.rfb_peer import RfbPeer, running
 from tests.support.waiting import wait_until
-
-
-@contextlib.asynccontextmanager
-async def running(sampler: VncSampler):
-    task = asyncio.create_task(sampler.run())
-    try:
-        yield task
-    finally:
-        task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await task
 
 
 async def next_request(session, deadline: float = 5.0) -> tuple[bool, int, int]:

@@ -15,6 +15,7 @@ import socket
 import uvicorn
 
 from tests.kubesim.tls import ServerCerts
+from tests.support.serving import start_server
 
 
 class SimServer:
@@ -66,13 +67,11 @@ class SimServer:
         sock = self._bind()
         server = uvicorn.Server(self._config)
         self._server = server
-        self._task = asyncio.get_running_loop().create_task(server.serve(sockets=[sock]))
-        while not server.started:
-            if self._task.done():
-                self._server = None
-                self._task.result()  # re-raise the startup failure
-                raise RuntimeError("kubesim: uvicorn exited during startup")
-            await asyncio.sleep(0.005)
+        try:
+            self._task = await start_server(server, [sock])
+        except BaseException:
+            self._server = None
+            raise
 
     async def down(self) -> None:
         server, task = self._server, self._task

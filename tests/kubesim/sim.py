@@ -15,7 +15,6 @@ import os
 import ssl
 import tempfile
 import threading
-import time
 from collections.abc import Awaitable, Callable, Iterator
 from pathlib import Path
 from typing import Any, TypeVar
@@ -33,6 +32,7 @@ from tests.kubesim.server import SimServer
 from tests.kubesim.store import Store
 from tests.kubesim.timing import Timing
 from tests.kubesim.tls import server_certs
+from tests.support.waiting import eventually, poll_until
 
 T = TypeVar("T")
 
@@ -453,17 +453,9 @@ class KubeSim:
         interval: float = 0.01,
         what: str = "",
     ) -> T:
-        """Poll until ``predicate()`` is truthy; return its value or raise TimeoutError."""
-        deadline = time.monotonic() + timeout
-        while True:
-            value = predicate()
-            if value:
-                return value
-            if time.monotonic() >= deadline:
-                raise TimeoutError(
-                    f"kubesim: timed out after {timeout}s waiting for {what or predicate}"
-                )
-            time.sleep(interval)
+        """Polls until ``predicate()`` is truthy and returns its value (the suite's one
+        deadline loop, tests/support/waiting.py)."""
+        return poll_until(predicate, timeout, f"kubesim: {what or predicate}", interval=interval)
 
     async def async_wait_for(
         self,
@@ -472,16 +464,10 @@ class KubeSim:
         interval: float = 0.01,
         what: str = "",
     ) -> T:
-        deadline = time.monotonic() + timeout
-        while True:
-            value = predicate()
-            if value:
-                return value
-            if time.monotonic() >= deadline:
-                raise TimeoutError(
-                    f"kubesim: timed out after {timeout}s waiting for {what or predicate}"
-                )
-            await asyncio.sleep(interval)
+        value: T = await eventually(
+            predicate, timeout, f"kubesim: {what or predicate}", interval=interval
+        )
+        return value
 
     def _all_ready(self, count: int | None, namespace: str | None) -> list[Obj] | None:
         pods = [p for p in self.pods(namespace) if not p["metadata"].get("deletionTimestamp")]

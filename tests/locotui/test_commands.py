@@ -11,12 +11,8 @@ import asyncio
 import contextlib
 import io
 import json
-import os
 import signal
-import sys
-import time
 from collections.abc import AsyncIterator
-from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
@@ -26,60 +22,21 @@ from emulator.models import OverallStatus
 from locotui.commands import status as status_cmd
 from locotui.config import load_settings
 from locotui.data.backend_client import BackendClient
-from tests.backend.fake_emulator import FakeEmulators
-from tests.backend.helpers import write_static
-from tests.locotui.test_data_support import BackendProcess, free_port
-
-LOCOTUI = str(Path(sys.executable).parent / "locotui")
-
-
-@dataclass
-class Result:
-    code: int
-    out: str
-    err: str
-
-
-def clean_env(tmp_path: Path, **extra: str) -> dict[str, str]:
-    """No user config, no kubeconfig, no LOCOTUI_*/LOCO_* from the outer environment."""
-    env = {
-        k: v
-        for k, v in os.environ.items()
-        if not k.startswith(("LOCOTUI_", "LOCO_", "KUBE")) and k != "HOME"
-    }
-    home = tmp_path / "home"
-    home.mkdir(exist_ok=True)
-    env.update(HOME=str(home), XDG_CONFIG_HOME=str(home / ".config"), NO_COLOR="1")
-    env.update(extra)
-    return env
-
-
-async def locotui(
-    *args: str, env: dict[str, str], timeout: float = 60, stdin: bytes | None = None
-) -> Result:
-    proc = await asyncio.create_subprocess_exec(
-        LOCOTUI,
-        *args,
-        env=env,
-        stdin=asyncio.subprocess.PIPE,
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE,
-    )
-    out, err = await asyncio.wait_for(proc.communicate(stdin or b""), timeout)
-    assert proc.returncode is not None
-    return Result(proc.returncode, out.decode(), err.decode())
+from tests.support.backend import CONSOLE_DATA_ARGS, BackendProcess
+from tests.support.console import LOCOTUI, clean_env, locotui
+from tests.support.fake_emulator import FakeEmulators, write_static
+from tests.support.ports import free_port
+from tests.support.waiting import eventually
 
 
 async def wait_backend(url: str, predicate, timeout: float = 15.0) -> None:  # type: ignore[no-untyped-def]
     """Until the backend's view satisfies ``predicate(items)`` (probes take a moment)."""
-    deadline = time.monotonic() + timeout
     async with BackendClient(url) as client:
-        while True:
-            items = (await client.list_instances()).fleet.items
-            if predicate(items):
-                return
-            assert time.monotonic() < deadline, "backend never showed the expected fleet"
-            await asyncio.sleep(0.05)
+
+        async def items() -> list:  # type: ignore[type-arg]
+            return (await client.list_instances()).fleet.items
+
+        await eventually(items, timeout, "the expected fleet", interval=0.05, accept=predicate)
 
 
 def all_healthy(items) -> bool:  # type: ignore[no-untyped-def]
@@ -119,7 +76,9 @@ async def healthy_backend(
     static: Path, extra: list[str] | None = None
 ) -> AsyncIterator[BackendProcess]:
     """The backend on ``static`` (control token ``tok``), once all it shows is healthy."""
-    async with BackendProcess(static, token="tok", extra=extra) as proc:
+    async with BackendProcess.static(
+        static, token="tok", extra=extra, timing=CONSOLE_DATA_ARGS
+    ) as proc:
         await wait_backend(proc.url, all_healthy)
         yield proc
 
@@ -152,7 +111,7 @@ async def test_status_exit_codes_0_1_2(
     assert table.out.splitlines()[1].split()[:2] == ["loco-1", "degraded"]  # worst first
     assert "frame rate 3.0 below 10" in table.out
 
-    await backend.stop()
+    await backend.astop()
     down = await locotui("status", env=env)
     assert down.code == 2 and down.out == ""
     assert down.err == (
@@ -210,7 +169,7 @@ async def test_status_exit_5_when_an_instance_needs_a_person(
     assert doc["needs_person"] == ["loco-1"]
     assert doc["remediation"]["enabled"] and doc["remediation"]["needing_a_person"] == ["loco-1"]
     assert fake.instances["loco-1"].resets == 1 and fake.instances["loco-1"].restarts == 1
-    await remediating.stop()
+    await remediating.astop()
     down = await locotui("status", "--json", env=env)
     assert down.code == 2 and json.loads(down.out)["remediation"] is None  # 2 goes first
 
@@ -317,7 +276,7 @@ async def test_restart_soft_confirmations_and_exit_codes(
     r = await locotui("restart", "loco-1", "--yes", env=env)
     assert r.code == 0, r
     assert fake.instances["loco-1"].restarts == 1
-    await backend.stop()
+    await backend.astop()
     r = await locotui("restart", "loco-1", "--soft", "--yes", env=env)
     assert r.code == 2 and "unreachable" in r.err
     for res in (r,):

@@ -13,16 +13,16 @@ import shutil
 import signal
 import subprocess
 import sys
-import time
 from collections.abc import AsyncIterator
 from pathlib import Path
 
 import httpx
 import pytest
 
-from tests.locotui.test_commands import clean_env, locotui
-from tests.locotui.test_data_support import BackendProcess, free_port
-from tests.support.ports import free_vnc_display
+from tests.support.backend import CONSOLE_DATA_ARGS, BackendProcess
+from tests.support.console import Result, clean_env, locotui
+from tests.support.ports import free_port, free_vnc_display
+from tests.support.waiting import GiveUp, eventually
 
 pytestmark = [
     pytest.mark.slow,
@@ -69,17 +69,14 @@ async def emulator(tmp_path: Path) -> AsyncIterator[tuple[str, Path]]:
     )
     url = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.monotonic() + 60
         async with httpx.AsyncClient(trust_env=False) as client:
-            while True:
-                assert proc.poll() is None, (tmp_path / "emulator.stderr").read_text()[-2000:]
-                try:
-                    if (await client.get(f"{url}/ready", timeout=2)).status_code == 200:
-                        break
-                except httpx.HTTPError:
-                    pass
-                assert time.monotonic() < deadline, "emulator never became ready"
-                await asyncio.sleep(0.1)
+
+            async def ready() -> bool:
+                if proc.poll() is not None:
+                    raise GiveUp((tmp_path / "emulator.stderr").read_text()[-2000:])
+                return (await client.get(f"{url}/ready", timeout=2)).status_code == 200
+
+            await eventually(ready, 60, "emulator ready", interval=0.1)
         yield url, log
     finally:
         proc.send_signal(signal.SIGTERM)
@@ -98,17 +95,23 @@ async def test_status_logs_and_soft_reset_against_a_real_emulator(
     static.write_text(
         json.dumps({"instances": [{"name": "loco-e2e", "health_url": url, "log_file": str(log)}]})
     )
-    async with BackendProcess(static, token=TOKEN) as backend:
+    async with BackendProcess.static(static, token=TOKEN, timing=CONSOLE_DATA_ARGS) as backend:
         env = clean_env(tmp_path, LOCOTUI_BACKEND_URL=backend.url, LOCOTUI_CONTROL_TOKEN=TOKEN)
-        deadline = time.monotonic() + 60
-        while True:
+
+        async def status() -> Result:
             r = await locotui("status", "--json", env=env)
-            # Healthy comes first; the frame rate follows with the first sampling burst.
-            if r.code == 0 and json.loads(r.out)["instances"][0]["fps"]:
-                break
-            assert r.code in (0, 1), r  # starting/degraded while the guest warms up; never 2
-            assert time.monotonic() < deadline, r.out
-            await asyncio.sleep(0.5)
+            if r.code not in (0, 1):  # starting/degraded while the guest warms up; never 2
+                raise GiveUp(repr(r))
+            return r
+
+        # Healthy comes first; the frame rate follows with the first sampling burst.
+        r = await eventually(
+            status,
+            60,
+            "healthy with a frame rate",
+            interval=0.5,
+            accept=lambda r: r.code == 0 and json.loads(r.out)["instances"][0]["fps"],
+        )
         doc = json.loads(r.out)
         (inst,) = doc["instances"]
         assert inst["name"] == "loco-e2e" and inst["status"] == "healthy"

@@ -21,9 +21,9 @@ from locotui.data.actions import (
 from locotui.data.backend_client import BackendClient
 from locotui.data.errors import Forbidden, ReadOnly
 from locotui.data.fleet import FleetModel
-from tests.backend.fake_emulator import FakeEmulators
-from tests.backend.helpers import write_static
-from tests.locotui.test_data_support import BackendProcess, instance
+from tests.support.backend import CONSOLE_DATA_ARGS, BackendProcess
+from tests.support.builders import instance
+from tests.support.fake_emulator import FakeEmulators, write_static
 
 
 def test_describe_gives_the_exact_confirmation_text() -> None:
@@ -82,7 +82,9 @@ async def test_pausing_the_policy_is_an_audited_action(tmp_path: Path) -> None:
     async with FakeEmulators(["loco-0"], token="tok") as fake:
         static = write_static(tmp_path / "s.yaml", fake)
         async with (
-            BackendProcess(static, token="tok", extra=["--remediation"]) as proc,
+            BackendProcess.static(
+                static, token="tok", extra=["--remediation"], timing=CONSOLE_DATA_ARGS
+            ) as proc,
             BackendClient(proc.url, token="tok") as backend,
         ):
             fleet = FleetModel()
@@ -109,7 +111,7 @@ async def test_pausing_the_policy_is_an_audited_action(tmp_path: Path) -> None:
 async def test_soft_reset_and_backend_restart(tmp_path: Path) -> None:
     async with FakeEmulators(["loco-0", "loco-1"], token="tok") as fake:
         static = write_static(tmp_path / "s.yaml", fake)
-        async with BackendProcess(static, token="tok") as proc:
+        async with BackendProcess.static(static, token="tok", timing=CONSOLE_DATA_ARGS) as proc:
             fleet = FleetModel()
             for name in ("loco-0", "loco-1"):
                 fleet.upsert(instance(name, source=InstanceSource.STATIC))

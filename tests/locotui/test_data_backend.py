@@ -1,5 +1,5 @@
 """BackendClient and FleetFeeds against a real ``loco-backend`` process (static discovery)
-probing real HTTP servers that serve EmulatorStatus JSON (tests/backend/fake_emulator)."""
+probing real HTTP servers that serve EmulatorStatus JSON (tests/support/fake_emulator)."""
 
 from __future__ import annotations
 
@@ -33,10 +33,10 @@ from locotui.data.feeds import FleetFeeds
 from locotui.data.fleet import FleetModel, Source
 from locotui.data.link import Backoff, LinkChange, LinkState
 from locotui.data.remediation import OFF
-from tests.backend.fake_emulator import FakeEmulators
-from tests.backend.helpers import write_static
-from tests.locotui.test_data_support import BackendProcess, eventually, free_port
-from tests.support.waiting import wait_until
+from tests.support.backend import CONSOLE_DATA_ARGS, BackendProcess
+from tests.support.fake_emulator import FakeEmulators, write_static
+from tests.support.ports import free_port
+from tests.support.waiting import eventually, wait_until
 
 FAST = Backoff(initial=0.05, maximum=0.3)
 
@@ -51,7 +51,7 @@ async def fake() -> AsyncIterator[FakeEmulators]:
 @pytest.fixture
 async def backend(tmp_path: Path, fake: FakeEmulators) -> AsyncIterator[BackendProcess]:
     static = write_static(tmp_path / "static.yaml", fake)
-    async with BackendProcess(static, token="sekrit") as proc:
+    async with BackendProcess.static(static, token="sekrit", timing=CONSOLE_DATA_ARGS) as proc:
         yield proc
 
 
@@ -120,7 +120,10 @@ async def test_mutations_refused_when_the_backend_has_no_token(
     tmp_path: Path, fake: FakeEmulators
 ) -> None:
     static = write_static(tmp_path / "s.yaml", fake)
-    async with BackendProcess(static) as proc, BackendClient(proc.url, token="x") as client:
+    async with (
+        BackendProcess.static(static, timing=CONSOLE_DATA_ARGS) as proc,
+        BackendClient(proc.url, token="x") as client,
+    ):
         with pytest.raises(Forbidden, match="mutations are disabled"):
             await client.reset("loco-0")
 
@@ -140,7 +143,10 @@ async def test_logs_tail_and_follow(tmp_path: Path, fake: FakeEmulators) -> None
     log = tmp_path / "loco-0.log"
     log.write_text("".join(f'{{"level":"info","message":"line {i}"}}\n' for i in range(10)))
     static = write_static(tmp_path / "s.yaml", fake, extra={"loco-0": {"log_file": str(log)}})
-    async with BackendProcess(static) as proc, BackendClient(proc.url) as client:
+    async with (
+        BackendProcess.static(static, timing=CONSOLE_DATA_ARGS) as proc,
+        BackendClient(proc.url) as client,
+    ):
         lines = await client.logs("loco-0", tail=3)
         assert lines == [f'{{"level":"info","message":"line {i}"}}' for i in (7, 8, 9)]
         follow = client.follow_logs("loco-0", tail=1)
@@ -180,7 +186,7 @@ async def test_events_snapshot_changes_and_reconnect_after_restart(
         assert changed.instance.status_reason == "display inactive"
 
         # The backend dies abruptly and comes back on the same port.
-        await backend.kill()
+        await backend.akill()
         lost = await next_matching(
             events, lambda e: isinstance(e, LinkChange) and e.state is LinkState.RECONNECTING
         )
@@ -196,7 +202,7 @@ async def test_events_snapshot_changes_and_reconnect_after_restart(
         assert any(
             "connection refused" in (e.error or "") for e in seen if isinstance(e, LinkChange)
         )
-        await backend.start()
+        await backend.astart()
         snap = await next_matching(events, lambda e: isinstance(e, SnapshotEvent))
         assert {i.name for i in snap.fleet.items} == {"loco-0", "loco-1"}
         await events.aclose()
@@ -216,13 +222,13 @@ async def test_feeds_keep_the_fleet_model_current(
                 lambda: fleet.get("loco-0").status is InstanceStatus.DEGRADED,  # type: ignore[union-attr]
                 what="degraded loco-0",
             )
-            await backend.stop()
+            await backend.astop()
             await eventually(lambda: not fleet.live, what="link lost")
             link = fleet.links[Source.BACKEND]
             assert link.error and link.state in (LinkState.RECONNECTING, LinkState.CONNECTING)
             # Last-known data stays visible while disconnected.
             assert len(fleet) == 2
-            await backend.start()
+            await backend.astart()
             await eventually(lambda: fleet.live, what="reconnected")
             assert fleet.links[Source.BACKEND].error is None
         finally:
@@ -243,7 +249,9 @@ async def test_remediation_state_pause_resume_and_timeline(
     tmp_path: Path, fake: FakeEmulators
 ) -> None:
     static = write_static(tmp_path / "s.yaml", fake)
-    async with BackendProcess(static, token="sekrit", extra=REMEDIATION) as proc:
+    async with BackendProcess.static(
+        static, token="sekrit", extra=REMEDIATION, timing=CONSOLE_DATA_ARGS
+    ) as proc:
         async with BackendClient(proc.url) as anon:
             state = await anon.remediation()
             assert state.enabled and state.leader and not state.paused
@@ -295,7 +303,9 @@ async def test_feeds_read_the_policy_on_connect_and_see_a_pause_end_by_itself(
     static = write_static(tmp_path / "s.yaml", fake)
     fleet = FleetModel(max_rate=50)
     async with (
-        BackendProcess(static, token="sekrit", extra=REMEDIATION) as proc,
+        BackendProcess.static(
+            static, token="sekrit", extra=REMEDIATION, timing=CONSOLE_DATA_ARGS
+        ) as proc,
         BackendClient(proc.url, token="sekrit") as client,
     ):
         # Nothing but the connect and the pause's end may cause a read here.

@@ -26,7 +26,7 @@ from locotui.data.backend_client import MalformedEvent, _parse_event
 from locotui.data.fleet import FilterError, FleetModel, Origin, SortKey, Source
 from locotui.data.kube_client import KubePod, pod_instance
 from locotui.data.link import LinkChange, LinkState
-from tests.locotui.test_data_support import NOW, fleet_list, instance
+from tests.support.builders import NOW, fleet_list, instance
 
 
 def make_fleet(**kw: object) -> FleetModel:

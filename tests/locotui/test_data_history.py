@@ -26,9 +26,11 @@ from locotui.data.history import (
     make_history,
 )
 from locotui.data.link import LinkState
-from tests.backend.fake_emulator import FakeEmulators
-from tests.backend.helpers import write_static
-from tests.locotui.test_data_support import BackendProcess, free_port, health, instance
+from tests.support.backend import CONSOLE_DATA_ARGS, BackendProcess
+from tests.support.builders import health, instance
+from tests.support.fake_emulator import FakeEmulators, write_static
+from tests.support.ports import free_port
+from tests.support.waiting import eventually
 
 
 async def test_session_history_from_the_fleet_model() -> None:
@@ -103,7 +105,7 @@ async def prometheus(
     exporter_port, stub = emulator_exporter
     async with FakeEmulators(["loco-0", "loco-1"]) as fake:
         static = write_static(tmp_path / "s.yaml", fake)
-        async with BackendProcess(static) as backend:
+        async with BackendProcess.static(static, timing=CONSOLE_DATA_ARGS) as backend:
             config = tmp_path / "prometheus.yml"
             config.write_text(
                 f"""
@@ -129,30 +131,16 @@ scrape_configs:
             )
             url = f"http://127.0.0.1:{port}"
             try:
-                deadline = time.monotonic() + 20
                 async with httpx.AsyncClient(trust_env=False) as client:
-                    while True:
-                        try:
-                            if (await client.get(f"{url}/-/ready")).status_code == 200:
-                                break
-                        except httpx.HTTPError:
-                            pass
-                        assert time.monotonic() < deadline, "prometheus did not start"
-                        await asyncio.sleep(0.05)
+
+                    async def ready() -> bool:
+                        return (await client.get(f"{url}/-/ready")).status_code == 200
+
+                    await eventually(ready, 20, "prometheus ready", interval=0.05)
                 yield url, stub
             finally:
                 proc.terminate()
                 await asyncio.to_thread(proc.wait, 10)
-
-
-async def until(check, timeout: float = 20.0):  # type: ignore[no-untyped-def]
-    deadline = time.monotonic() + timeout
-    while True:
-        value = await check()
-        if value:
-            return value
-        assert time.monotonic() < deadline, "timed out waiting for Prometheus data"
-        await asyncio.sleep(0.25)
 
 
 async def test_prometheus_history_fps_and_status(prometheus: tuple[str, StubInstance]) -> None:
@@ -166,7 +154,7 @@ async def test_prometheus_history_fps_and_status(prometheus: tuple[str, StubInst
         got = await history.fps(window=120, step=1)
         return got if len(got.get("stub-0", [])) >= 2 else {}
 
-    fps = await until(have_fps)
+    fps = await eventually(have_fps, 20, "Prometheus fps data", interval=0.25)
     # The supervisor's own gauge wins; the name comes from the exported instance label.
     assert set(fps) == {"stub-0"}
     assert all(v == 24.0 for _, v in fps["stub-0"])
@@ -181,7 +169,9 @@ async def test_prometheus_history_fps_and_status(prometheus: tuple[str, StubInst
         got = await backend_only.fps(["loco-0", "loco-1"], window=120, step=1)
         return got if {"loco-0", "loco-1"} <= set(got) else {}
 
-    got = await until(have_backend_fps)
+    got = await eventually(
+        have_backend_fps, 20, "Prometheus fps data of the backend", interval=0.25
+    )
     assert all(v == 25.0 for _, v in got["loco-0"])
 
     stub.current = health("stub-0", OverallStatus.DEGRADED, fps=2.0)
@@ -191,7 +181,7 @@ async def test_prometheus_history_fps_and_status(prometheus: tuple[str, StubInst
         states = [s for _, s in st.get("stub-0", [])]
         return st if states[-2:] == [InstanceStatus.HEALTHY, InstanceStatus.DEGRADED] else {}
 
-    status = await until(have_change)
+    status = await eventually(have_change, 20, "the status change in Prometheus", interval=0.25)
     times = [t for t, _ in status["stub-0"]]
     assert times == sorted(times)
 

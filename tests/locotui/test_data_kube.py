@@ -9,7 +9,6 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
-from typing import Any
 
 import pytest
 
@@ -21,7 +20,7 @@ from locotui.data.kube_client import (
 )
 from locotui.data.link import Backoff, LinkChange, LinkState
 from tests.kubesim import KubeSim
-from tests.locotui.test_data_support import eventually
+from tests.support.waiting import Collector, eventually
 
 PODS = ["loco-emulator-0", "loco-emulator-1", "loco-emulator-2"]
 
@@ -38,29 +37,6 @@ async def kube(sim: KubeSim) -> AsyncIterator[KubeClient]:
     client = await KubeClient.aconnect(sim.kubeconfig)
     yield client
     await client.aclose()
-
-
-class Collector:
-    """Consumes an async iterator in a task, keeping every item, for deadline-bound asserts."""
-
-    def __init__(self, iterator: AsyncIterator[Any]) -> None:
-        self.items: list[Any] = []
-        self._it = iterator
-        self.task = asyncio.get_running_loop().create_task(self._run())
-
-    async def _run(self) -> None:
-        async for item in self._it:
-            self.items.append(item)
-
-    async def wait(self, predicate: Any, what: str, timeout: float = 10.0) -> Any:
-        def find() -> Any:
-            return next((i for i in self.items if predicate(i)), None)
-
-        return await eventually(find, timeout, what)
-
-    async def close(self) -> None:
-        self.task.cancel()
-        await asyncio.gather(self.task, return_exceptions=True)
 
 
 async def test_a_dropped_watch_resumes_and_a_410_status_relists(

@@ -22,7 +22,7 @@ from locotui.data.logs import (
     parse_line,
     save_lines,
 )
-from tests.locotui.test_data_support import eventually
+from tests.support.waiting import eventually
 
 
 def project_log_lines() -> list[str]:

@@ -8,7 +8,6 @@ import re
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import httpx
@@ -16,6 +15,7 @@ import pytest
 
 from tests.support.processes import descendants
 from tests.support.supervisor import wait_gone
+from tests.support.waiting import GiveUp, poll_until
 
 pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("qemu")]
 
@@ -45,16 +45,18 @@ def _default_sigint() -> None:
 
 
 def wait_for_line(log: Path, pattern: str, proc: subprocess.Popen[str], deadline: float) -> str:
-    end = time.monotonic() + deadline
-    while time.monotonic() < end:
-        text = log.read_text()
-        match = re.search(pattern, text)
+    """The first group (or the whole match) of ``pattern`` once the demo logs it."""
+
+    def line() -> str | None:
+        match = re.search(pattern, log.read_text())
         if match:
             return match.group(1) if match.groups() else match.group(0)
         if proc.poll() is not None:
-            raise AssertionError(f"demo exited {proc.returncode}:\n{text}")
-        time.sleep(0.1)
-    raise AssertionError(f"{pattern!r} not seen within {deadline} s:\n{log.read_text()}")
+            raise GiveUp(f"demo exited {proc.returncode}:\n{log.read_text()}")
+        return None
+
+    found: str = poll_until(line, deadline, repr(pattern), describe=log.read_text)
+    return found
 
 
 def test_two_demos_side_by_side_then_nothing_left(tmp_path: Path) -> None:

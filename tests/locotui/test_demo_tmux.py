@@ -11,17 +11,17 @@ import os
 import re
 import shutil
 import signal
-import subprocess
 import sys
-import time
-import uuid
-from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
 
+from tests.support.console import fps_of, uptime_of
+from tests.support.paths import ROOT
 from tests.support.processes import descendants
 from tests.support.supervisor import wait_gone
+from tests.support.tmux import Tmux
+from tests.support.waiting import poll_until
 
 pytestmark = [
     pytest.mark.slow,
@@ -29,79 +29,16 @@ pytestmark = [
     pytest.mark.skipif(shutil.which("tmux") is None, reason="needs tmux"),
 ]
 
-ROOT = Path(__file__).resolve().parents[2]
-
-
-class Terminal:
-    def __init__(self, socket: str, session: str) -> None:
-        self.socket, self.session = socket, session
-
-    def tmux(self, *args: str) -> str:
-        out = subprocess.run(
-            ["tmux", "-L", self.socket, *args], capture_output=True, text=True, timeout=10
-        )
-        return out.stdout
-
-    def screen(self) -> str:
-        return self.tmux("capture-pane", "-p", "-t", self.session)
-
-    def keys(self, *keys: str) -> None:
-        self.tmux("send-keys", "-t", self.session, *keys)
-
-    def wait(self, accept: Callable[[str], bool], deadline: float, what: str) -> str:
-        end = time.monotonic() + deadline
-        screen = ""
-        while time.monotonic() < end:
-            screen = self.screen()
-            if accept(screen):
-                return screen
-            time.sleep(0.2)
-        raise AssertionError(f"{what} not on screen within {deadline:.0f} s:\n{screen}")
-
 
 @pytest.fixture
-def terminal(tmp_path: Path) -> Iterator[tuple[Terminal, Path]]:
-    socket = f"loco-test-{uuid.uuid4().hex[:8]}"
-    exit_file = tmp_path / "exit"
-    term = Terminal(socket, "demo")
-    command = (
-        f"cd {ROOT} && COLORTERM=truecolor {sys.executable} -m locotui.cli demo "
-        f"--instances 2 --no-prometheus; "
-        f"echo $? > {exit_file}; sleep 600"
+def demo(term: Tmux) -> Tmux:
+    """``locotui demo`` with two instances in the terminal, from the repository."""
+    term.start(
+        [sys.executable, "-m", "locotui.cli", "demo", "--instances", "2", "--no-prometheus"],
+        {"COLORTERM": "truecolor"},
+        cwd=ROOT,
     )
-    term.tmux("new-session", "-d", "-s", "demo", "-x", "160", "-y", "50", command)
-    try:
-        yield term, exit_file
-    finally:
-        term.tmux("kill-server")
-
-
-def tile_value(screen: str, name: str, pattern: str) -> str | None:
-    """The first match of ``pattern`` inside the tile titled ``name`` (tiles sit side by
-    side, so only the columns under the title count)."""
-    lines = screen.splitlines()
-    for i, line in enumerate(lines):
-        if f" {name} " not in line:
-            continue
-        title = line.index(f" {name} ")
-        left = max(0, title - 2)  # the tile's left border
-        ends = [p for p in (line.find("╮", title), line.find("┓", title)) if p >= 0]
-        right = min(ends) + 1 if ends else len(line)
-        for below in lines[i + 1 : i + 6]:
-            match = re.search(pattern, below[left:right])
-            if match:
-                return match.group(1)
-    return None
-
-
-def fps_of(screen: str, name: str) -> float | None:
-    value = tile_value(screen, name, r"(\d+\.\d) fps")
-    return float(value) if value else None
-
-
-def uptime_of(screen: str, name: str) -> int | None:
-    value = tile_value(screen, name, r"up (\d+)s")
-    return int(value) if value else None
+    return term
 
 
 def _cmdline(pid: int) -> str:
@@ -111,8 +48,8 @@ def _cmdline(pid: int) -> str:
         return ""
 
 
-def test_demo_from_the_keyboard(terminal: tuple[Terminal, Path]) -> None:
-    term, exit_file = terminal
+def test_demo_from_the_keyboard(demo: Tmux) -> None:
+    term = demo
     screen = term.wait(
         lambda s: (
             s.count("● healthy") >= 2 and all((fps_of(s, n) or 0) > 5 for n in ("loco-1", "loco-2"))
@@ -121,8 +58,8 @@ def test_demo_from_the_keyboard(terminal: tuple[Terminal, Path]) -> None:
         "two healthy tiles with a frame rate",
     )
     assert "backend ● live" in screen
-    pane = int(term.tmux("display-message", "-p", "-t", "demo", "#{pane_pid}").strip())
-    pids = [p for p in descendants(pane) if "sleep" not in _cmdline(p)]
+    shell = int(poll_until(lambda: term.pid_file.read_text().strip(), 10, "the pane's shell"))
+    pids = descendants(shell)
     assert len(pids) >= 6, "demo, two supervisors, two QEMUs, backend"
 
     # Soft reset of the focused (first) tile.
@@ -171,8 +108,6 @@ def test_demo_from_the_keyboard(terminal: tuple[Terminal, Path]) -> None:
     assert "loco-2" in screen
 
     term.keys("q")
-    end = time.monotonic() + 60
-    while not exit_file.exists() and time.monotonic() < end:
-        time.sleep(0.2)
-    assert exit_file.read_text().strip() == "0"
+    poll_until(lambda: term.exit_status() is not None, 60, "the demo to exit")
+    assert term.exit_status() == 0
     assert wait_gone(pids, 30) == [], "quitting left processes behind"

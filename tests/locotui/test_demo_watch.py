@@ -11,7 +11,9 @@ from pathlib import Path
 
 from locotui.demo.stack import Child, DemoStack
 from locotui.ui.app import LocoApp
-from tests.locotui.test_ui_support import frozen_model, screen_text, ui_settings, wait_for
+from tests.support.builders import frozen_model
+from tests.support.console import screen_text, ui_settings
+from tests.support.waiting import wait_for
 
 
 def _child(tmp: Path, name: str, code: str) -> Child:

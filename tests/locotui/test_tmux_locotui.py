@@ -7,19 +7,20 @@ checks the process ends: after ``q``, and after the terminal goes away (SIGHUP).
 from __future__ import annotations
 
 import shutil
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from tests.locotui.test_ui_support import TOKEN, BackendProcess, FakeFleet
-from tests.support.tmux import Tmux, alive, console_env
+from tests.support.backend import BackendProcess
+from tests.support.console import TOKEN
+from tests.support.fakefleet import FakeFleet
+from tests.support.paths import BIN
+from tests.support.processes import alive
+from tests.support.tmux import Tmux, console_env
 from tests.support.waiting import poll_until
 
 pytestmark = pytest.mark.skipif(shutil.which("tmux") is None, reason="tmux is not installed")
-
-BIN = Path(sys.executable).parent
 
 
 @pytest.fixture(scope="module")
@@ -27,21 +28,12 @@ def backend(tmp_path_factory: pytest.TempPathFactory) -> Iterator[BackendProcess
     tmp = tmp_path_factory.mktemp("tmux-stack")
     fleet = FakeFleet(["loco-0", "loco-1", "loco-2", "loco-3"], token=TOKEN).start()
     fleet.baseline()
-    proc = BackendProcess(fleet.static_file(tmp / "static.json")).start()
+    proc = BackendProcess.static(fleet.static_file(tmp / "static.json"), token=TOKEN).start()
     try:
         yield proc
     finally:
         proc.stop()
         fleet.stop()
-
-
-@pytest.fixture
-def term(tmp_path: Path) -> Iterator[Tmux]:
-    tmux = Tmux(tmp_path)
-    try:
-        yield tmux
-    finally:
-        tmux.kill_server()
 
 
 def test_locotui_in_tmux_help_and_quit(backend: BackendProcess, term: Tmux, tmp_path: Path) -> None:

@@ -27,14 +27,10 @@ from locotui.ui.screens.logs import LogScreen
 from locotui.ui.screens.prompt import PromptScreen
 from locotui.ui.table import FleetTable
 from locotui.ui.tile import Tile
-from tests.locotui.test_ui_support import (
-    TOKEN,
-    BackendProcess,
-    FakeFleet,
-    screen_text,
-    ui_settings,
-    wait_for,
-)
+from tests.support.backend import BackendProcess
+from tests.support.console import TOKEN, screen_text, ui_settings
+from tests.support.fakefleet import FakeFleet
+from tests.support.waiting import wait_for
 
 NAMES = [f"loco-{i}" for i in range(6)]
 SIZE = (160, 50)
@@ -71,7 +67,9 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
         )
         + "\n"
     )
-    backend = BackendProcess(fleet.static_file(tmp / "static.json", {"loco-0": log})).start()
+    backend = BackendProcess.static(
+        fleet.static_file(tmp / "static.json", {"loco-0": log}), token=TOKEN
+    ).start()
     try:
         yield {"fleet": fleet, "backend": backend, "log": log, "tmp": tmp}
     finally:

@@ -22,18 +22,11 @@ from locotui.ui.clock import FrozenClock
 from locotui.ui.screens.confirm import ActionScreen, PauseScreen
 from locotui.ui.screens.detail import DetailScreen
 from locotui.ui.tile import Tile
-from tests.locotui.test_ui_support import (
-    NOW,
-    TOKEN,
-    BackendProcess,
-    FakeFleet,
-    demo_instances,
-    frozen_model,
-    screen_text,
-    ui_settings,
-    wait_for,
-)
-from tests.support.waiting import poll_until
+from tests.support.backend import BackendProcess
+from tests.support.builders import NOW, demo_instances, frozen_model
+from tests.support.console import TOKEN, screen_text, ui_settings
+from tests.support.fakefleet import FakeFleet
+from tests.support.waiting import poll_until, wait_for
 
 NAMES = ["loco-0", "loco-1", "loco-2"]
 SIZE = (160, 50)
@@ -54,7 +47,9 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
     for name in NAMES:
         fleet.set(name, **HEALTHY)
     extra = ["--remediation", "--remediation-cooldown", "0.1", "--remediation-thresholds", LADDER]
-    backend = BackendProcess(fleet.static_file(tmp / "static.json"), extra=extra).start()
+    backend = BackendProcess.static(
+        fleet.static_file(tmp / "static.json"), extra=extra, token=TOKEN
+    ).start()
     try:
         yield {"fleet": fleet, "backend": backend}
     finally:

@@ -22,16 +22,13 @@ from fastapi.responses import StreamingResponse
 
 from locotui.data.backend_client import BackendClient
 from locotui.ui.app import LocoApp
-from tests.locotui.test_ui_support import (
-    TOKEN,
-    BackendProcess,
-    FakeFleet,
-    demo_instances,
-    free_port,
-    screen_text,
-    ui_settings,
-    wait_for,
-)
+from tests.support.backend import BackendProcess
+from tests.support.builders import demo_instances
+from tests.support.console import TOKEN, screen_text, ui_settings
+from tests.support.fakefleet import FakeFleet
+from tests.support.ports import free_port
+from tests.support.serving import start_server
+from tests.support.waiting import wait_for
 
 NAMES = ["loco-0", "loco-1", "loco-2"]
 
@@ -54,7 +51,9 @@ def closed_port_url() -> str:
 
 
 async def test_banner_while_backend_is_gone_and_recovery(fleet: FakeFleet, tmp_path: Path) -> None:
-    backend = BackendProcess(fleet.static_file(tmp_path / "static.json")).start()
+    backend = BackendProcess.static(
+        fleet.static_file(tmp_path / "static.json"), token=TOKEN
+    ).start()
     try:
         app = LocoApp(
             ui_settings(backend.url, thumbnails=False),
@@ -109,7 +108,7 @@ class BrokenBackend:
     def app(self) -> FastAPI:
         api = FastAPI()
         from backend.models import DiscoveryState, InstanceList, InstanceSource, SnapshotEvent
-        from tests.locotui.test_ui_support import NOW
+        from tests.support.builders import NOW
 
         snapshot = SnapshotEvent(
             seq=1,
@@ -138,9 +137,7 @@ class BrokenBackend:
         sock.bind(("127.0.0.1", self.port))
         config = uvicorn.Config(self.app(), log_config=None, access_log=False, lifespan="off")
         self.server = uvicorn.Server(config)
-        self.task = asyncio.get_running_loop().create_task(self.server.serve(sockets=[sock]))
-        while not self.server.started:
-            await asyncio.sleep(0.01)
+        self.task = await start_server(self.server, [sock])
         return self
 
     async def __aexit__(self, *exc: object) -> None:
@@ -199,8 +196,8 @@ async def test_tiles_appear_before_health_and_fill_in(fleet: FakeFleet, tmp_path
     waiting; they fill in when the (slow) first probes come back."""
     for name in NAMES:
         fleet.set(name, health_delay=2.0)
-    backend = BackendProcess(
-        fleet.static_file(tmp_path / "static.json"), extra=["--probe-timeout", "4"]
+    backend = BackendProcess.static(
+        fleet.static_file(tmp_path / "static.json"), extra=["--probe-timeout", "4"], token=TOKEN
     )
     try:
         app = LocoApp(
@@ -235,8 +232,8 @@ async def test_tiles_appear_before_health_and_fill_in(fleet: FakeFleet, tmp_path
 async def test_thumbnails_only_visible_and_at_most_once_a_second(
     fleet: FakeFleet, tmp_path: Path
 ) -> None:
-    backend = BackendProcess(
-        fleet.static_file(tmp_path / "static.json"), extra=["--thumbnail-ttl", "0.05"]
+    backend = BackendProcess.static(
+        fleet.static_file(tmp_path / "static.json"), extra=["--thumbnail-ttl", "0.05"], token=TOKEN
     ).start()
     try:
         before = {n: fleet.get(n)["thumbnails"] for n in NAMES}

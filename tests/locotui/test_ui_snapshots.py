@@ -23,14 +23,8 @@ from locotui.data.link import LinkState
 from locotui.ui.app import LocoApp, can_have_picture
 from locotui.ui.clock import FrozenClock
 from locotui.ui.screens.detail import DetailScreen
-from tests.locotui.test_ui_support import (
-    NOW,
-    demo_instances,
-    frozen_model,
-    on_rung,
-    png,
-    ui_settings,
-)
+from tests.support.builders import NOW, demo_instances, frozen_model, on_rung, png
+from tests.support.console import ui_settings
 
 SIZES = [(80, 24), (160, 50)]
 PICTURE = png(64, 40)

@@ -36,14 +36,7 @@ from locotui.ui.recovery import notices
 from locotui.ui.screens.detail import TIMELINE_SHOWN, timeline_section
 from locotui.ui.table import COLUMNS, row_cells
 from locotui.ui.tile import tile_lines
-from tests.locotui.test_ui_support import (
-    NOW,
-    demo_instances,
-    frozen_model,
-    instance,
-    on_rung,
-    png,
-)
+from tests.support.builders import NOW, demo_instances, frozen_model, instance, on_rung, png
 
 # --------------------------------------------------------------------------- half blocks
 
@@ -524,7 +517,7 @@ def test_unusable_explicit_context_is_one_line(clean_env: dict[str, str], tmp_pa
 
 def test_nothing_reachable_is_one_line(clean_env: dict[str, str], tmp_path: Path) -> None:
     """Backend refused and the cluster asked for does not answer: nothing to show."""
-    from tests.locotui.test_ui_support import free_port
+    from tests.support.ports import free_port
 
     kubeconfig = tmp_path / "kc"
     kubeconfig.write_text(f"""

@@ -2,34 +2,42 @@
 
 from __future__ import annotations
 
-import contextlib
+import asyncio
 import os
 import signal
 import subprocess
-import sys
-import time
 from pathlib import Path
 
 import httpx
 
+from tests.support.paths import BIN, ROOT
 from tests.support.ports import free_port
+from tests.support.waiting import GiveUp, poll_until
 
-ROOT = Path(__file__).resolve().parents[2]
-BIN = Path(sys.executable).parent
-
+_PROBES = [
+    "--probe-interval", "0.2", "--probe-timeout", "1", "--breaker-threshold", "2",
+    "--breaker-reset", "0.5",
+]  # fmt: skip
 # Fast enough that a fault shows within a second or two, slow enough for a busy 2-core CI.
 FAST_ARGS = [
-    "--probe-interval", "0.2", "--probe-timeout", "1", "--breaker-threshold", "2",
-    "--breaker-reset", "0.5", "--sse-keepalive", "1", "--action-interval", "0.1",
-    "--thumbnail-ttl", "0.2", "--no-access-log",
+    *_PROBES, "--sse-keepalive", "1", "--action-interval", "0.1", "--thumbnail-ttl", "0.2",
+    "--no-access-log",
+]  # fmt: skip
+# The console data-layer tests' timing: at most one action per instance a second (their
+# rate-limit test needs the second refused), keep-alives every half second.
+CONSOLE_DATA_ARGS = [
+    *_PROBES, "--sse-keepalive", "0.5", "--action-interval", "1", "--no-access-log",
 ]  # fmt: skip
 
 
 class BackendProcess:
     """``loco-backend`` with the given discovery arguments, on its own port.
 
-    ``discovery`` is e.g. ``["--discovery", "local", "--local-dir", DIR]``. The port stays
-    the same across :meth:`stop` and :meth:`start`, as a restarted service's would.
+    ``discovery`` is e.g. ``["--discovery", "local", "--local-dir", DIR]``; see
+    :meth:`static` for static discovery over a file. The port stays the same across
+    :meth:`stop` and :meth:`start`, as a restarted service's would. Tests in an event loop
+    use the ``a``-methods (or ``async with``), so the loop (e.g. fake emulators served in
+    it) keeps running while the backend starts and stops.
     """
 
     def __init__(
@@ -40,13 +48,36 @@ class BackendProcess:
         token: str | None = None,
         port: int | None = None,
         extra: list[str] | None = None,
+        timing: list[str] = FAST_ARGS,
     ) -> None:
         self.discovery = discovery
         self.log_path = log_path
         self.token = token
         self.port = port or free_port()
         self.extra = extra or []
+        self.timing = timing
         self.proc: subprocess.Popen[bytes] | None = None
+
+    @classmethod
+    def static(
+        cls,
+        static_file: Path,
+        *,
+        token: str | None = None,
+        port: int | None = None,
+        extra: list[str] | None = None,
+        log_path: Path | None = None,
+        timing: list[str] = FAST_ARGS,
+    ) -> BackendProcess:
+        """Static discovery of ``static_file``; the log next to it unless given."""
+        return cls(
+            ["--discovery", "static", "--static-config", str(static_file)],
+            log_path or static_file.with_suffix(".backend.log"),
+            token=token,
+            port=port,
+            extra=extra,
+            timing=timing,
+        )
 
     @property
     def url(self) -> str:
@@ -60,7 +91,7 @@ class BackendProcess:
     def argv(self) -> list[str]:
         return [
             str(BIN / "loco-backend"), "--host", "127.0.0.1", "--port", str(self.port),
-            *self.discovery, *FAST_ARGS, *self.extra,
+            *self.discovery, *self.timing, *self.extra,
         ]  # fmt: skip
 
     def start(self, timeout: float = 30.0) -> BackendProcess:
@@ -69,22 +100,21 @@ class BackendProcess:
         if self.token:
             env["LOCO_CONTROL_TOKEN"] = self.token
         with self.log_path.open("ab") as log:
-            self.proc = subprocess.Popen(
+            proc = subprocess.Popen(
                 self.argv(), env=env, stdout=log, stderr=subprocess.STDOUT, cwd=ROOT
             )
-        deadline = time.monotonic() + timeout
-        while True:
-            if self.proc.poll() is not None:
-                raise RuntimeError(
-                    f"loco-backend exited {self.proc.returncode}: "
+        self.proc = proc
+
+        def ready() -> bool:
+            if proc.poll() is not None:
+                raise GiveUp(
+                    f"loco-backend exited {proc.returncode}: "
                     + self.log_path.read_text(errors="replace")[-2000:]
                 )
-            with contextlib.suppress(httpx.HTTPError):
-                if httpx.get(f"{self.url}/ready", timeout=1, trust_env=False).status_code == 200:
-                    return self
-            if time.monotonic() > deadline:
-                raise RuntimeError("loco-backend did not become ready")
-            time.sleep(0.05)
+            return httpx.get(f"{self.url}/ready", timeout=1, trust_env=False).status_code == 200
+
+        poll_until(ready, timeout, "loco-backend ready", interval=0.05)
+        return self
 
     def stop(self, sig: int = signal.SIGTERM) -> None:
         proc, self.proc = self.proc, None
@@ -96,6 +126,31 @@ class BackendProcess:
         except subprocess.TimeoutExpired:
             proc.kill()
             proc.wait(10)
+
+    def kill(self) -> None:
+        """An abrupt death (SIGKILL): connections are reset, not closed politely."""
+        self.stop(signal.SIGKILL)
+
+    async def astart(self, timeout: float = 30.0) -> BackendProcess:
+        return await asyncio.to_thread(self.start, timeout)
+
+    async def astop(self) -> None:
+        await asyncio.to_thread(self.stop)
+
+    async def akill(self) -> None:
+        await asyncio.to_thread(self.kill)
+
+    def __enter__(self) -> BackendProcess:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    async def __aenter__(self) -> BackendProcess:
+        return await self.astart()
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.astop()
 
     def instances(self) -> dict[str, dict]:
         """The fleet as the backend serves it now, by name."""

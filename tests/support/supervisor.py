@@ -7,17 +7,16 @@ import os
 import signal
 import subprocess
 import sys
-import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import httpx
 
 from emulator.testimage import write_test_image
+from tests.support.paths import ROOT
 from tests.support.ports import free_port, free_vnc_display
-from tests.support.waiting import wait_until
-
-ROOT = Path(__file__).resolve().parents[2]
+from tests.support.processes import alive
+from tests.support.waiting import poll_until, wait_until
 
 
 @dataclass
@@ -30,6 +29,8 @@ class SupervisorProcess:
     log_path: Path
     token: str | None = None
     extra: dict[str, str] = field(default_factory=dict)
+    argv: list[str] = field(default_factory=list)
+    env: dict[str, str] = field(default_factory=dict)
 
     @property
     def url(self) -> str:
@@ -74,6 +75,11 @@ class SupervisorProcess:
 
     def log(self) -> str:
         return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
+
+    def restart(self) -> None:
+        """Runs the supervisor again after :meth:`stop`: same ports, state and log."""
+        assert self.proc.poll() is not None, "still running"
+        self.proc = _spawn(self.argv, self.env, self.log_path, "ab")
 
     def stop(self, sig: int = signal.SIGTERM, wait: float = 20.0) -> int:
         if self.proc.poll() is None:
@@ -121,9 +127,17 @@ def start_supervisor(
         "--health-port", str(port), "--health-host", "127.0.0.1",
         "--vnc", f"127.0.0.1:{display}", "--name", name, *(args or []),
     ]  # fmt: skip
-    with log_path.open("wb") as log:
-        proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, env=full_env, cwd=ROOT)
-    return SupervisorProcess(name, proc, port, display, state, log_path, token)
+    proc = _spawn(cmd, full_env, log_path, "wb")
+    return SupervisorProcess(
+        name, proc, port, display, state, log_path, token, argv=cmd, env=full_env
+    )
+
+
+def _spawn(
+    argv: list[str], env: dict[str, str], log_path: Path, mode: str
+) -> subprocess.Popen[bytes]:
+    with log_path.open(mode) as log:
+        return subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT, env=env, cwd=ROOT)
 
 
 def qemu_processes_for(state_dir: Path) -> list[int]:
@@ -142,18 +156,13 @@ def qemu_processes_for(state_dir: Path) -> list[int]:
 
 
 def wait_gone(pids: list[int], deadline: float = 10.0) -> list[int]:
-    end = time.monotonic() + deadline
-    alive = pids
-    while time.monotonic() < end:
-        alive = [p for p in pids if Path(f"/proc/{p}").exists() and not _zombie(p)]
-        if not alive:
-            return []
-        time.sleep(0.05)
-    return alive
+    """Waits for the processes to end; those still alive after ``deadline`` s."""
 
+    def living() -> list[int]:
+        return [p for p in pids if alive(p)]
 
-def _zombie(pid: int) -> bool:
     try:
-        return " Z " in Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        return False
+        poll_until(living, deadline, "processes gone", interval=0.05, accept=lambda a: not a)
+    except AssertionError:
+        return living()
+    return []

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import subprocess
+from collections.abc import Callable
 from pathlib import Path
 
 from tests.support.waiting import poll_until
@@ -35,15 +36,21 @@ class Tmux:
         )
 
     def start(
-        self, argv: list[str], env: dict[str, str], size: tuple[int, int] = (160, 50)
+        self,
+        argv: list[str],
+        env: dict[str, str],
+        size: tuple[int, int] = (160, 50),
+        cwd: Path | None = None,
     ) -> None:
+        """Runs ``argv`` in the session's pane, with ``env`` added to the environment."""
         # A shell runs the console in the foreground, as a login shell would, and
         # records its exit status (tmux's pane_dead_status is not reliable).
         script = f"echo $$ > {self.pid_file}; {' '.join(argv)}; echo $? > {self.status_file}"
         env_args = [a for k, v in env.items() for a in ("-e", f"{k}={v}")]
+        cwd_args = ["-c", str(cwd)] if cwd is not None else []
         self.tmux(
             "new-session", "-d", "-s", self.session, "-x", str(size[0]), "-y", str(size[1]),
-            *env_args, "sh", "-c", script,
+            *cwd_args, *env_args, "sh", "-c", script,
         )  # fmt: skip
 
     def screen(self, escapes: bool = False) -> str:
@@ -52,6 +59,15 @@ class Tmux:
 
     def keys(self, *keys: str) -> None:
         self.tmux("send-keys", "-t", self.session, *keys)
+
+    def wait(self, accept: Callable[[str], object], timeout: float, what: str) -> str:
+        """The screen, once ``accept`` holds for it; the failure shows the last screen."""
+
+        def screen() -> str | None:
+            text = self.screen()
+            return text if accept(text) else None
+
+        return poll_until(screen, timeout, what, describe=self.screen, interval=0.2)
 
     def pid(self) -> int:
         """The console's pid: the child of the shell that runs it."""
@@ -71,14 +87,6 @@ class Tmux:
 
     def kill_server(self) -> None:
         self.tmux("kill-server", check=False)
-
-
-def alive(pid: int) -> bool:
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        return False
-    return stat.split(")")[-1].split()[0] != "Z"
 
 
 def console_env(tmp: Path, token: str | None = None) -> dict[str, str]:

@@ -18,9 +18,10 @@ import zlib
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import uvicorn
+import yaml
 from fastapi import FastAPI, Header, Query
 from fastapi.responses import JSONResponse, Response
 
@@ -31,6 +32,7 @@ from emulator.models import (
     ResetResult,
     VideoFacts,
 )
+from tests.support.serving import start_server
 
 Width = Annotated[int, Query(ge=16, le=1920)]
 Auth = Annotated[str | None, Header()]
@@ -207,12 +209,7 @@ class FakeEmulators:
             self.app, log_config=None, access_log=False, lifespan="off", loop="asyncio"
         )
         self._server = uvicorn.Server(config)
-        self._task = asyncio.get_running_loop().create_task(self._server.serve(sockets=[sock]))
-        async with asyncio.timeout(10):
-            while not self._server.started:
-                if self._task.done():
-                    self._task.result()
-                await asyncio.sleep(0.005)
+        self._task = await start_server(self._server, [sock])
 
     async def stop(self) -> None:
         """Stops serving: new connections are refused (a real outage)."""
@@ -231,6 +228,22 @@ class FakeEmulators:
 
     async def __aexit__(self, *exc: object) -> None:
         await self.stop()
+
+
+def write_static(
+    path: Path,
+    fake: FakeEmulators,
+    names: list[str] | None = None,
+    extra: dict[str, dict[str, Any]] | None = None,
+) -> Path:
+    """A static discovery file (YAML) listing ``fake``'s instances, ``extra`` fields merged."""
+    items = []
+    for name in names or list(fake.instances):
+        item: dict[str, Any] = {"name": name, "health_url": fake.url(name), "vnc": "127.0.0.1:5900"}
+        item.update((extra or {}).get(name, {}))
+        items.append(item)
+    path.write_text(yaml.safe_dump({"instances": items}))
+    return path
 
 
 async def _serve_forever(count: int, port_file: Path) -> None:

@@ -415,9 +415,15 @@ class LocoApp(App[int]):
         if self.thumbs is not None:
             self.thumbs.forget_except(set(self.model.entries))
         for screen in self.screen_stack[1:]:
-            handler = getattr(screen, "fleet_changed", None)
+            handler = self._screen_handler(screen, "fleet_changed")
             if handler is not None:
                 handler()
+
+    @staticmethod
+    def _screen_handler(screen: Any, name: str) -> Any:
+        """A pushed screen's handler, once it is mounted: a tick that lands between the push
+        and the mount would find none of its widgets (it fills itself in on mount)."""
+        return getattr(screen, name, None) if screen.is_mounted else None
 
     def _tick(self) -> None:
         if not self.header.is_mounted:
@@ -427,7 +433,7 @@ class LocoApp(App[int]):
         self.header.update(mono)
         self.banner.update(mono)
         if not self.on_main_screen():
-            handler = getattr(self.active_screen(), "tick", None)
+            handler = self._screen_handler(self.active_screen(), "tick")
             if handler is not None:
                 handler(at)
             return

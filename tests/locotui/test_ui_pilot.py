@@ -192,6 +192,26 @@ async def test_enter_opens_detail_and_escape_returns(
         await wait_for(pilot, lambda: app.screen is app.screen_stack[0], what="back to fleet")
 
 
+async def test_a_tick_between_opening_the_detail_and_its_mount_is_harmless(
+    stack: dict[str, Any], fleet: FakeFleet
+) -> None:
+    """The once-a-second tick and fleet updates reach a pushed screen only once it is
+    mounted (a loaded machine once let a tick land in between and fail on a widget the
+    screen had not yet composed)."""
+    app = make_app(stack)
+    async with app.run_test(size=SIZE) as pilot:
+        await connected(pilot, app)
+        app.action_open_detail()
+        screen = app.screen_stack[-1]
+        assert isinstance(screen, DetailScreen) and not screen.is_mounted
+        app._tick()
+        app._render()
+        text = await wait_for(
+            pilot, lambda: "Circuit breaker" in (t := screen_text(app)) and t, what="the detail"
+        )
+        assert screen.instance_name in text
+
+
 async def test_filter_as_you_type_then_escape_clears(
     stack: dict[str, Any], fleet: FakeFleet
 ) -> None:

@@ -197,9 +197,11 @@ async def local_fleet(
     state_dirs: dict[str, Path] | None = None,
     args: list[str] | None = None,
     backend_args: list[str] | None = None,
+    healthy_first: bool = True,
 ) -> AsyncIterator[Fleet]:
-    """Starts the supervisors and the backend, waits until all are healthy, and on the way
-    out stops everything and proves no QEMU and no supervisor is left."""
+    """Starts the supervisors and the backend, waits until all are healthy (only listed,
+    without ``healthy_first``: for a fault that may strike before the first probe), and on
+    the way out stops everything and proves no QEMU and no supervisor is left."""
     root = tmp / "fleet"
     root.mkdir(exist_ok=True)
     image = image or make_image(tmp)
@@ -223,7 +225,10 @@ async def local_fleet(
         watch = FleetWatch(backend, set(names)).start()
         fleet = Fleet(root, sups, backend, image, before, watch)
         for name in names:
-            await watch.until(name, status_is("healthy"), 30, "healthy at the start")
+            if healthy_first:
+                await watch.until(name, status_is("healthy"), 30, "healthy at the start")
+            else:
+                await watch.until(name, lambda _: True, 30, "listed at the start")
         yield fleet
     finally:
         if watch is not None:

@@ -59,7 +59,11 @@ async def test_a_disk_that_fills_while_running_pauses_the_guest_and_it_resumes(
     image = make_image(tmp_path, disk_write=True)
     # The state directory is the small filesystem itself, where local discovery looks.
     with small_fs(tmp_path / "fleet" / "d1", 1200) as small:
-        async with local_fleet(tmp_path, ["d1"], image=image, state_dirs={"d1": small}) as fleet:
+        # The guest fills the disk within seconds of booting; on a loaded machine that can
+        # come before the backend's first probe, so it need not be seen healthy first.
+        async with local_fleet(
+            tmp_path, ["d1"], image=image, state_dirs={"d1": small}, healthy_first=False
+        ) as fleet:
             sup = fleet.sup("d1")
             inst, _ = await fleet.watch.until(
                 "d1", status_is("unhealthy", "disk full"), 20, "disk full, said"

@@ -10,7 +10,6 @@ guest after an action, so the policy sees one incident, not two.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -19,6 +18,7 @@ import httpx
 import pytest
 
 from tests.chaos.harness import TOKEN, EventLog, Fleet, local_fleet, status_is
+from tests.support.supervisor import audited
 
 pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("remediation")]
 
@@ -49,15 +49,7 @@ def still(inst: dict[str, Any]) -> bool:
 
 def resets_in_log(fleet: Fleet, name: str) -> int:
     """``system_reset``s the supervisor carried out (its audit lines)."""
-    count = 0
-    for line in fleet.sup(name).log().splitlines():
-        try:
-            entry = json.loads(line)
-        except ValueError:
-            continue
-        if entry.get("logger") == "emulator.audit" and entry.get("message") == "reset":
-            count += 1
-    return count
+    return audited(fleet.sup(name).log(), "reset")
 
 
 async def remediation_status(fleet: Fleet) -> dict[str, Any]:

@@ -11,7 +11,6 @@ reported by the new leader) without acting on the guest a second time.
 from __future__ import annotations
 
 import copy
-import json
 import subprocess
 import time
 from collections.abc import Iterator
@@ -23,6 +22,7 @@ import pytest
 from localcluster import helm
 from localcluster.cluster import Cluster
 from tests.cluster.fleet import CLUSTER, RELEASE, TEST_VALUES, Fleet
+from tests.support.supervisor import audited
 from tests.support.waiting import poll_until
 
 pytestmark = CLUSTER
@@ -107,15 +107,7 @@ def _acted(fleet: Fleet, url: str) -> float:
 
 def _resets_by_the_supervisor(fleet: Fleet) -> int:
     """``system_reset``s the emulator carried out (its audit lines in the pod's log)."""
-    count = 0
-    for line in fleet.ok("logs", EMULATOR, "-c", "emulator").splitlines():
-        try:
-            entry = json.loads(line)
-        except ValueError:
-            continue
-        if entry.get("logger") == "emulator.audit" and entry.get("message") == "reset":
-            count += 1
-    return count
+    return audited(fleet.ok("logs", EMULATOR, "-c", "emulator"), "reset")
 
 
 def _freeze(fleet: Fleet) -> None:

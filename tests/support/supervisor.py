@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import signal
 import subprocess
@@ -90,6 +91,20 @@ class SupervisorProcess:
                 self.proc.kill()
                 self.proc.wait()
         return self.proc.returncode
+
+
+def audited(log: str, action: str) -> int:
+    """How many times the supervisor's audit log lines (JSON, logger ``emulator.audit``) in
+    ``log`` record ``action`` (``reset``, ``restart``): what it really carried out."""
+    count = 0
+    for line in log.splitlines():
+        try:
+            entry = json.loads(line)
+        except ValueError:
+            continue
+        if entry.get("logger") == "emulator.audit" and entry.get("message") == action:
+            count += 1
+    return count
 
 
 def make_image(

@@ -104,9 +104,7 @@ class VncSampler:
             height=height,
             last_frame_age_seconds=None if age is None else round(age, 3),
             changed_at=(
-                None
-                if self._changed_at is None
-                else datetime.fromtimestamp(self._changed_at, UTC)
+                None if self._changed_at is None else datetime.fromtimestamp(self._changed_at, UTC)
             ),
             blank=self._blank,
             vnc_connected=self._connected,

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
+from collections.abc import AsyncIterator
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -43,6 +44,7 @@ from tests.locotui.test_ui_support import (
     instance,
     on_rung,
     png,
+    screen_text,
 )
 
 # --------------------------------------------------------------------------- half blocks
@@ -549,3 +551,60 @@ def test_render_line_text_strip_is_exact_width() -> None:
 
     strip = text_strip(Console(), fmt.span("x" * 100, "bold"), 10, Style())
     assert strip.cell_length == 10 and strip.text.endswith("…")
+
+
+class _OneLog:
+    """A backend that serves ``count`` numbered lines for any instance, then ends."""
+
+    def __init__(self, count: int) -> None:
+        self.count = count
+
+    async def follow_logs(self, name: str, tail: int = 200) -> AsyncIterator[str]:
+        for i in range(self.count):
+            yield f"line {i:05d}"
+
+
+class LogScreenApp(App[None]):
+    def __init__(self, count: int, buffer_lines: int) -> None:
+        super().__init__()
+        self.count, self.buffer_lines = count, buffer_lines
+
+    def on_mount(self) -> None:
+        from locotui.data.routes import Routes
+        from locotui.ui.screens.logs import LogScreen
+
+        routes = Routes(backend=_OneLog(self.count), kube=None, source_of=lambda _n: None)
+        self.push_screen(
+            LogScreen(["loco-0"], routes, tail_lines=0, buffer_lines=self.buffer_lines)
+        )
+
+
+async def test_log_screen_filter_finds_old_lines_and_says_what_was_dropped() -> None:
+    from locotui.ui.screens.logs import LogScreen
+
+    app = LogScreenApp(count=2500, buffer_lines=1000)
+    async with app.run_test(size=(80, 24)) as pilot:
+        screen: Any = None
+        for _ in range(200):
+            await pilot.pause(0.02)
+            screen = app.screen if isinstance(app.screen, LogScreen) else None
+            if screen is not None and screen.buffer.version >= 2500:
+                break
+        assert screen is not None and screen.buffer.dropped > 0
+        view = screen.view
+        for _ in range(100):  # the view syncs at most ten times a second
+            await pilot.pause(0.02)
+            if view.shown and view.shown[-1].message.startswith("-- end"):
+                break
+        # Following: the screen shows the newest lines; the oldest held is far above.
+        await pilot.pause(0.1)
+        assert "line 02499" in screen_text(app) and "line 01501" not in screen_text(app)
+        await pilot.press("slash", *"line 01501", "enter")
+        for _ in range(100):
+            await pilot.pause(0.02)
+            if len(view.shown) == 1:
+                break
+        assert [ln.message for ln in view.shown] == ["line 01501"]
+        text = screen_text(app)
+        assert "line 01501" in text
+        assert "1 of 1000 lines match; 1501 older dropped at the 1000-line cap" in text

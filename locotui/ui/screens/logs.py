@@ -134,9 +134,9 @@ class LogScreen(Screen[None]):
         for name in self.names:
             text.append(f"{name} ", style=f"bold {view.colours.get(name, '')}")
         text.append("│ ", style="dim")
-        text.append(f"{len(view.shown)}/{len(self.buffer)} lines", style="bold")
-        if self.buffer.dropped:
-            text.append(f" ({self.buffer.dropped} older dropped)", style="dim")
+        # The filter searched every line held; lines dropped at the cap are said in
+        # yellow, so an empty search is not taken for "it never happened".
+        text.append(view.model.summary(), style="bold yellow" if view.model.dropped else "bold")
         flags = [
             ("follow", view.follow),
             ("wrap", view.wrap),

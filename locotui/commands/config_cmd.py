@@ -33,6 +33,7 @@ def run(settings: Settings, options: argparse.Namespace, out: TextIO | None = No
     path = info.pop("config_path") or f"{default_config_path()} (not present)"
     print(f"config file: {path}", file=out)
     keys = info.pop("keys")
+    views = info.pop("views")
     width = max(len(k) for k in info)
     for name, item in info.items():
         value = item["value"]
@@ -41,6 +42,9 @@ def run(settings: Settings, options: argparse.Namespace, out: TextIO | None = No
     print(f"keys ({keys['source']}):", file=out)
     for action, bound in keys["value"].items():
         print(f"  {action.ljust(width)}{', '.join(bound) or '(unbound)'}", file=out)
+    print(f"views ({views['source']}):" + ("" if views["value"] else " (none)"), file=out)
+    for name, query in views["value"].items():
+        print(f"  @{name.ljust(width - 1)}{query}", file=out)
     for warning in settings.warnings:
         print(f"warning: {warning}", file=out)
     return 0

@@ -63,6 +63,7 @@ MAIN_ONLY = frozenset(
         "toggle_view",
         "filter",
         "clear_filter",
+        "saved_filter",
         "sort_next",
         "sort_reverse",
         "unhealthy_only",
@@ -179,9 +180,9 @@ class LocoApp(App[int]):
     ) -> None:
         super().__init__()
         self._notices = notices
-        from locotui.ui.commands import FleetCommands, JumpCommands
+        from locotui.ui.commands import FleetCommands, JumpCommands, ViewCommands
 
-        self.COMMANDS = App.COMMANDS | {FleetCommands, JumpCommands}  # type: ignore[misc]
+        self.COMMANDS = App.COMMANDS | {FleetCommands, JumpCommands, ViewCommands}  # type: ignore[misc]
         self.settings = settings
         self.clock = clock or Clock()
         self.backend = backend
@@ -192,6 +193,7 @@ class LocoApp(App[int]):
             clock=self.clock.monotonic,
             wall_clock=self.clock.time,
         )
+        self.model.views = dict(settings.views)
         self.history: HistoryProvider = history or make_history(settings.prometheus_url, self.model)
         self.audit = audit or AuditLog(path=audit_path)
         self.routes = Routes(backend=backend, kube=kube, source_of=self._source_of)
@@ -262,7 +264,7 @@ class LocoApp(App[int]):
             self.grid.thumb_source = self.thumbs.get
         self.table = FleetTable(id="table")
         self.filter_bar = FilterBar(
-            placeholder="filter: text or /regex/ (name, node, status, reason)", id="filter"
+            placeholder="filter: text !text node: status: reason: /regex/ @view", id="filter"
         )
         with Vertical(id="main"):
             yield self.header
@@ -566,6 +568,30 @@ class LocoApp(App[int]):
         bar.add_class("-shown")
         bar.value = self.model.filter_text
         bar.focus()
+
+    def action_saved_filter(self) -> None:
+        """Applies the next saved filter (the config's ``[views]``); after the last one,
+        clears the filter."""
+        views = list(self.model.views)
+        if not views:
+            self.notify(
+                "no saved filters: add a [views] table to the config, "
+                'e.g. sick = "!status:healthy"',
+                severity="warning",
+            )
+            return
+        current = self.model.filter_text.removeprefix("@")
+        # From no view (or a typed filter) to the first; from the last to none.
+        at = views.index(current) + 1 if current in views else 0
+        self.apply_view(views[at] if at < len(views) else None)
+
+    def apply_view(self, name: str | None) -> None:
+        """Filters with the saved view ``name`` (None: no filter)."""
+        self.model.set_filter(f"@{name}" if name else "")
+        self.notify(
+            f"view @{name}: {self.model.views[name]}" if name else "filter cleared", timeout=2
+        )
+        self._render()
 
     def action_close_filter(self) -> None:
         bar = self.filter_bar

@@ -68,6 +68,10 @@ ACTIONS: Mapping[str, Action] = MappingProxyType(
             _a("audit_log", "Show the audit log of actions (what this session did)", "e"),
             _a("toggle_thumbnails", "Turn thumbnails on or off", "t"),
             _a("zoom", "Zoom the focused tile", "z"),
+            _a("raw_yaml", "Show the focused instance as YAML (status and pod)", "y"),
+            _a("copy_name", "Copy the focused (or selected) instance names (OSC 52)", "c"),
+            _a("copy_url", "Copy the focused instance's backend URL (OSC 52)", "C"),
+            _a("dump_screen", "Save the screen: text, SVG and pictures as PNG", "D"),
             _a("refresh", "Reconnect and refresh everything now", "ctrl+l"),
         ]
     )

@@ -226,6 +226,18 @@ class KubeApi:
         )
         return parse_pod(body, namespace)
 
+    async def get_pod_manifest(self, namespace: str, name: str) -> dict[str, Any]:
+        """The pod as the API returns it (for a raw view), without ``managedFields``,
+        which kubectl also leaves out by default: field ownership is noise in a ticket."""
+        core, _ = self._apis()
+        body = await self._json(
+            f"pod {name}", core.read_namespaced_pod_without_preload_content, name, namespace
+        )
+        if not isinstance(body, dict):
+            raise KubeError(f"pod {name}", "the API sent something other than an object")
+        (body.get("metadata") or {}).pop("managedFields", None)
+        return body
+
     async def delete_pod(self, namespace: str, name: str, grace: int | None = None) -> str | None:
         """Deletes the pod with its grace period; returns the deleted pod's uid."""
         core, _ = self._apis()

@@ -262,6 +262,13 @@ class KubeClient:
         except KubeError as exc:
             raise map_error(exc) from None
 
+    async def pod_manifest(self, name: str) -> dict[str, Any]:
+        """The pod's manifest as the API has it (for the raw view)."""
+        try:
+            return await self.api.get_pod_manifest(self.namespace, name)
+        except KubeError as exc:
+            raise map_error(exc) from None
+
     async def watch_pods(
         self,
         *,

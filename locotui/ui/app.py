@@ -25,8 +25,9 @@ from dataclasses import replace
 from datetime import datetime
 from pathlib import Path
 from typing import Any, ClassVar
+from urllib.parse import quote
 
-from textual import events, on
+from textual import events, on, work
 from textual.app import App, ComposeResult
 from textual.binding import Binding, BindingType
 from textual.command import CommandPalette
@@ -38,6 +39,8 @@ from backend.models import BreakerState, InstanceSource
 from locotui.config import Settings
 from locotui.data.actions import ActionKind, ActionRunner, AuditLog
 from locotui.data.backend_client import BackendClient
+from locotui.data.clipboard import ClipboardError, in_tmux, osc52_sequences
+from locotui.data.errors import DataError
 from locotui.data.feeds import FleetFeeds
 from locotui.data.fleet import FilterError, FleetModel, Origin, Source
 from locotui.data.history import HistoryProvider, make_history
@@ -72,6 +75,7 @@ MAIN_ONLY = frozenset(
         "clear_selection",
         "toggle_thumbnails",
         "zoom",
+        "dump_screen",
     }
 )
 """Actions about the fleet list: hidden on the detail, log and audit screens."""
@@ -211,6 +215,10 @@ class LocoApp(App[int]):
             else None
         )
         self.read_only = settings.read_only
+        self.copied: str | None = None
+        """The last text copied to the terminal's clipboard (what a paste would give)."""
+        self.last_dump: Any = None
+        """The last screen dump written (a :class:`locotui.data.dump.Dump`)."""
         self.view_mode = settings.default_view
         self.thumbnails_on = settings.thumbnails
         self._cursor_hint: str | None = None
@@ -730,6 +738,99 @@ class LocoApp(App[int]):
         from locotui.ui.screens.audit import AuditScreen
 
         self.push_screen(AuditScreen(self.audit))
+
+    # ------------------------------------------------------------------ actions: looking
+    def action_raw_yaml(self) -> None:
+        from locotui.data.rawview import fetch_raw
+        from locotui.ui.screens.raw import RawScreen
+
+        name = self.focused_name()
+        if name is None:
+            self.notify("no instance under the cursor", severity="warning")
+            return
+        entry = self.model.get(name)
+
+        async def load() -> dict[str, Any]:
+            return await fetch_raw(
+                name,
+                backend=self.backend,
+                kube=self.kube,
+                is_pod=self.routes.is_pod(name),
+                known=entry.instance if entry is not None else None,
+            )
+
+        self.push_screen(RawScreen(name, load))
+
+    def copy_text(self, text: str, what: str) -> bool:
+        """Puts ``text`` on the clipboard of the operator's own terminal (OSC 52; inside
+        tmux also through its passthrough); says what was copied, or why not."""
+        try:
+            sequences = osc52_sequences(text, tmux=in_tmux(os.environ))
+        except ClipboardError as exc:
+            self.notify(f"not copied: {exc}", severity="warning")
+            return False
+        # Textual's own copy_to_clipboard writes only the plain sequence; the driver is
+        # where it writes too (it is None under a headless test run).
+        if self._driver is not None:
+            for sequence in sequences:
+                self._driver.write(sequence)
+        self.copied = text
+        self.notify(f"copied {what}", title="Clipboard (OSC 52)", timeout=3)
+        return True
+
+    def action_copy_name(self) -> None:
+        names = self.targets()
+        if not names:
+            self.notify("no instance under the cursor", severity="warning")
+            return
+        what = names[0] if len(names) == 1 else f"{len(names)} names"
+        self.copy_text("\n".join(names), what)
+
+    def action_copy_url(self) -> None:
+        name = self.focused_name()
+        if name is None:
+            self.notify("no instance under the cursor", severity="warning")
+            return
+        url = f"{self.settings.backend_url}/api/instances/{quote(name, safe='')}"
+        self.copy_text(url, url)
+
+    def action_dump_screen(self) -> None:
+        stamp = self.now().astimezone().strftime("%Y%m%d-%H%M%S")
+        default = str(Path.cwd() / f"locotui-dump-{stamp}")
+
+        async def chosen(path: str | None) -> None:
+            if path:
+                self._dump_screen(path)
+
+        from locotui.ui.screens.prompt import PromptScreen
+
+        self.push_screen(
+            PromptScreen("save the screen (text, SVG, pictures) to the new directory", default),
+            chosen,
+        )
+
+    @work(group="dump")
+    async def _dump_screen(self, path: str) -> None:
+        from locotui.data.dump import collect_pictures, write_dump
+
+        # What is on screen now, before the pictures are fetched: the dump is of this.
+        text = "\n".join(strip.text.rstrip() for strip in self.screen._compositor.render_strips())
+        svg = self.export_screenshot()
+        names = [e.name for e in self.model.view() if can_have_picture(e)]
+        pictures: dict[str, bytes] = {}
+        missing: dict[str, str] = {}
+        if self.thumbs is not None and names:
+            pictures, missing = await collect_pictures(self.thumbs.fetch, names)
+        try:
+            dump = await write_dump(path, text + "\n", svg=svg, pictures=pictures, missing=missing)
+        except DataError as exc:
+            self.notify(str(exc), title="Screen dump failed", severity="error")
+            return
+        self.last_dump = dump
+        extra = f" ({len(dump.missing)} without a picture)" if dump.missing else ""
+        self.notify(
+            f"saved {len(dump.files)} files to {dump.directory}{extra}", title="Screen dump"
+        )
 
     # ------------------------------------------------------------------ actions: mutations
     def action_soft_reset(self) -> None:

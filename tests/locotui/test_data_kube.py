@@ -194,6 +194,15 @@ async def test_delete_pod_is_recreated_by_the_statefulset(sim: KubeSim, kube: Ku
         await kube.delete_pod("ghost")
 
 
+async def test_pod_manifest_is_the_api_object_without_managed_fields(kube: KubeClient) -> None:
+    manifest = await kube.pod_manifest("loco-emulator-1")
+    assert manifest["metadata"]["name"] == "loco-emulator-1"
+    assert manifest["kind"] == "Pod" and "spec" in manifest and "status" in manifest
+    assert "managedFields" not in manifest["metadata"]
+    with pytest.raises(NotFound, match='pods "ghost" not found'):
+        await kube.pod_manifest("ghost")
+
+
 async def test_rollout_restart_replaces_every_pod(sim: KubeSim, kube: KubeClient) -> None:
     uids = {p.name: p.uid for p in (await kube.list_pods()).pods}
     assert await kube.statefulsets_of(["loco-emulator-0"]) == ["loco-emulator"]

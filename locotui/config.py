@@ -187,6 +187,10 @@ class Settings(LayeredSettings):
     history_points: Annotated[
         int, Env(), BeforeValidator(between(10, 100_000, "points", whole=True))
     ] = 300
+    slo_target_fps: Annotated[float, Env(), BeforeValidator(between(1, 240, "frames/s"))] = 10.0
+    slo_objective: Annotated[
+        float, Env(), BeforeValidator(between(0.5, 0.9999, "(a share, e.g. 0.95)"))
+    ] = 0.95
     keys: InstanceOf[Keymap] = Field(default_factory=Keymap, repr=False)
     views: Annotated[Mapping[str, str], AfterValidator(_read_only_mapping)] = Field(
         default_factory=dict

@@ -43,9 +43,10 @@ from locotui.data.clipboard import ClipboardError, in_tmux, osc52_sequences
 from locotui.data.errors import DataError
 from locotui.data.feeds import FleetFeeds
 from locotui.data.fleet import FilterError, FleetModel, Origin, Source
-from locotui.data.history import HistoryProvider, make_history
+from locotui.data.history import SLO_WINDOWS, HistoryProvider, make_history
 from locotui.data.kube_client import KubeClient
 from locotui.data.link import LinkState
+from locotui.data.pace import Pace
 from locotui.data.remediation import AUTO_RECOVERY, describe_resume, policy_summary
 from locotui.data.routes import Routes
 from locotui.keymap import ACTIONS, MUTATING
@@ -225,6 +226,7 @@ class LocoApp(App[int]):
         self.rendered_version = -1
         self._decisions_seen = 0
         """The automatic recovery's decisions already announced (see render_fleet)."""
+        self.pace = Pace.starting_at(settings.thumbnail_interval)
         self.header_info = HeaderInfo(
             context=context or settings.kube_context or (kube.context if kube else None),
             namespace=settings.namespace or (kube.namespace if kube else None),
@@ -232,6 +234,12 @@ class LocoApp(App[int]):
             read_only=settings.read_only,
             view=self.view_mode,
             backend_url=settings.backend_url,
+            slo_target_fps=settings.slo_target_fps,
+            slo_objective=settings.slo_objective,
+            burn=tuple((label, None) for label, _ in SLO_WINDOWS)
+            if settings.prometheus_url
+            else None,
+            pace=self.pace.text(),
         )
         fetch = thumb_fetch or (backend.thumbnail if backend is not None else None)
         self.thumbs: ThumbnailCache | None = ThumbnailCache(fetch) if fetch else None
@@ -241,10 +249,11 @@ class LocoApp(App[int]):
             self.model,
             self.clock,
             thumbs=self.thumbs,
-            thumbnail_interval=settings.thumbnail_interval,
+            pace=self.pace,
             history=self.history,
             prometheus_url=settings.prometheus_url,
             can_have_picture=can_have_picture,
+            slo=(settings.slo_target_fps, settings.slo_objective),
         )
         self._hup = False
         with contextlib.suppress(Exception):
@@ -303,6 +312,7 @@ class LocoApp(App[int]):
             self._start(self.loops.thumbnails(), "thumbnails")
         if self.settings.prometheus_url:
             self._start(self.loops.prometheus(), "prometheus")
+            self._start(self.loops.slo_burn(), "slo")
         if self.feeds is not None:
             await self.feeds.start()
         if self._notices is not None:
@@ -601,6 +611,26 @@ class LocoApp(App[int]):
         )
         self._render()
 
+    def action_faster(self) -> None:
+        self._set_pace(self.pace.faster(), "already the fastest")
+
+    def action_slower(self) -> None:
+        self._set_pace(self.pace.slower(), "already the slowest")
+
+    def _set_pace(self, changed: bool, otherwise: str) -> None:
+        if not changed:
+            self.notify(f"{otherwise}: {self.pace.text()}", timeout=2)
+            return
+        self.header_info = replace(self.header_info, pace=self.pace.text())
+        self.header.info = self.header_info
+        self.header.update()
+        self.loops.thumb_wake.set()  # a shorter interval takes effect now
+
+    def show_burn(self, burn: dict[str, float | None]) -> None:
+        self.header_info = replace(self.header_info, burn=tuple(burn.items()))
+        self.header.info = self.header_info
+        self.header.update()
+
     def action_close_filter(self) -> None:
         bar = self.filter_bar
         bar.remove_class("-shown")
@@ -733,6 +763,11 @@ class LocoApp(App[int]):
                 buffer_lines=self.settings.log_buffer_lines,
             )
         )
+
+    def action_nodes(self) -> None:
+        from locotui.ui.screens.nodes import NodesScreen
+
+        self.push_screen(NodesScreen(self.model, self.settings.slo_target_fps))
 
     def action_audit_log(self) -> None:
         from locotui.ui.screens.audit import AuditScreen

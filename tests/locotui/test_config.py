@@ -266,3 +266,13 @@ def test_a_misspelt_table_is_suggested_a_table(tmp_path: Path, home: dict[str, s
     cfg = write(tmp_path / "c.toml", '[view]\nsick = "!status:healthy"\n')
     with pytest.raises(ConfigError, match=r"unknown setting 'view'; did you mean 'views'\?"):
         load_settings({"config": str(cfg)}, env=home)
+
+
+def test_slo_settings_from_env_and_file(tmp_path: Path, home: dict[str, str]) -> None:
+    cfg = write(tmp_path / "c.toml", "slo_target_fps = 20\nslo_objective = 0.99\n")
+    s = load_settings({"config": str(cfg)}, env=home)
+    assert (s.slo_target_fps, s.slo_objective) == (20.0, 0.99)
+    with pytest.raises(
+        ConfigError, match=r"LOCOTUI_SLO_OBJECTIVE must be between 0\.5 and 0\.9999"
+    ):
+        load_settings(None, env={**home, "LOCOTUI_SLO_OBJECTIVE": "1"})

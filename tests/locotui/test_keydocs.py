@@ -48,6 +48,8 @@ def test_missing_markers_are_a_clear_error(
 # The console's doc spells keys as they are typed (`?`, `Esc`, `Space`); the table's
 # first column lists them, the second the action names.
 _SPELLING = {
+    "+": "plus",
+    "-": "minus",
     "?": "question_mark",
     "/": "slash",
     "Esc": "escape",

@@ -269,3 +269,11 @@ def test_raw_yaml(snap_compare: Any, size: tuple[int, int]) -> None:
     """y: the instance as YAML; without a kubeconfig the pod part says why it is absent."""
     app = build_app(thumbnails=False, backend=RawBackend())
     assert snap_compare(app, terminal_size=size, run_before=open_raw)
+
+
+@pytest.mark.parametrize("size", SIZES, ids=lambda s: f"{s[0]}x{s[1]}")
+def test_nodes(snap_compare: Any, size: tuple[int, int]) -> None:
+    """N: frame rate by node and accelerator; loco-2 is stuck on an otherwise fine node."""
+    assert snap_compare(
+        build_app(thumbnails=False), terminal_size=size, press=["N"], run_before=_settle
+    )

@@ -65,6 +65,7 @@ ACTIONS: Mapping[str, Action] = MappingProxyType(
             _a("rolling_restart", "Rolling restart of the StatefulSet", "ctrl+r"),
             _a("forget", "Forget lost instances (their supervisor died; local fleets)", "X"),
             _a("pause_remediation", "Pause or resume the automatic recovery", "P"),
+            _a("events", "Fleet events: Kubernetes' and the backend's, newest first", "E"),
             _a("audit_log", "Show the audit log of actions (what this session did)", "e"),
             _a("toggle_thumbnails", "Turn thumbnails on or off", "t"),
             _a("faster", "Repaint and fetch pictures more often (shown in the header)", "plus"),

@@ -287,6 +287,18 @@ class KubeApi:
             **kwargs,
         )
 
+    async def list_events(self, namespace: str, limit: int = 500) -> list[dict[str, Any]]:
+        """The namespace's events (raw, unordered; at most ``limit``: the API returns them
+        oldest first by name, so a busy namespace is better asked again than paged)."""
+        core, _ = self._apis()
+        body = await self._json(
+            f"events in {namespace}",
+            core.list_namespaced_event_without_preload_content,
+            namespace,
+            limit=limit,
+        )
+        return list(body.get("items") or [])
+
     async def events_about(self, namespace: str, kind: str, name: str) -> list[dict[str, Any]]:
         """Events whose involved object is ``kind``/``name`` (raw, unordered)."""
         core, _ = self._apis()

@@ -98,6 +98,14 @@ class KubeEvent:
     count: int
     last_seen: datetime | None
     source: str | None
+    involved: str | None = None
+    """``Kind/name`` of the object it is about (``Pod/loco-emulator-1``)."""
+
+    @property
+    def pod(self) -> str | None:
+        """The pod's name when the event is about a pod."""
+        kind, _, name = (self.involved or "").partition("/")
+        return name if kind == "Pod" and name else None
 
 
 @dataclass(frozen=True)
@@ -147,6 +155,29 @@ def pod_instance(pod: Pod) -> Instance:
 
 
 # --------------------------------------------------------------------------- errors
+
+
+def kube_event(raw: dict[str, Any]) -> KubeEvent:
+    """One raw Event object as a :class:`KubeEvent`."""
+    last = (
+        parse_time(raw.get("lastTimestamp"))
+        or parse_time(raw.get("eventTime"))
+        or parse_time((raw.get("metadata") or {}).get("creationTimestamp"))
+    )
+    src = raw.get("source") or {}
+    obj = raw.get("involvedObject") or {}
+    involved = (
+        f"{obj.get('kind')}/{obj.get('name')}" if obj.get("kind") and obj.get("name") else None
+    )
+    return KubeEvent(
+        type=str(raw.get("type") or "Normal"),
+        reason=str(raw.get("reason") or ""),
+        message=str(raw.get("message") or "").strip(),
+        count=int(raw.get("count") or 1),
+        last_seen=last,
+        source=src.get("component") or raw.get("reportingComponent") or None,
+        involved=involved,
+    )
 
 
 def map_error(exc: BaseException) -> DataError:
@@ -380,26 +411,20 @@ class KubeClient:
             items = await self.api.events_about(self.namespace, "Pod", name)
         except KubeError as exc:
             raise map_error(exc) from None
-        events = []
-        for e in items:
-            last = (
-                parse_time(e.get("lastTimestamp"))
-                or parse_time(e.get("eventTime"))
-                or parse_time((e.get("metadata") or {}).get("creationTimestamp"))
-            )
-            src = e.get("source") or {}
-            events.append(
-                KubeEvent(
-                    type=str(e.get("type") or "Normal"),
-                    reason=str(e.get("reason") or ""),
-                    message=str(e.get("message") or "").strip(),
-                    count=int(e.get("count") or 1),
-                    last_seen=last,
-                    source=src.get("component") or e.get("reportingComponent") or None,
-                )
-            )
+        events = [kube_event(e) for e in items]
         events.sort(key=lambda ev: ev.last_seen or datetime.min.replace(tzinfo=UTC))
         return events[-limit:]
+
+    async def namespace_events(self, limit: int = 500) -> list[KubeEvent]:
+        """The namespace's events (every object: pods, the StatefulSet, the scheduler's
+        failures), newest last."""
+        try:
+            items = await self.api.list_events(self.namespace, limit=limit)
+        except KubeError as exc:
+            raise map_error(exc) from None
+        events = [kube_event(e) for e in items]
+        events.sort(key=lambda ev: ev.last_seen or datetime.min.replace(tzinfo=UTC))
+        return events
 
     # ------------------------------------------------------------------ statefulsets
     async def statefulsets_of(self, names: list[str] | None = None) -> list[str]:

@@ -106,7 +106,9 @@ def _unquote(text: str) -> str:
     return text[1:-1] if len(text) >= 2 and text[0] == text[-1] == '"' else text
 
 
-def _term(token: str, views: Mapping[str, str], expanding: str | None) -> list[Term]:
+def _term(
+    token: str, views: Mapping[str, str], expanding: str | None, fields: Mapping[str, str]
+) -> list[Term]:
     negate = token.startswith("!")
     body = token[1:] if negate else token
     if body.startswith("@"):
@@ -118,17 +120,17 @@ def _term(token: str, views: Mapping[str, str], expanding: str | None) -> list[T
         if name not in views:
             known = ", ".join(f"@{v}" for v in views) or "none in the config's [views]"
             raise FilterError(f"unknown view @{name} (views: {known})")
-        return list(_parse(views[name], views, expanding=name).terms)
+        return list(_parse(views[name], views, expanding=name, fields=fields).terms)
     body = _unquote(body)
     field: str | None = None
     m = re.match(r"^([A-Za-z]+):(.*)$", body, re.DOTALL)
     if m:
         field = m.group(1).lower()
         body = m.group(2)
-        if field not in FIELDS:
-            close = difflib.get_close_matches(field, list(FIELDS), n=1)
+        if field not in fields:
+            close = difflib.get_close_matches(field, list(fields), n=1)
             hint = f"; did you mean {close[0]}:?" if close else ""
-            raise FilterError(f"unknown field {field}:{hint} (fields: {', '.join(FIELDS)})")
+            raise FilterError(f"unknown field {field}:{hint} (fields: {', '.join(fields)})")
     body = _unquote(body)
     if not body:
         what = f"{field}:" if field else "!"
@@ -151,19 +153,26 @@ _EXAMPLE: dict[str | None, str] = {
 }
 
 
-def _parse(text: str, views: Mapping[str, str], expanding: str | None) -> Query:
+def _parse(
+    text: str, views: Mapping[str, str], expanding: str | None, fields: Mapping[str, str] = FIELDS
+) -> Query:
     text = text.strip()
     if len(text) >= 2 and text.startswith("/") and text.endswith("/"):
         return Query(text, (Term(None, regex=_regex(text[1:-1])),))
     terms: list[Term] = []
     for token in _TOKEN.findall(text):
-        terms.extend(_term(token, views, expanding))
+        terms.extend(_term(token, views, expanding, fields))
     return Query(text, tuple(terms))
 
 
-def parse_query(text: str, views: Mapping[str, str] | None = None) -> Query:
-    """Parses ``text`` (see the module docstring); raises :class:`FilterError`."""
-    return _parse(text, views or {}, expanding=None)
+def parse_query(
+    text: str, views: Mapping[str, str] | None = None, fields: Mapping[str, str] = FIELDS
+) -> Query:
+    """Parses ``text`` (see the module docstring); raises :class:`FilterError`.
+
+    ``fields`` are the names a term may use (the fleet's by default; the events view
+    has its own)."""
+    return _parse(text, views or {}, expanding=None, fields=fields)
 
 
 def validate_views(views: Mapping[str, object]) -> dict[str, str]:

@@ -764,6 +764,19 @@ class LocoApp(App[int]):
             )
         )
 
+    def action_events(self) -> None:
+        from locotui.data.events import gather
+        from locotui.ui.screens.events import EventsScreen
+
+        # From an instance's detail, its events; from the fleet, all of them.
+        name = getattr(self.active_screen(), "instance_name", None)
+
+        async def load() -> Any:
+            return await gather(self.model.names(), backend=self.backend, kube=self.kube)
+
+        query = f"name:/^{name}$/" if isinstance(name, str) else ""
+        self.push_screen(EventsScreen(load, self.now, query))
+
     def action_nodes(self) -> None:
         from locotui.ui.screens.nodes import NodesScreen
 

@@ -203,6 +203,16 @@ async def test_pod_manifest_is_the_api_object_without_managed_fields(kube: KubeC
         await kube.pod_manifest("ghost")
 
 
+async def test_namespace_events_name_what_they_are_about(kube: KubeClient) -> None:
+    events = await kube.namespace_events()
+    assert events and all(e.last_seen is not None for e in events)
+    times = [e.last_seen for e in events]
+    assert times == sorted(times)  # type: ignore[type-var]
+    pods = {e.pod for e in events if e.pod}
+    assert "loco-emulator-1" in pods
+    assert {"Scheduled", "Started"} <= {e.reason for e in events if e.pod == "loco-emulator-1"}
+
+
 async def test_rollout_restart_replaces_every_pod(sim: KubeSim, kube: KubeClient) -> None:
     uids = {p.name: p.uid for p in (await kube.list_pods()).pods}
     assert await kube.statefulsets_of(["loco-emulator-0"]) == ["loco-emulator"]

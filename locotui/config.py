@@ -59,6 +59,7 @@ from emulator.layered_settings import (
     read_control_token,
 )
 from locotui.data.query import FilterError, validate_views
+from locotui.data.usercommands import CommandError, UserCommand, parse_commands
 from locotui.keymap import Keymap, KeymapError
 from locotui.options import DEFAULT_BACKEND_URL, ENV_PREFIX, add_arguments, default_config_path
 
@@ -196,6 +197,10 @@ class Settings(LayeredSettings):
         default_factory=dict
     )
     """Saved filters by name (the config's ``[views]`` table), typed as ``@name``."""
+    commands: Annotated[
+        Mapping[str, InstanceOf[UserCommand]], AfterValidator(_read_only_mapping)
+    ] = Field(default_factory=dict)
+    """User commands by name (the config's ``[commands]`` table)."""
     control_token: str | None = Field(default=None, repr=False)
     config_path: Path | None = None
     """The config file that was read (None when there was none)."""
@@ -212,7 +217,15 @@ class Settings(LayeredSettings):
         """
         out: dict[str, Any] = {}
         for name in type(self).model_fields:
-            if name in ("sources", "warnings", "keys", "views", "control_token", "config_path"):
+            if name in (
+                "sources",
+                "warnings",
+                "keys",
+                "views",
+                "commands",
+                "control_token",
+                "config_path",
+            ):
                 continue
             value = getattr(self, name)
             out[name] = {
@@ -228,11 +241,15 @@ class Settings(LayeredSettings):
             "source": "file" if self.keys.overridden else "default",
         }
         out["views"] = {"value": dict(self.views), "source": "file" if self.views else "default"}
+        out["commands"] = {
+            "value": {n: list(c.argv) for n, c in self.commands.items()},
+            "source": "file" if self.commands else "default",
+        }
         out["config_path"] = str(self.config_path) if self.config_path else None
         return out
 
 
-_FILE_ONLY = ("control_token_file", "keys", "views")
+_FILE_ONLY = ("control_token_file", "keys", "views", "commands")
 
 
 _TOML_POS = re.compile(r"\s*\(at line (\d+), column (\d+)\)\s*$")
@@ -315,6 +332,23 @@ def _views(path: Path, table: Mapping[str, Any]) -> dict[str, str]:
         raise ConfigError(f"{where}: [views] {exc}") from None
 
 
+def _commands(path: Path, table: Mapping[str, Any]) -> dict[str, UserCommand]:
+    if "commands" not in table:
+        return {}
+    if not isinstance(table["commands"], dict):
+        raise ConfigError(
+            f"{_key_line(path, 'commands')}: 'commands' must be a table: [commands] followed "
+            'by lines such as describe = ["kubectl", "describe", "pod", "$NAME"]'
+        )
+    try:
+        return parse_commands(table["commands"])
+    except CommandError as exc:
+        where = (
+            _table_key_line(path, "commands", exc.command) if exc.command else f"{path}: [commands]"
+        )
+        raise ConfigError(f"{where}: [commands] {exc}") from None
+
+
 def load_settings(
     args: argparse.Namespace | Mapping[str, Any] | None = None,
     env: Mapping[str, str] | None = None,
@@ -373,6 +407,7 @@ def load_settings(
             raise ConfigError(str(exc)) from None
 
     views = _views(path, table)
+    commands = _commands(path, table)
 
     layers = (flags, env_layer(Settings, env), file)
     sources = Settings.origins(*layers)
@@ -385,6 +420,7 @@ def load_settings(
         *layers,
         keys=keys,
         views=views,
+        commands=commands,
         control_token=token.value if token else None,
         config_path=config_path,
         sources=sources,
@@ -405,7 +441,7 @@ def _file_layer(path: Path, table: Mapping[str, Any]) -> Layer:
                 'a file of its own and set control_token_file = "/path/to/token"'
             )
         # A table can only have meant a table ([keys], [views]), a value only a value.
-        tables = ("keys", "views")
+        tables = ("keys", "views", "commands")
         choices = [*settable, "control_token_file"]
         choices = [*tables] if isinstance(table[key], dict) else choices
         close = difflib.get_close_matches(key, choices, n=1)

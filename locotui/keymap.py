@@ -64,6 +64,11 @@ ACTIONS: Mapping[str, Action] = MappingProxyType(
             _a("restart_pod", "Restart (delete) the target pods", "R"),
             _a("rolling_restart", "Rolling restart of the StatefulSet", "ctrl+r"),
             _a("forget", "Forget lost instances (their supervisor died; local fleets)", "X"),
+            _a(
+                "user_command",
+                "Run one of the config's commands for the focused instance",
+                "exclamation_mark",
+            ),
             _a("pause_remediation", "Pause or resume the automatic recovery", "P"),
             _a("events", "Fleet events: Kubernetes' and the backend's, newest first", "E"),
             _a("audit_log", "Show the audit log of actions (what this session did)", "e"),
@@ -82,7 +87,14 @@ ACTIONS: Mapping[str, Action] = MappingProxyType(
 )
 
 MUTATING = frozenset(
-    {"soft_reset", "restart_pod", "rolling_restart", "forget", "pause_remediation"}
+    {
+        "soft_reset",
+        "restart_pod",
+        "rolling_restart",
+        "forget",
+        "pause_remediation",
+        "user_command",
+    }
 )
 """Actions that change the fleet or how it is looked after: disabled (and shown disabled)
 in read-only mode."""

@@ -34,6 +34,7 @@ def run(settings: Settings, options: argparse.Namespace, out: TextIO | None = No
     print(f"config file: {path}", file=out)
     keys = info.pop("keys")
     views = info.pop("views")
+    commands = info.pop("commands")
     width = max(len(k) for k in info)
     for name, item in info.items():
         value = item["value"]
@@ -45,6 +46,9 @@ def run(settings: Settings, options: argparse.Namespace, out: TextIO | None = No
     print(f"views ({views['source']}):" + ("" if views["value"] else " (none)"), file=out)
     for name, query in views["value"].items():
         print(f"  @{name.ljust(width - 1)}{query}", file=out)
+    print(f"commands ({commands['source']}):" + ("" if commands["value"] else " (none)"), file=out)
+    for name, argv in commands["value"].items():
+        print(f"  {name.ljust(width)}{' '.join(argv)}", file=out)
     for warning in settings.warnings:
         print(f"warning: {warning}", file=out)
     return 0

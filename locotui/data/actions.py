@@ -64,6 +64,7 @@ class ActionKind(StrEnum):
     FORGET = "forget"
     PAUSE_REMEDIATION = "pause_remediation"
     RESUME_REMEDIATION = "resume_remediation"
+    USER_COMMAND = "user_command"
 
 
 class Phase(StrEnum):

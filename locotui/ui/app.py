@@ -22,7 +22,7 @@ import signal
 import threading
 from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Iterable
 from dataclasses import replace
-from datetime import datetime
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, ClassVar
 from urllib.parse import quote
@@ -37,7 +37,7 @@ from textual.widgets import Footer, Input
 
 from backend.models import BreakerState, InstanceSource
 from locotui.config import Settings
-from locotui.data.actions import ActionKind, ActionRunner, AuditLog
+from locotui.data.actions import ActionKind, ActionRunner, AuditEntry, AuditLog
 from locotui.data.backend_client import BackendClient
 from locotui.data.clipboard import ClipboardError, in_tmux, osc52_sequences
 from locotui.data.errors import DataError
@@ -563,6 +563,13 @@ class LocoApp(App[int]):
             title="Read-only",
             severity="warning",
         )
+        # The audit log is where a refusal is looked for afterwards.
+        kind = ActionKind(action) if action in {k.value for k in ActionKind} else None
+        if kind is not None:
+            entry = AuditEntry(
+                datetime.now(UTC), kind, tuple(self.targets()), "refused", "read-only mode"
+            )
+            self.run_worker(self.audit.append(entry), group="audit")
 
     # ------------------------------------------------------------------ actions: view
     def action_toggle_view(self) -> None:
@@ -901,6 +908,29 @@ class LocoApp(App[int]):
             )
             return
         self._confirm_action(ActionKind.FORGET, lost)
+
+    def action_user_command(self) -> None:
+        """Runs a user command (the config's ``[commands]``) for the focused instance:
+        picked, confirmed with its exact argv, run without a shell, audited."""
+        from locotui.ui.screens.usercmd import UserCommandScreen
+
+        if self.read_only:
+            self.notify_read_only("user_command")
+            return
+        name = self.focused_name()
+        if name is None:
+            self.notify("no instance under the cursor", severity="warning")
+            return
+        entry = self.model.get(name)
+        namespace = self.header_info.namespace or (
+            self.model.discovery.namespace if self.model.discovery else None
+        )
+        values = {"NAME": name, "NAMESPACE": namespace, "NODE": entry.node if entry else None}
+        self.push_screen(
+            UserCommandScreen(
+                name, self.settings.commands, values, self.audit, read_only=self.read_only
+            )
+        )
 
     def action_pause_remediation(self) -> None:
         """Pauses the automatic recovery, or resumes it when it is paused: confirmed,

@@ -49,6 +49,7 @@ def test_missing_markers_are_a_clear_error(
 # first column lists them, the second the action names.
 _SPELLING = {
     "+": "plus",
+    "!": "exclamation_mark",
     "-": "minus",
     "?": "question_mark",
     "/": "slash",

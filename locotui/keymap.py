@@ -63,6 +63,11 @@ ACTIONS: Mapping[str, Action] = MappingProxyType(
             _a("soft_reset", "Soft reset (QMP system_reset) the target instances", "r"),
             _a("restart_pod", "Restart (delete) the target pods", "R"),
             _a("rolling_restart", "Rolling restart of the StatefulSet", "ctrl+r"),
+            _a(
+                "gated_restart",
+                "Rolling restart gated on health and frame rate (one at a time)",
+                "G",
+            ),
             _a("forget", "Forget lost instances (their supervisor died; local fleets)", "X"),
             _a(
                 "user_command",
@@ -91,6 +96,7 @@ MUTATING = frozenset(
         "soft_reset",
         "restart_pod",
         "rolling_restart",
+        "gated_restart",
         "forget",
         "pause_remediation",
         "user_command",

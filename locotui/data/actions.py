@@ -65,6 +65,7 @@ class ActionKind(StrEnum):
     PAUSE_REMEDIATION = "pause_remediation"
     RESUME_REMEDIATION = "resume_remediation"
     USER_COMMAND = "user_command"
+    GATED_RESTART = "gated_restart"
 
 
 class Phase(StrEnum):

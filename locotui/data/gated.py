@@ -23,7 +23,7 @@ import asyncio
 import contextlib
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from enum import StrEnum
 
 __all__ = [
@@ -33,6 +33,11 @@ __all__ = [
     "RolloutState",
     "drive",
 ]
+
+
+NEWER_BY = timedelta(seconds=1)
+"""How much later a start time must be to be a new incarnation: a local instance's start
+time is derived from QEMU's uptime and moves by milliseconds between two probes."""
 
 
 class InstanceStep(StrEnum):
@@ -161,7 +166,7 @@ class GatedRollout:
         back = (
             seen is not None
             and seen.started_at is not None
-            and (item.old_started is None or seen.started_at > item.old_started)
+            and (item.old_started is None or seen.started_at > item.old_started + NEWER_BY)
         )
         good = back and seen is not None and seen.healthy and (seen.fps or 0.0) >= self.target_fps
         if good:
@@ -214,8 +219,9 @@ async def drive(
     on_change: Callable[[], None] = lambda: None,
 ) -> None:
     """Runs ``rollout`` to its end: restarts what it asks for (``restart`` raises to
-    report a failure), and steps again whenever ``changed(timeout)`` returns — on a
-    change of the fleet, or after ``timeout`` seconds at most for the timers."""
+    report a failure), and steps again whenever ``changed(seconds)`` returns — on a
+    change of the fleet, or after ``seconds`` at most (it may raise TimeoutError) for
+    the timers."""
     while not rollout.finished:
         for name in rollout.step(monotonic(), observe()):
             try:

@@ -20,6 +20,7 @@ import contextlib
 import os
 import signal
 import threading
+import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Iterable
 from dataclasses import replace
 from datetime import UTC, datetime
@@ -37,7 +38,7 @@ from textual.widgets import Footer, Input
 
 from backend.models import BreakerState, InstanceSource
 from locotui.config import Settings
-from locotui.data.actions import ActionKind, ActionRunner, AuditEntry, AuditLog
+from locotui.data.actions import ActionKind, ActionRunner, AuditEntry, AuditLog, Phase
 from locotui.data.backend_client import BackendClient
 from locotui.data.clipboard import ClipboardError, in_tmux, osc52_sequences
 from locotui.data.errors import DataError
@@ -216,6 +217,9 @@ class LocoApp(App[int]):
             else None
         )
         self.read_only = settings.read_only
+        self.gated: Any = None
+        """The health-gated rolling restart of this session (a GatedRollout), if any."""
+        self._gated_listeners: list[Callable[[], None]] = []
         self.copied: str | None = None
         """The last text copied to the terminal's clipboard (what a paste would give)."""
         self.last_dump: Any = None
@@ -899,6 +903,108 @@ class LocoApp(App[int]):
         if not targets:
             targets = [e.name for e in self.model.view()]
         self._confirm_action(ActionKind.ROLLING_RESTART, targets)
+
+    def action_gated_restart(self) -> None:
+        """The health-gated rolling restart of the selection (else of every instance in
+        the view): asked, then driven in the background with its progress on a screen
+        of its own, which G shows again while it runs."""
+        from locotui.data.gated import GatedRollout
+        from locotui.ui.screens.gated import GatedScreen, describe_gated
+        from locotui.ui.screens.prompt import AskScreen
+
+        if self.gated is not None and not self.gated.finished:
+            self.push_screen(GatedScreen(self.gated, self._listen_gated))
+            return
+        if self.read_only:
+            self.notify_read_only("gated_restart")
+            return
+        targets = sorted(self.model.selection) or [e.name for e in self.model.view()]
+        if not targets:
+            self.notify("no instances to restart", severity="warning")
+            return
+        rollout = GatedRollout(
+            targets,
+            target_fps=self.settings.slo_target_fps,
+            settle=self.settings.restart_settle,
+            timeout=self.settings.restart_timeout,
+        )
+
+        def answered(yes: bool | None) -> None:
+            if yes:
+                self.gated = rollout
+                self._drive_gated(rollout)
+                self.push_screen(GatedScreen(rollout, self._listen_gated))
+
+        self.push_screen(AskScreen(describe_gated(rollout) + "\n\nStart it?"), answered)
+
+    def _listen_gated(self, callback: Callable[[], None]) -> Callable[[], None]:
+        self._gated_listeners.append(callback)
+        return lambda: self._gated_listeners.remove(callback)
+
+    @work(group="gated", exclusive=True)
+    async def _drive_gated(self, rollout: Any) -> None:
+        from locotui.data.gated import Observation, drive
+
+        runner = ActionRunner(
+            backend=self.backend,
+            kube=self.kube,
+            audit=self.audit,
+            read_only=self.read_only,
+            fleet=self.model,
+            routes=self.routes,
+            wait_ready=False,  # the gate, not Kubernetes readiness, says when it is back
+        )
+
+        async def restart(name: str) -> None:
+            (result,) = await runner.run(ActionKind.RESTART_POD, [name])
+            if result.phase is not Phase.OK:
+                raise DataError(result.message)
+
+        def observe() -> dict[str, Observation]:
+            return {
+                e.name: Observation(e.healthy, e.fps, e.started_at)
+                for e in self.model.entries.values()
+            }
+
+        seen = self.model.version
+
+        async def changed(seconds: float) -> None:
+            nonlocal seen
+            async with asyncio.timeout(seconds):
+                seen = await self.model.wait_changed(seen)
+
+        def on_change() -> None:
+            for callback in list(self._gated_listeners):
+                callback()
+
+        await drive(
+            rollout,
+            restart=restart,
+            observe=observe,
+            # Real elapsed time: the settle and timeout are promises about the fleet, not
+            # about what the screen shows (the display clock is frozen in tests).
+            monotonic=time.monotonic,
+            changed=changed,
+            on_change=on_change,
+        )
+        result = {"done": "ok", "stopped": "failed"}.get(rollout.state.value, "partial")
+        failed = result == "failed"
+        await self.audit.append(
+            AuditEntry(
+                datetime.now(UTC),
+                ActionKind.GATED_RESTART,
+                tuple(rollout.items),
+                result,  # type: ignore[arg-type]
+                rollout.summary() if failed else None,
+                (rollout.summary(),),
+            )
+        )
+        self.notify(
+            rollout.summary(),
+            title="Gated rolling restart",
+            severity="error" if failed else "information",
+            timeout=10,
+        )
 
     def action_forget(self) -> None:
         lost = [n for n in self.targets() if (e := self.model.get(n)) and e.instance.lost_since]

@@ -82,6 +82,7 @@ ACTIONS: Mapping[str, Action] = MappingProxyType(
             _a("slower", "Repaint and fetch pictures less often (shown in the header)", "minus"),
             _a("nodes", "Frame rate by node and accelerator (median, p10, stuck)", "N"),
             _a("zoom", "Zoom the focused tile", "z"),
+            _a("vnc", "Screen access: VNC of the focused instance (a port-forward for pods)", "V"),
             _a("raw_yaml", "Show the focused instance as YAML (status and pod)", "y"),
             _a("copy_name", "Copy the focused (or selected) instance names (OSC 52)", "c"),
             _a("copy_url", "Copy the focused instance's backend URL (OSC 52)", "C"),
@@ -100,6 +101,7 @@ MUTATING = frozenset(
         "forget",
         "pause_remediation",
         "user_command",
+        "vnc",
     }
 )
 """Actions that change the fleet or how it is looked after: disabled (and shown disabled)

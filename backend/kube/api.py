@@ -111,6 +111,7 @@ class KubeApi:
         self._core: aio_client.CoreV1Api | None = None
         self._apps: aio_client.AppsV1Api | None = None
         self._coordination: aio_client.CoordinationV1Api | None = None
+        self._ws_client: Any = None
 
     # ------------------------------------------------------------------ plumbing
     def _apis(self) -> tuple[aio_client.CoreV1Api, aio_client.AppsV1Api]:
@@ -125,6 +126,9 @@ class KubeApi:
         return self._core, self._apps
 
     async def close(self) -> None:
+        ws_client, self._ws_client = self._ws_client, None
+        if ws_client is not None:
+            await ws_client.close()
         client, self._client = self._client, None
         if client is not None and self._loop is asyncio.get_running_loop():
             await client.close()
@@ -286,6 +290,29 @@ class KubeApi:
             split_long=True,
             **kwargs,
         )
+
+    async def open_port_forward(self, namespace: str, name: str, port: int) -> Any:
+        """A websocket to ``port`` of pod ``name`` (``pods/portforward``; see
+        :mod:`backend.kube.portforward` for the protocol). The caller closes it."""
+        from kubernetes.aio.stream.ws_client import WsApiClient
+
+        if self._ws_client is None:
+            # One websocket client (one connection pool) for every forward; close() ends it.
+            self._ws_client = WsApiClient(self.connection.configuration)
+        ws_api = aio_client.CoreV1Api(self._ws_client)
+        try:
+            resp = await ws_api.connect_get_namespaced_pod_portforward_without_preload_content(
+                name, namespace, ports=str(port)
+            )
+            # The generated method hands back aiohttp's ws_connect(...) (awaiting it
+            # makes the websocket), unwrapped from the client's response object.
+            return await getattr(resp, "response", resp)
+        except aiohttp.WSServerHandshakeError as exc:
+            raise KubeError(
+                f"port-forward to pod {name}", f"{exc.status} {exc.message}", status=exc.status
+            ) from None
+        except (aiohttp.ClientError, TimeoutError) as exc:
+            raise unreachable(f"port-forward to pod {name}", self.server, exc) from None
 
     async def list_events(self, namespace: str, limit: int = 500) -> list[dict[str, Any]]:
         """The namespace's events (raw, unordered; at most ``limit``: the API returns them

@@ -33,6 +33,7 @@ from backend.kube.conventions import LABEL_SELECTOR, RESTARTED_AT
 from backend.kube.errors import KubeConfigError as LayerConfigError
 from backend.kube.errors import KubeError, KubeUnreachable
 from backend.kube.pods import Pod, parse_time
+from backend.kube.portforward import PortForward
 from backend.kube.watching import Changed, Listed, list_and_watch
 from backend.models import BreakerState, Instance, InstanceSource, InstanceStatus
 from backend.status_rule import StatusInputs, derive_status
@@ -414,6 +415,20 @@ class KubeClient:
         events = [kube_event(e) for e in items]
         events.sort(key=lambda ev: ev.last_seen or datetime.min.replace(tzinfo=UTC))
         return events[-limit:]
+
+    async def port_forward(self, name: str, port: int) -> PortForward:
+        """A started port-forward from ``127.0.0.1:<local>`` to ``port`` of pod ``name``
+        (``pods/portforward`` with these credentials); ``stop()`` it when done."""
+
+        async def open_ws() -> Any:
+            try:
+                return await self.api.open_port_forward(self.namespace, name, port)
+            except KubeError as exc:
+                raise map_error(exc) from None
+
+        forward = PortForward(open_ws, port)
+        await forward.start()
+        return forward
 
     async def namespace_events(self, limit: int = 500) -> list[KubeEvent]:
         """The namespace's events (every object: pods, the StatefulSet, the scheduler's

@@ -217,6 +217,8 @@ class LocoApp(App[int]):
             else None
         )
         self.read_only = settings.read_only
+        self.forwards: dict[str, Any] = {}
+        """Port-forwards to pods' VNC opened by V, by instance (stopped on exit)."""
         self.gated: Any = None
         """The health-gated rolling restart of this session (a GatedRollout), if any."""
         self._gated_listeners: list[Callable[[], None]] = []
@@ -364,6 +366,9 @@ class LocoApp(App[int]):
         return entry.instance.source if entry is not None else None
 
     async def on_unmount(self) -> None:
+        for forward in self.forwards.values():
+            with contextlib.suppress(Exception):
+                await forward.stop()
         if self.feeds is not None:
             with contextlib.suppress(Exception):
                 await self.feeds.stop()
@@ -836,6 +841,60 @@ class LocoApp(App[int]):
         self.copied = text
         self.notify(f"copied {what}", title="Clipboard (OSC 52)", timeout=3)
         return True
+
+    def action_vnc(self) -> None:
+        """Screen access: the VNC of the focused instance — for a pod through a
+        port-forward over the Kubernetes API with the operator's credentials — with the
+        viewer command shown and copied."""
+        if self.read_only:
+            self.notify_read_only("vnc")  # a viewer can type into the guest
+            return
+        name = self.focused_name()
+        entry = self.model.get(name) if name else None
+        if name is None or entry is None:
+            self.notify("no instance under the cursor", severity="warning")
+            return
+        address = entry.instance.vnc
+        port = int(address.rsplit(":", 1)[1]) if address and ":" in address else 5900
+        if not self.routes.is_pod(name):
+            if address is None:
+                self.notify(f"{name} has no VNC address", severity="warning")
+                return
+            host, _, vnc_port = address.rpartition(":")
+            self._offer_viewer(name, f"vncviewer {host}::{vnc_port}")
+            return
+        if self.kube is None:
+            self.notify(
+                "screen access to a pod needs Kubernetes access: a kubeconfig whose user may "
+                "create pods/portforward (the chart's operator Role)",
+                severity="warning",
+                timeout=8,
+            )
+            return
+        self._open_forward(name, port)
+
+    @work(group="vnc")
+    async def _open_forward(self, name: str, port: int) -> None:
+        forward = self.forwards.get(name)
+        if forward is None:
+            assert self.kube is not None
+            try:
+                forward = await self.kube.port_forward(name, port)
+            except (DataError, OSError) as exc:
+                self.notify(f"port-forward to {name}: {exc}", severity="error")
+                return
+            self.forwards[name] = forward
+        self._offer_viewer(name, f"vncviewer 127.0.0.1::{forward.local_port}", forward)
+
+    def _offer_viewer(self, name: str, command: str, forward: Any = None) -> None:
+        via = (
+            f" (port-forward 127.0.0.1:{forward.local_port} → {name}:{forward.port}, "
+            "open until you quit)"
+            if forward is not None
+            else ""
+        )
+        if self.copy_text(command, command):
+            self.notify(f"VNC of {name}: {command}{via}", title="Screen access", timeout=15)
 
     def action_copy_name(self) -> None:
         names = self.targets()

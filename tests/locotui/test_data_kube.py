@@ -213,6 +213,22 @@ async def test_namespace_events_name_what_they_are_about(kube: KubeClient) -> No
     assert {"Scheduled", "Started"} <= {e.reason for e in events if e.pod == "loco-emulator-1"}
 
 
+async def test_port_forward_without_api_support_says_why(kube: KubeClient) -> None:
+    """The simulator has no port-forward endpoint: the listener opens, the connection is
+    closed, and the API's refusal is kept for the console to show. (A real forward is
+    tested against a real cluster.)"""
+    forward = await kube.port_forward("loco-emulator-1", 5900)
+    try:
+        reader, writer = await asyncio.open_connection("127.0.0.1", forward.local_port)
+        async with asyncio.timeout(10):
+            assert await reader.read() == b""
+        writer.close()
+        assert forward.connections == 1 and forward.errors
+        assert "port-forward to pod loco-emulator-1" in forward.errors[0]
+    finally:
+        await forward.stop()
+
+
 async def test_rollout_restart_replaces_every_pod(sim: KubeSim, kube: KubeClient) -> None:
     uids = {p.name: p.uid for p in (await kube.list_pods()).pods}
     assert await kube.statefulsets_of(["loco-emulator-0"]) == ["loco-emulator"]

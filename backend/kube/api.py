@@ -28,8 +28,9 @@ from kubernetes.aio import client as aio_client
 
 from backend.bounded_http import LineTooLong, split_lines
 from backend.kube.config import KubeConnection
+from backend.kube.conventions import BACKEND_PORT_NAME, BACKEND_SELECTOR, DEFAULT_BACKEND_PORT
 from backend.kube.errors import KubeError, KubeGone, raise_for_status, unreachable
-from backend.kube.pods import Pod, parse_pod
+from backend.kube.pods import Pod, named_port, parse_pod, pod_facts
 
 T = TypeVar("T")
 Call = Callable[[Callable[[], Awaitable[Any]]], Awaitable[Any]]
@@ -289,6 +290,28 @@ class KubeApi:
             max_line=LOG_LINE_LIMIT,
             split_long=True,
             **kwargs,
+        )
+
+    async def backend_endpoint(self, namespace: str) -> tuple[str, int]:
+        """(pod, port) of a Ready backend pod in ``namespace``, for a port-forward; raises
+        :class:`KubeError` (404) when there is none."""
+        core, _ = self._apis()
+        what = f"backend pods in {namespace}"
+        body = await self._json(
+            what,
+            core.list_namespaced_pod_without_preload_content,
+            namespace,
+            label_selector=BACKEND_SELECTOR,
+        )
+        for item in sorted(body.get("items") or [], key=lambda i: i["metadata"]["name"]):
+            if pod_facts(item).ready:
+                port = named_port(item, BACKEND_PORT_NAME) or DEFAULT_BACKEND_PORT
+                return str(item["metadata"]["name"]), port
+        raise KubeError(
+            what,
+            f"no Ready pod labelled {BACKEND_SELECTOR} (is the chart installed in "
+            f"{namespace}? give --backend URL otherwise)",
+            status=404,
         )
 
     async def open_port_forward(self, namespace: str, name: str, port: int) -> Any:

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import socket
 import struct
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
@@ -35,7 +36,8 @@ def data_frame(payload: bytes) -> bytes:
 class ChannelReader:
     """Frames from the API server → (data, error text); the port headers are dropped."""
 
-    port: int
+    port: int | None
+    """The port asked for (None: any; the backend's port is looked up per connection)."""
     _seen: set[int] = field(default_factory=set)
 
     def feed(self, frame: bytes) -> tuple[bytes, str | None]:
@@ -46,7 +48,7 @@ class ChannelReader:
             self._seen.add(channel)
             if len(payload) >= 2:
                 (port,) = struct.unpack("<H", payload[:2])
-                if port != self.port:
+                if self.port is not None and port != self.port:
                     return b"", f"the API server answered for port {port}, not {self.port}"
                 payload = payload[2:]
         if channel == DATA:
@@ -77,10 +79,19 @@ class PortForward:
     the console to show; a failing connection never stops the listener.
     """
 
-    def __init__(self, open_ws: Opener, port: int, *, local_port: int = 0) -> None:
+    def __init__(
+        self,
+        open_ws: Opener,
+        port: int | None,
+        *,
+        local_port: int = 0,
+        sock: socket.socket | None = None,
+    ) -> None:
         self.open_ws = open_ws
         self.port = port
         self.local_port = local_port
+        self.sock = sock
+        """A listening socket bound beforehand (its port is known before the loop runs)."""
         self.connections = 0
         self.errors: list[str] = []
         self._server: asyncio.Server | None = None
@@ -88,7 +99,10 @@ class PortForward:
 
     async def start(self) -> int:
         """Starts listening; returns the local port."""
-        self._server = await asyncio.start_server(self._accept, "127.0.0.1", self.local_port)
+        if self.sock is not None:
+            self._server = await asyncio.start_server(self._accept, sock=self.sock)
+        else:
+            self._server = await asyncio.start_server(self._accept, "127.0.0.1", self.local_port)
         self.local_port = self._server.sockets[0].getsockname()[1]
         return self.local_port
 

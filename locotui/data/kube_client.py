@@ -20,6 +20,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
+import socket
 import time
 from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass
@@ -429,6 +430,29 @@ class KubeClient:
         forward = PortForward(open_ws, port)
         await forward.start()
         return forward
+
+    async def backend_forward(self, sock: socket.socket) -> PortForward:
+        """A started port-forward from ``sock`` (bound to 127.0.0.1 already) to the
+        backend's pod in this namespace, found again for every connection (a restarted
+        backend pod is followed)."""
+
+        async def open_ws() -> Any:
+            try:
+                name, port = await self.api.backend_endpoint(self.namespace)
+                return await self.api.open_port_forward(self.namespace, name, port)
+            except KubeError as exc:
+                raise map_error(exc) from None
+
+        forward = PortForward(open_ws, None, sock=sock)
+        await forward.start()
+        return forward
+
+    async def backend_endpoint(self) -> tuple[str, int]:
+        """(pod, port) of the backend in this namespace (for saying where it goes)."""
+        try:
+            return await self.api.backend_endpoint(self.namespace)
+        except KubeError as exc:
+            raise map_error(exc) from None
 
     async def namespace_events(self, limit: int = 500) -> list[KubeEvent]:
         """The namespace's events (every object: pods, the StatefulSet, the scheduler's

@@ -19,6 +19,7 @@ import asyncio
 import contextlib
 import os
 import signal
+import socket
 import threading
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Iterable
@@ -183,9 +184,13 @@ class LocoApp(App[int]):
         audit_path: Path | None = None,
         fallback_after: float = 5.0,
         notices: AsyncIterator[str] | None = None,
+        backend_forward: socket.socket | None = None,
     ) -> None:
         super().__init__()
         self._notices = notices
+        self._backend_sock = backend_forward
+        """A bound socket to serve as a port-forward to the backend's pod (the console
+        was given a context and namespace, not a backend URL)."""
         from locotui.ui.commands import FleetCommands, JumpCommands, ViewCommands
 
         self.COMMANDS = App.COMMANDS | {FleetCommands, JumpCommands, ViewCommands}  # type: ignore[misc]
@@ -302,6 +307,9 @@ class LocoApp(App[int]):
 
     # ------------------------------------------------------------------ lifecycle
     async def on_mount(self) -> None:
+        if self._backend_sock is not None and self.kube is not None:
+            # Before the feeds: the backend URL points at this listener.
+            self.forwards["(backend)"] = await self.kube.backend_forward(self._backend_sock)
         self._apply_view()
         if self.read_only:
             self.sub_title = "READ-ONLY"

@@ -229,6 +229,48 @@ async def test_port_forward_without_api_support_says_why(kube: KubeClient) -> No
         await forward.stop()
 
 
+async def test_backend_endpoint_is_a_ready_backend_pod(sim: KubeSim, kube: KubeClient) -> None:
+    with pytest.raises(
+        NotFound, match=r"no Ready pod labelled app\.kubernetes\.io/component=backend"
+    ):
+        await kube.backend_endpoint()
+    labels = {
+        "app.kubernetes.io/component": "backend",
+        "app.kubernetes.io/part-of": "lego-loco-cluster",
+    }
+    await asyncio.to_thread(sim.create_statefulset, "loco-backend", 1, labels=labels)
+    deadline = asyncio.get_running_loop().time() + 15
+    while True:
+        try:
+            endpoint = await kube.backend_endpoint()
+            break
+        except NotFound:
+            assert asyncio.get_running_loop().time() < deadline, "no backend pod became Ready"
+            await asyncio.sleep(0.1)
+    assert endpoint == ("loco-backend-0", 8081)  # no port named http: the default
+
+
+def test_context_and_namespace_alone_reach_the_backend_through_the_cluster(
+    sim: KubeSim, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from locotui import console
+    from locotui.config import load_settings
+
+    env = {"XDG_CONFIG_HOME": str(tmp_path / "xdg"), "KUBECONFIG": str(sim.kubeconfig)}
+    given = load_settings({"namespace": "loco"}, env=env)
+    assert console.backend_through_cluster(given)
+    assert not console.backend_through_cluster(
+        load_settings({"namespace": "loco", "backend_url": "http://b:1"}, env=env)
+    )
+    assert not console.backend_through_cluster(load_settings({}, env=env))
+    # No backend pod in the namespace: one line, exit 2, before any terminal is touched.
+    code = console.run_console(given, env)
+    err = capsys.readouterr().err
+    assert code == 2 and err.count("\n") == 1, err
+    assert "no Ready pod labelled app.kubernetes.io/component=backend" in err
+    assert "give --backend URL otherwise" in err
+
+
 async def test_rollout_restart_replaces_every_pod(sim: KubeSim, kube: KubeClient) -> None:
     uids = {p.name: p.uid for p in (await kube.list_pods()).pods}
     assert await kube.statefulsets_of(["loco-emulator-0"]) == ["loco-emulator"]

@@ -106,10 +106,11 @@ async def test_one_at_a_time_until_done_and_audited() -> None:
         assert app.audit.entries[-1].result == "ok"
 
 
-async def test_stops_at_the_first_that_does_not_come_back() -> None:
+@pytest.mark.parametrize("size", [(80, 24), (160, 50)], ids=["80x24", "160x50"])
+async def test_stops_at_the_first_that_does_not_come_back(size: tuple[int, int]) -> None:
     backend = Backend(bad={"loco-1"})
     app = build(backend)
-    async with app.run_test(size=(80, 24)) as pilot:
+    async with app.run_test(size=size) as pilot:
         await start(pilot)
         rollout = app.gated
         await wait_for(

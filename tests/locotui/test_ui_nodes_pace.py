@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pytest
 from textual.widgets import DataTable
 
 from locotui.ui.app import LocoApp
@@ -31,9 +32,10 @@ def build(read_only: bool = True) -> LocoApp:
     )
 
 
-async def test_nodes_screen_follows_the_fleet_and_filters_to_a_node() -> None:
+@pytest.mark.parametrize("size", [(80, 24), (160, 50)], ids=["80x24", "160x50"])
+async def test_nodes_screen_follows_the_fleet_and_filters_to_a_node(size: tuple[int, int]) -> None:
     app = build()
-    async with app.run_test(size=(80, 24)) as pilot:
+    async with app.run_test(size=size) as pilot:
         await pilot.press("N")
         screen = await wait_for(
             pilot, lambda: isinstance(app.screen, NodesScreen) and app.screen, what="nodes"
@@ -58,9 +60,10 @@ async def test_nodes_screen_follows_the_fleet_and_filters_to_a_node() -> None:
         assert [e.name for e in app.model.view()] == ["loco-1", "loco-3", "loco-5", "loco-7"]
 
 
-async def test_plus_and_minus_change_the_pace_shown_in_the_header() -> None:
+@pytest.mark.parametrize("size", [(80, 24), (160, 50)], ids=["80x24", "160x50"])
+async def test_plus_and_minus_change_the_pace_shown_in_the_header(size: tuple[int, int]) -> None:
     app = build()
-    async with app.run_test(size=(80, 24)) as pilot:
+    async with app.run_test(size=size) as pilot:
         await wait_for(pilot, lambda: "⟳10/s ▣0.5s" in screen_text(app), what="the pace")
         await pilot.press("minus", "minus")
         await wait_for(pilot, lambda: "⟳4/s ▣2s" in screen_text(app), what="slower")

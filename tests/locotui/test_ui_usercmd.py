@@ -62,9 +62,10 @@ async def open_commands(pilot: Pilot[Any]) -> None:
     await pilot.pause(0.1)
 
 
-async def test_pick_confirm_run_show_and_audit() -> None:
+@pytest.mark.parametrize("size", [(80, 24), (160, 50)], ids=["80x24", "160x50"])
+async def test_pick_confirm_run_show_and_audit(size: tuple[int, int]) -> None:
     app = build()
-    async with app.run_test(size=(80, 24)) as pilot:
+    async with app.run_test(size=size) as pilot:
         await open_commands(pilot)
         screen = app.screen
         assert isinstance(screen, UserCommandScreen)

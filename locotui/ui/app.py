@@ -799,7 +799,7 @@ class LocoApp(App[int]):
             return await gather(self.model.names(), backend=self.backend, kube=self.kube)
 
         query = f"name:/^{name}$/" if isinstance(name, str) else ""
-        self.push_screen(EventsScreen(load, self.now, query))
+        self.push_screen(EventsScreen(load, self.now, query, instances=len(self.model)))
 
     def action_nodes(self) -> None:
         from locotui.ui.screens.nodes import NodesScreen

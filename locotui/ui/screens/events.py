@@ -1,7 +1,8 @@
 """``E``: the fleet's events, newest first — the namespace's Kubernetes events merged with
 the backend's record of each instance (status changes, the automatic recovery's
 decisions, people's actions) — filterable with the fleet filter's language over the
-events' own fields (``!source:kube reason:oom``). Read again every 15 s and on ``F5``.
+events' own fields (``!source:kube reason:oom``). Read again every 15 s (60 s for fleets
+of more than 50) and on ``F5``.
 ``Enter`` jumps to the instance of the highlighted event.
 """
 
@@ -24,6 +25,10 @@ from locotui.data.query import FilterError, Query, parse_query
 __all__ = ["EventsScreen"]
 
 REFRESH_EVERY = 15.0
+REFRESH_EVERY_LARGE = 60.0
+"""For fleets over :data:`LARGE` instances: each read is one timeline request per
+instance, and a big fleet is not worth 10 requests a second to the backend."""
+LARGE = 50
 
 _ORIGIN_STYLE = {"kube": "blue", "status": "", "auto": "magenta", "action": "cyan"}
 
@@ -52,8 +57,11 @@ class EventsScreen(Screen[None]):
         Binding("f5", "reload", "Reload"),
     ]
 
-    def __init__(self, load: Loader, now: Callable[[], datetime], query: str = "") -> None:
+    def __init__(
+        self, load: Loader, now: Callable[[], datetime], query: str = "", instances: int = 0
+    ) -> None:
         super().__init__()
+        self.refresh_every = REFRESH_EVERY if instances <= LARGE else REFRESH_EVERY_LARGE
         self.load = load
         self.now = now
         self.initial_query = query
@@ -76,7 +84,7 @@ class EventsScreen(Screen[None]):
         table.add_columns("time", "source", "instance", "reason", "what", "by")
         table.focus()
         self.action_reload()
-        self.set_interval(REFRESH_EVERY, self.action_reload, name="events-refresh")
+        self.set_interval(self.refresh_every, self.action_reload, name="events-refresh")
 
     @work(exclusive=True, group="events")
     async def action_reload(self) -> None:

@@ -59,7 +59,7 @@ from emulator.layered_settings import (
     read_control_token,
 )
 from locotui.data.query import FilterError, validate_views
-from locotui.data.usercommands import CommandError, UserCommand, parse_commands
+from locotui.data.usercommands import CommandError, UserCommand, parse_commands, parse_viewer
 from locotui.keymap import Keymap, KeymapError
 from locotui.options import DEFAULT_BACKEND_URL, ENV_PREFIX, add_arguments, default_config_path
 
@@ -203,6 +203,9 @@ class Settings(LayeredSettings):
         Mapping[str, InstanceOf[UserCommand]], AfterValidator(_read_only_mapping)
     ] = Field(default_factory=dict)
     """User commands by name (the config's ``[commands]`` table)."""
+    vnc_viewer: InstanceOf[UserCommand] | None = None
+    """The VNC viewer V launches (``$HOST``, ``$PORT``, ``$NAME``); None: V prints the
+    command instead."""
     control_token: str | None = Field(default=None, repr=False)
     config_path: Path | None = None
     """The config file that was read (None when there was none)."""
@@ -225,6 +228,7 @@ class Settings(LayeredSettings):
                 "keys",
                 "views",
                 "commands",
+                "vnc_viewer",
                 "control_token",
                 "config_path",
             ):
@@ -247,11 +251,15 @@ class Settings(LayeredSettings):
             "value": {n: list(c.argv) for n, c in self.commands.items()},
             "source": "file" if self.commands else "default",
         }
+        out["vnc_viewer"] = {
+            "value": list(self.vnc_viewer.argv) if self.vnc_viewer else None,
+            "source": "file" if self.vnc_viewer else "default",
+        }
         out["config_path"] = str(self.config_path) if self.config_path else None
         return out
 
 
-_FILE_ONLY = ("control_token_file", "keys", "views", "commands")
+_FILE_ONLY = ("control_token_file", "keys", "views", "commands", "vnc_viewer")
 
 
 _TOML_POS = re.compile(r"\s*\(at line (\d+), column (\d+)\)\s*$")
@@ -410,6 +418,12 @@ def load_settings(
 
     views = _views(path, table)
     commands = _commands(path, table)
+    viewer: UserCommand | None = None
+    if "vnc_viewer" in table:
+        try:
+            viewer = parse_viewer(table["vnc_viewer"])
+        except CommandError as exc:
+            raise ConfigError(f"{_key_line(path, 'vnc_viewer')}: {exc}") from None
 
     layers = (flags, env_layer(Settings, env), file)
     sources = Settings.origins(*layers)
@@ -423,6 +437,7 @@ def load_settings(
         keys=keys,
         views=views,
         commands=commands,
+        vnc_viewer=viewer,
         control_token=token.value if token else None,
         config_path=config_path,
         sources=sources,
@@ -444,7 +459,7 @@ def _file_layer(path: Path, table: Mapping[str, Any]) -> Layer:
             )
         # A table can only have meant a table ([keys], [views]), a value only a value.
         tables = ("keys", "views", "commands")
-        choices = [*settable, "control_token_file"]
+        choices = [*settable, "control_token_file", "vnc_viewer"]
         choices = [*tables] if isinstance(table[key], dict) else choices
         close = difflib.get_close_matches(key, choices, n=1)
         hint = f"; did you mean {close[0]!r}?" if close else ""

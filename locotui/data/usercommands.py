@@ -36,7 +36,9 @@ __all__ = [
     "CommandResult",
     "UserCommand",
     "expand",
+    "launch",
     "parse_commands",
+    "parse_viewer",
     "run",
     "run_audited",
 ]
@@ -75,7 +77,7 @@ class UserCommand:
         return frozenset(found)
 
 
-def _check_argv(name: str, argv: Any) -> tuple[str, ...]:
+def _check_argv(name: str, argv: Any, variables: Sequence[str] = VARIABLES) -> tuple[str, ...]:
     if not isinstance(argv, list) or not argv or not all(isinstance(a, str) for a in argv):
         raise CommandError(
             f"{name} must be a list of strings (the program, then its arguments), e.g. "
@@ -87,8 +89,8 @@ def _check_argv(name: str, argv: Any) -> tuple[str, ...]:
     for arg in argv:
         for m in _VAR.finditer(arg):
             var = m.group(1) or m.group(2)
-            if var and var not in VARIABLES:
-                known = ", ".join(f"${v}" for v in VARIABLES)
+            if var and var not in variables:
+                known = ", ".join(f"${v}" for v in variables)
                 raise CommandError(
                     f"{name}: unknown variable ${var} in {arg!r} (known: {known}; "
                     "write $$ for a literal $)",
@@ -128,6 +130,37 @@ def parse_commands(table: Mapping[str, Any]) -> dict[str, UserCommand]:
         else:
             out[name] = UserCommand(name, _check_argv(name, value))
     return out
+
+
+VIEWER_VARIABLES = ("HOST", "PORT", "NAME")
+
+
+def parse_viewer(value: Any) -> UserCommand:
+    """The ``vnc_viewer`` setting: an argv list with ``$HOST``, ``$PORT`` and ``$NAME``
+    (e.g. ``["vncviewer", "$HOST::$PORT"]``). Raises :class:`CommandError`."""
+    return UserCommand("vnc_viewer", _check_argv("vnc_viewer", value, VIEWER_VARIABLES))
+
+
+async def launch(argv: Sequence[str]) -> int:
+    """Starts ``argv`` (no shell, no terminal: its own session, standard streams closed)
+    and leaves it running — a viewer window is the operator's, not the console's; it
+    ends by itself when the forward it shows closes with the console. Returns its pid;
+    raises :class:`CommandError` when it cannot start."""
+    program = shutil.which(argv[0])
+    if program is None:
+        raise CommandError(f"{argv[0]}: program not found (is it on PATH?)")
+    try:
+        proc = await asyncio.create_subprocess_exec(
+            program,
+            *argv[1:],
+            stdin=asyncio.subprocess.DEVNULL,
+            stdout=asyncio.subprocess.DEVNULL,
+            stderr=asyncio.subprocess.DEVNULL,
+            start_new_session=True,  # not in the console's terminal: its keys stay ours
+        )
+    except OSError as exc:
+        raise CommandError(f"{argv[0]}: cannot run it: {exc.strerror or exc}") from None
+    return proc.pid
 
 
 def expand(command: UserCommand, values: Mapping[str, str | None]) -> list[str]:

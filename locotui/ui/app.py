@@ -222,6 +222,8 @@ class LocoApp(App[int]):
             else None
         )
         self.read_only = settings.read_only
+        self.launched: list[int] = []
+        """Viewers V started (their pids), for tests and the curious."""
         self.forwards: dict[str, Any] = {}
         """Port-forwards to pods' VNC opened by V, by instance (stopped on exit)."""
         self.gated: Any = None
@@ -869,7 +871,7 @@ class LocoApp(App[int]):
                 self.notify(f"{name} has no VNC address", severity="warning")
                 return
             host, _, vnc_port = address.rpartition(":")
-            self._offer_viewer(name, f"vncviewer {host}::{vnc_port}")
+            self._offer_viewer(name, host, int(vnc_port))
             return
         if self.kube is None:
             self.notify(
@@ -892,17 +894,45 @@ class LocoApp(App[int]):
                 self.notify(f"port-forward to {name}: {exc}", severity="error")
                 return
             self.forwards[name] = forward
-        self._offer_viewer(name, f"vncviewer 127.0.0.1::{forward.local_port}", forward)
+        self._offer_viewer(name, "127.0.0.1", forward.local_port, forward)
 
-    def _offer_viewer(self, name: str, command: str, forward: Any = None) -> None:
+    def _offer_viewer(self, name: str, host: str, port: int, forward: Any = None) -> None:
+        """Launches the configured viewer (``vnc_viewer``), else shows and copies the
+        command that would open one."""
+        from locotui.data.usercommands import expand
+
         via = (
             f" (port-forward 127.0.0.1:{forward.local_port} → {name}:{forward.port}, "
             "open until you quit)"
             if forward is not None
             else ""
         )
+        viewer = self.settings.vnc_viewer
+        if viewer is not None:
+            argv = expand(viewer, {"HOST": host, "PORT": str(port), "NAME": name})
+            self._launch_viewer(name, argv, via)
+            return
+        command = f"vncviewer {host}::{port}"
         if self.copy_text(command, command):
             self.notify(f"VNC of {name}: {command}{via}", title="Screen access", timeout=15)
+
+    @work(group="vnc-viewer")
+    async def _launch_viewer(self, name: str, argv: list[str], via: str) -> None:
+        import shlex
+
+        from locotui.data.usercommands import CommandError, launch
+
+        try:
+            pid = await launch(argv)
+        except CommandError as exc:
+            self.notify(f"VNC viewer for {name}: {exc}", severity="error")
+            return
+        self.launched.append(pid)
+        self.notify(
+            f"VNC of {name}: started {shlex.join(argv)} (pid {pid}){via}",
+            title="Screen access",
+            timeout=15,
+        )
 
     def action_copy_name(self) -> None:
         names = self.targets()

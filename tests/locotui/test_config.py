@@ -276,3 +276,13 @@ def test_slo_settings_from_env_and_file(tmp_path: Path, home: dict[str, str]) ->
         ConfigError, match=r"LOCOTUI_SLO_OBJECTIVE must be between 0\.5 and 0\.9999"
     ):
         load_settings(None, env={**home, "LOCOTUI_SLO_OBJECTIVE": "1"})
+
+
+def test_vnc_viewer_setting(tmp_path: Path, home: dict[str, str]) -> None:
+    cfg = write(tmp_path / "c.toml", 'theme = "nord"\nvnc_viewer = ["vncviewer", "$HOST::$PORT"]\n')
+    s = load_settings({"config": str(cfg)}, env=home)
+    assert s.vnc_viewer is not None and s.vnc_viewer.argv == ("vncviewer", "$HOST::$PORT")
+    write(cfg, 'theme = "nord"\nvnc_viewer = ["vncviewer", "$NODE"]\n')
+    with pytest.raises(ConfigError) as exc:
+        load_settings({"config": str(cfg)}, env=home)
+    assert str(exc.value).startswith(f"{cfg}:2: vnc_viewer: unknown variable $NODE")

@@ -5,9 +5,12 @@ copied; a local instance's VNC directly; refused in read-only mode."""
 from __future__ import annotations
 
 import asyncio
+import sys
+from pathlib import Path
 
 from backend.kube.portforward import PortForward
 from backend.models import InstanceSource
+from locotui.data.usercommands import parse_viewer
 from locotui.ui.app import LocoApp
 from locotui.ui.clock import FrozenClock
 from tests.backend.test_kube_portforward import EchoPod
@@ -92,3 +95,23 @@ async def test_read_only_opens_no_forward() -> None:
         await pilot.press("V")
         await pilot.pause(0.3)
         assert kube.forwards == [] and app.copied is None
+
+
+async def test_the_configured_viewer_is_launched_with_the_forward(tmp_path: Path) -> None:
+    out = tmp_path / "viewer-args"
+    script = tmp_path / "viewer.py"
+    script.write_text(
+        f"import sys, pathlib\npathlib.Path({str(out)!r}).write_text(repr(sys.argv[1:]))\n"
+    )
+    kube = Kube()
+    app = build(kube)
+    app.settings = app.settings.model_copy(
+        update={"vnc_viewer": parse_viewer([sys.executable, str(script), "$HOST::$PORT", "$NAME"])}
+    )
+    async with app.run_test(size=(80, 24)) as pilot:
+        await pilot.press("V")
+        await wait_for(pilot, lambda: app.launched, what="the viewer started")
+        await wait_for(pilot, out.exists, what="the viewer ran")
+        port = app.forwards["loco-0"].local_port
+        assert out.read_text() == repr([f"127.0.0.1::{port}", "loco-0"])
+        assert app.copied is None  # launched, not copied

@@ -41,9 +41,11 @@ class Tmux:
         # records its exit status (tmux's pane_dead_status is not reliable).
         script = f"echo $$ > {self.pid_file}; {' '.join(argv)}; echo $? > {self.status_file}"
         env_args = [a for k, v in env.items() for a in ("-e", f"{k}={v}")]
+        # Started in the test's own directory: whatever the program writes relative to
+        # its working directory (a save, a dump) lands there, not in the repository.
         self.tmux(
             "new-session", "-d", "-s", self.session, "-x", str(size[0]), "-y", str(size[1]),
-            *env_args, "sh", "-c", script,
+            "-c", str(self.tmp), *env_args, "sh", "-c", script,
         )  # fmt: skip
 
     def screen(self, escapes: bool = False) -> str:

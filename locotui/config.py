@@ -192,6 +192,9 @@ class Settings(LayeredSettings):
     slo_objective: Annotated[
         float, Env(), BeforeValidator(between(0.5, 0.9999, "(a share, e.g. 0.95)"))
     ] = 0.95
+    restart_batch: Annotated[
+        int, Env(), BeforeValidator(between(1, 50, "instances", whole=True))
+    ] = 1
     restart_settle: Annotated[float, Env(), BeforeValidator(between(0, 600, "seconds"))] = 10.0
     restart_timeout: Annotated[float, Env(), BeforeValidator(between(5, 3600, "seconds"))] = 300.0
     keys: InstanceOf[Keymap] = Field(default_factory=Keymap, repr=False)

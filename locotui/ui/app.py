@@ -1022,6 +1022,7 @@ class LocoApp(App[int]):
         rollout = GatedRollout(
             targets,
             target_fps=self.settings.slo_target_fps,
+            batch=self.settings.restart_batch,
             settle=self.settings.restart_settle,
             timeout=self.settings.restart_timeout,
         )

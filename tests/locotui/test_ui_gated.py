@@ -145,6 +145,22 @@ async def test_pause_resume_abort_and_hide() -> None:
         assert len(backend.restarts) == 2
 
 
+async def test_batches_from_the_setting() -> None:
+    backend = Backend()
+    app = build(backend)
+    app.settings = app.settings.model_copy(update={"restart_batch": 2})
+    async with app.run_test(size=(80, 24)) as pilot:
+        await pilot.press("G")
+        await wait_for(pilot, lambda: isinstance(app.screen, AskScreen), what="the question")
+        assert "2 at a time" in screen_text(app)
+        await pilot.press("y")
+        rollout = await wait_for(pilot, lambda: app.gated, what="started")
+        await wait_for(pilot, lambda: rollout.state is RolloutState.DONE, timeout=20, what="done")
+        # loco-0 and loco-1 together, then loco-3 once both were back.
+        assert sorted(backend.restarts[:2]) == ["loco-0", "loco-1"]
+        assert backend.restarts[2] == "loco-3"
+
+
 async def test_read_only_refuses() -> None:
     backend = Backend()
     app = build(backend, read_only=True)

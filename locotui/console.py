@@ -8,7 +8,8 @@ What stops the console from opening, with one line on stderr and exit status 2:
 * nothing to show at all: the backend does not answer *and* the cluster that was asked
   for does not answer either (both reasons are on the line);
 * given a context or namespace and no backend URL (the backend is then reached through
-  a port-forward to its pod), no Ready backend pod in the namespace.
+  a port-forward to its pod), no Ready backend pod in the namespace, or a port-forward
+  to it refused (a Role without ``pods/portforward``).
 
 What does not: a backend that is merely down (refused, timing out) opens the console
 with the banner and keeps reconnecting, showing pods from Kubernetes while it can; a
@@ -111,7 +112,7 @@ async def _preflight(
                 return "no backend URL and no Kubernetes access to find the backend"
             try:
                 async with asyncio.timeout(3.0):
-                    await kube.backend_endpoint()
+                    await kube.backend_endpoint(try_forward=True)
             except TimeoutError:
                 return f"Kubernetes API {kube.server} did not answer within 3 s"
             except DataError as exc:

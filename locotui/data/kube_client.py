@@ -447,10 +447,17 @@ class KubeClient:
         await forward.start()
         return forward
 
-    async def backend_endpoint(self) -> tuple[str, int]:
-        """(pod, port) of the backend in this namespace (for saying where it goes)."""
+    async def backend_endpoint(self, try_forward: bool = False) -> tuple[str, int]:
+        """(pod, port) of the backend in this namespace. With ``try_forward``, one
+        port-forward stream is also opened and closed, so a Role without
+        ``pods/portforward`` is found before the console opens, not as a backend that
+        will not answer."""
         try:
-            return await self.api.backend_endpoint(self.namespace)
+            name, port = await self.api.backend_endpoint(self.namespace)
+            if try_forward:
+                ws = await self.api.open_port_forward(self.namespace, name, port)
+                await ws.close()
+            return name, port
         except KubeError as exc:
             raise map_error(exc) from None
 

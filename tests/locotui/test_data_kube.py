@@ -269,6 +269,17 @@ def test_context_and_namespace_alone_reach_the_backend_through_the_cluster(
     assert code == 2 and err.count("\n") == 1, err
     assert "no Ready pod labelled app.kubernetes.io/component=backend" in err
     assert "give --backend URL otherwise" in err
+    # A backend pod, but no port-forward (the simulator has none; a Role without
+    # pods/portforward is refused the same way): found before the console opens.
+    labels = {
+        "app.kubernetes.io/component": "backend",
+        "app.kubernetes.io/part-of": "lego-loco-cluster",
+    }
+    sim.create_statefulset("loco-backend", 1, labels=labels)
+    sim.wait_pods_ready(4)  # three emulators and the backend
+    code = console.run_console(given, env)
+    err = capsys.readouterr().err
+    assert code == 2 and "port-forward to pod loco-backend-0" in err, err
 
 
 async def test_rollout_restart_replaces_every_pod(sim: KubeSim, kube: KubeClient) -> None:

@@ -58,6 +58,8 @@ from emulator.layered_settings import (
     flag_layer,
     read_control_token,
 )
+from locotui.data.query import FilterError, validate_views
+from locotui.data.usercommands import CommandError, UserCommand, parse_commands, parse_viewer
 from locotui.keymap import Keymap, KeymapError
 from locotui.options import DEFAULT_BACKEND_URL, ENV_PREFIX, add_arguments, default_config_path
 
@@ -186,7 +188,27 @@ class Settings(LayeredSettings):
     history_points: Annotated[
         int, Env(), BeforeValidator(between(10, 100_000, "points", whole=True))
     ] = 300
+    slo_target_fps: Annotated[float, Env(), BeforeValidator(between(1, 240, "frames/s"))] = 10.0
+    slo_objective: Annotated[
+        float, Env(), BeforeValidator(between(0.5, 0.9999, "(a share, e.g. 0.95)"))
+    ] = 0.95
+    restart_batch: Annotated[
+        int, Env(), BeforeValidator(between(1, 50, "instances", whole=True))
+    ] = 1
+    restart_settle: Annotated[float, Env(), BeforeValidator(between(0, 600, "seconds"))] = 10.0
+    restart_timeout: Annotated[float, Env(), BeforeValidator(between(5, 3600, "seconds"))] = 300.0
     keys: InstanceOf[Keymap] = Field(default_factory=Keymap, repr=False)
+    views: Annotated[Mapping[str, str], AfterValidator(_read_only_mapping)] = Field(
+        default_factory=dict
+    )
+    """Saved filters by name (the config's ``[views]`` table), typed as ``@name``."""
+    commands: Annotated[
+        Mapping[str, InstanceOf[UserCommand]], AfterValidator(_read_only_mapping)
+    ] = Field(default_factory=dict)
+    """User commands by name (the config's ``[commands]`` table)."""
+    vnc_viewer: InstanceOf[UserCommand] | None = None
+    """The VNC viewer V launches (``$HOST``, ``$PORT``, ``$NAME``); None: V prints the
+    command instead."""
     control_token: str | None = Field(default=None, repr=False)
     config_path: Path | None = None
     """The config file that was read (None when there was none)."""
@@ -203,7 +225,16 @@ class Settings(LayeredSettings):
         """
         out: dict[str, Any] = {}
         for name in type(self).model_fields:
-            if name in ("sources", "warnings", "keys", "control_token", "config_path"):
+            if name in (
+                "sources",
+                "warnings",
+                "keys",
+                "views",
+                "commands",
+                "vnc_viewer",
+                "control_token",
+                "config_path",
+            ):
                 continue
             value = getattr(self, name)
             out[name] = {
@@ -218,11 +249,20 @@ class Settings(LayeredSettings):
             "value": {k: list(v) for k, v in self.keys.bindings.items()},
             "source": "file" if self.keys.overridden else "default",
         }
+        out["views"] = {"value": dict(self.views), "source": "file" if self.views else "default"}
+        out["commands"] = {
+            "value": {n: list(c.argv) for n, c in self.commands.items()},
+            "source": "file" if self.commands else "default",
+        }
+        out["vnc_viewer"] = {
+            "value": list(self.vnc_viewer.argv) if self.vnc_viewer else None,
+            "source": "file" if self.vnc_viewer else "default",
+        }
         out["config_path"] = str(self.config_path) if self.config_path else None
         return out
 
 
-_FILE_ONLY = ("control_token_file", "keys")
+_FILE_ONLY = ("control_token_file", "keys", "views", "commands", "vnc_viewer")
 
 
 _TOML_POS = re.compile(r"\s*\(at line (\d+), column (\d+)\)\s*$")
@@ -272,6 +312,54 @@ def _key_line(path: Path, key: str) -> str:
     except OSError:
         pass
     return str(path)
+
+
+def _table_key_line(path: Path, table: str, key: str) -> str:
+    """``path:LINE`` of ``key = ...`` inside ``[table]`` (a key of the same name elsewhere
+    in the file is not it)."""
+    try:
+        inside = False
+        for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
+            header = re.match(r"\s*\[\s*([^\]]+?)\s*\]", line)
+            if header:
+                inside = header.group(1) == table
+            elif inside and re.match(rf"\s*[\"']?{re.escape(key)}[\"']?\s*=", line):
+                return f"{path}:{number}"
+    except OSError:
+        pass
+    return f"{path}: [{table}]"
+
+
+def _views(path: Path, table: Mapping[str, Any]) -> dict[str, str]:
+    if "views" not in table:
+        return {}
+    if not isinstance(table["views"], dict):
+        raise ConfigError(
+            f"{_key_line(path, 'views')}: 'views' must be a table: [views] followed by "
+            'lines such as sick = "!status:healthy"'
+        )
+    try:
+        return validate_views(table["views"])
+    except FilterError as exc:
+        where = _table_key_line(path, "views", exc.view) if exc.view else f"{path}: [views]"
+        raise ConfigError(f"{where}: [views] {exc}") from None
+
+
+def _commands(path: Path, table: Mapping[str, Any]) -> dict[str, UserCommand]:
+    if "commands" not in table:
+        return {}
+    if not isinstance(table["commands"], dict):
+        raise ConfigError(
+            f"{_key_line(path, 'commands')}: 'commands' must be a table: [commands] followed "
+            'by lines such as describe = ["kubectl", "describe", "pod", "$NAME"]'
+        )
+    try:
+        return parse_commands(table["commands"])
+    except CommandError as exc:
+        where = (
+            _table_key_line(path, "commands", exc.command) if exc.command else f"{path}: [commands]"
+        )
+        raise ConfigError(f"{where}: [commands] {exc}") from None
 
 
 def load_settings(
@@ -331,6 +419,15 @@ def load_settings(
         except KeymapError as exc:
             raise ConfigError(str(exc)) from None
 
+    views = _views(path, table)
+    commands = _commands(path, table)
+    viewer: UserCommand | None = None
+    if "vnc_viewer" in table:
+        try:
+            viewer = parse_viewer(table["vnc_viewer"])
+        except CommandError as exc:
+            raise ConfigError(f"{_key_line(path, 'vnc_viewer')}: {exc}") from None
+
     layers = (flags, env_layer(Settings, env), file)
     sources = Settings.origins(*layers)
     warnings: list[str] = []
@@ -341,6 +438,9 @@ def load_settings(
     return Settings.load(
         *layers,
         keys=keys,
+        views=views,
+        commands=commands,
+        vnc_viewer=viewer,
         control_token=token.value if token else None,
         config_path=config_path,
         sources=sources,
@@ -360,7 +460,11 @@ def _file_layer(path: Path, table: Mapping[str, Any]) -> Layer:
                 "file (it would sit in plain text next to settings); put the token in "
                 'a file of its own and set control_token_file = "/path/to/token"'
             )
-        close = difflib.get_close_matches(key, (*settable, *_FILE_ONLY), n=1)
+        # A table can only have meant a table ([keys], [views]), a value only a value.
+        tables = ("keys", "views", "commands")
+        choices = [*settable, "control_token_file", "vnc_viewer"]
+        choices = [*tables] if isinstance(table[key], dict) else choices
+        close = difflib.get_close_matches(key, choices, n=1)
         hint = f"; did you mean {close[0]!r}?" if close else ""
         raise ConfigError(
             f"{_key_line(path, key)}: unknown setting {key!r}{hint} (see docs/locotui-config.md)"

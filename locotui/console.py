@@ -6,7 +6,10 @@ What stops the console from opening, with one line on stderr and exit status 2:
 * a kubeconfig or context that was asked for explicitly (``--context``, ``--kubeconfig``,
   ``KUBECONFIG``, the config file) but cannot be loaded;
 * nothing to show at all: the backend does not answer *and* the cluster that was asked
-  for does not answer either (both reasons are on the line).
+  for does not answer either (both reasons are on the line);
+* given a context or namespace and no backend URL (the backend is then reached through
+  a port-forward to its pod), no Ready backend pod in the namespace, or a port-forward
+  to it refused (a Role without ``pods/portforward``).
 
 What does not: a backend that is merely down (refused, timing out) opens the console
 with the banner and keeps reconnecting, showing pods from Kubernetes while it can; a
@@ -62,6 +65,24 @@ def _kube_requested(settings: config.Settings, env: Mapping[str, str]) -> bool:
     return explicit or bool(env.get("KUBECONFIG", "").strip())
 
 
+def backend_through_cluster(settings: config.Settings) -> bool:
+    """Given a context or namespace and no backend URL: the backend is reached through a
+    port-forward to its pod, so ``locotui --context C -n NS`` is the whole command."""
+    return "backend_url" not in settings.sources and any(
+        k in settings.sources for k in ("kube_context", "namespace")
+    )
+
+
+def _listener() -> socket.socket:
+    """A listening socket on a free loopback port, bound before the console's loop runs
+    (the backend URL must be known when the client is made)."""
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.bind(("127.0.0.1", 0))
+    sock.listen(16)
+    sock.setblocking(False)
+    return sock
+
+
 def _connect_kube(settings: config.Settings, env: Mapping[str, str]) -> tuple[Any, str | None]:
     """(KubeClient or None, note for the operator)."""
     from locotui.data.kube_client import KubeClient, KubeConfigError
@@ -77,12 +98,26 @@ def _connect_kube(settings: config.Settings, env: Mapping[str, str]) -> tuple[An
         return None, f"Kubernetes not used: {exc}"
 
 
-async def _preflight(settings: config.Settings, kube: Any) -> tuple[str | None, str | None]:
-    """(backend error, kube error) from one quick look at each, at most ~3 s."""
+async def _preflight(
+    settings: config.Settings, kube: Any, *, through_cluster: bool = False
+) -> tuple[str | None, str | None]:
+    """(backend error, kube error) from one quick look at each, at most ~3 s. Through
+    the cluster, the backend is looked for as a Ready pod instead."""
     from locotui.data.backend_client import BackendClient
     from locotui.data.errors import DataError
 
     async def backend() -> str | None:
+        if through_cluster:
+            if kube is None:
+                return "no backend URL and no Kubernetes access to find the backend"
+            try:
+                async with asyncio.timeout(3.0):
+                    await kube.backend_endpoint(try_forward=True)
+            except TimeoutError:
+                return f"Kubernetes API {kube.server} did not answer within 3 s"
+            except DataError as exc:
+                return str(exc)
+            return None
         async with BackendClient(settings.backend_url, timeout=2.5) as client:
             try:
                 await client.health()
@@ -123,15 +158,30 @@ def run_console(
     (``locotui demo``: its fleet runs on this machine). ``notices`` are lines the console
     shows as alerts as they come (the demo's processes ending).
     """
+    sock: socket.socket | None = None
     try:
+        through_cluster = kubernetes and backend_through_cluster(settings)
+        if through_cluster:
+            sock = _listener()
+            url = f"http://127.0.0.1:{sock.getsockname()[1]}"
+            settings = settings.model_copy(update={"backend_url": url})
         _check_backend_host(settings.backend_url)
         kube, kube_note = _connect_kube(settings, env) if kubernetes else (None, None)
-        backend_error, kube_error = asyncio.run(_preflight(settings, kube))
+        backend_error, kube_error = asyncio.run(
+            _preflight(settings, kube, through_cluster=through_cluster)
+        )
+        if through_cluster and backend_error:
+            # Nothing else would say where the backend is: stop with the reason.
+            raise _Usage(
+                f"{backend_error}" + (f"; and Kubernetes: {kube_error}" if kube_error else "")
+            )
         if backend_error and kube_error and _kube_requested(settings, env):
             raise _Usage(f"{backend_error}; and Kubernetes: {kube_error}")
         if kube_error:
             kube_note = kube_error
     except _Usage as exc:
+        if sock is not None:
+            sock.close()
         return usage_error(str(exc))
 
     from locotui.data.backend_client import BackendClient
@@ -151,6 +201,7 @@ def run_console(
         context=kube.context if kube is not None else None,
         audit_path=state / "locotui" / "audit.jsonl",
         notices=notices,
+        backend_forward=sock,
     )
     app.run()  # the app closes its Kubernetes client itself, on its own loop
     return app.return_code or 0

@@ -46,8 +46,9 @@ ACTIONS: Mapping[str, Action] = MappingProxyType(
             _a("help", "Show the keys", "question_mark", "f1"),
             _a("command_palette", "Open the command palette", "ctrl+p"),
             _a("toggle_view", "Switch between tiles and table", "v"),
-            _a("filter", "Filter instances (substring or /regex/)", "slash"),
+            _a("filter", "Filter instances (text, !text, node:, status:, reason:, @view)", "slash"),
             _a("clear_filter", "Clear the filter", "escape"),
+            _a("saved_filter", "Apply the next saved filter (the config's views table)", "F"),
             _a("sort_next", "Cycle the sort key", "s"),
             _a("sort_reverse", "Reverse the sort order", "S"),
             _a("unhealthy_only", "Show only instances that are not healthy", "u"),
@@ -62,18 +63,46 @@ ACTIONS: Mapping[str, Action] = MappingProxyType(
             _a("soft_reset", "Soft reset (QMP system_reset) the target instances", "r"),
             _a("restart_pod", "Restart (delete) the target pods", "R"),
             _a("rolling_restart", "Rolling restart of the StatefulSet", "ctrl+r"),
+            _a(
+                "gated_restart",
+                "Rolling restart gated on health and frame rate (one at a time)",
+                "G",
+            ),
             _a("forget", "Forget lost instances (their supervisor died; local fleets)", "X"),
+            _a(
+                "user_command",
+                "Run one of the config's commands for the focused instance",
+                "exclamation_mark",
+            ),
             _a("pause_remediation", "Pause or resume the automatic recovery", "P"),
+            _a("events", "Fleet events: Kubernetes' and the backend's, newest first", "E"),
             _a("audit_log", "Show the audit log of actions (what this session did)", "e"),
             _a("toggle_thumbnails", "Turn thumbnails on or off", "t"),
+            _a("faster", "Repaint and fetch pictures more often (shown in the header)", "plus"),
+            _a("slower", "Repaint and fetch pictures less often (shown in the header)", "minus"),
+            _a("nodes", "Frame rate by node and accelerator (median, p10, stuck)", "N"),
             _a("zoom", "Zoom the focused tile", "z"),
+            _a("vnc", "Screen access: VNC of the focused instance (a port-forward for pods)", "V"),
+            _a("raw_yaml", "Show the focused instance as YAML (status and pod)", "y"),
+            _a("copy_name", "Copy the focused (or selected) instance names (OSC 52)", "c"),
+            _a("copy_url", "Copy the focused instance's backend URL (OSC 52)", "C"),
+            _a("dump_screen", "Save the screen: text, SVG and pictures as PNG", "D"),
             _a("refresh", "Reconnect and refresh everything now", "ctrl+l"),
         ]
     )
 )
 
 MUTATING = frozenset(
-    {"soft_reset", "restart_pod", "rolling_restart", "forget", "pause_remediation"}
+    {
+        "soft_reset",
+        "restart_pod",
+        "rolling_restart",
+        "gated_restart",
+        "forget",
+        "pause_remediation",
+        "user_command",
+        "vnc",
+    }
 )
 """Actions that change the fleet or how it is looked after: disabled (and shown disabled)
 in read-only mode."""

@@ -28,8 +28,9 @@ from kubernetes.aio import client as aio_client
 
 from backend.bounded_http import LineTooLong, split_lines
 from backend.kube.config import KubeConnection
+from backend.kube.conventions import BACKEND_PORT_NAME, BACKEND_SELECTOR, DEFAULT_BACKEND_PORT
 from backend.kube.errors import KubeError, KubeGone, raise_for_status, unreachable
-from backend.kube.pods import Pod, parse_pod
+from backend.kube.pods import Pod, named_port, parse_pod, pod_facts
 
 T = TypeVar("T")
 Call = Callable[[Callable[[], Awaitable[Any]]], Awaitable[Any]]
@@ -111,6 +112,7 @@ class KubeApi:
         self._core: aio_client.CoreV1Api | None = None
         self._apps: aio_client.AppsV1Api | None = None
         self._coordination: aio_client.CoordinationV1Api | None = None
+        self._ws_client: Any = None
 
     # ------------------------------------------------------------------ plumbing
     def _apis(self) -> tuple[aio_client.CoreV1Api, aio_client.AppsV1Api]:
@@ -125,6 +127,9 @@ class KubeApi:
         return self._core, self._apps
 
     async def close(self) -> None:
+        ws_client, self._ws_client = self._ws_client, None
+        if ws_client is not None:
+            await ws_client.close()
         client, self._client = self._client, None
         if client is not None and self._loop is asyncio.get_running_loop():
             await client.close()
@@ -226,6 +231,18 @@ class KubeApi:
         )
         return parse_pod(body, namespace)
 
+    async def get_pod_manifest(self, namespace: str, name: str) -> dict[str, Any]:
+        """The pod as the API returns it (for a raw view), without ``managedFields``,
+        which kubectl also leaves out by default: field ownership is noise in a ticket."""
+        core, _ = self._apis()
+        body = await self._json(
+            f"pod {name}", core.read_namespaced_pod_without_preload_content, name, namespace
+        )
+        if not isinstance(body, dict):
+            raise KubeError(f"pod {name}", "the API sent something other than an object")
+        (body.get("metadata") or {}).pop("managedFields", None)
+        return body
+
     async def delete_pod(self, namespace: str, name: str, grace: int | None = None) -> str | None:
         """Deletes the pod with its grace period; returns the deleted pod's uid."""
         core, _ = self._apis()
@@ -274,6 +291,63 @@ class KubeApi:
             split_long=True,
             **kwargs,
         )
+
+    async def backend_endpoint(self, namespace: str) -> tuple[str, int]:
+        """(pod, port) of a Ready backend pod in ``namespace``, for a port-forward; raises
+        :class:`KubeError` (404) when there is none."""
+        core, _ = self._apis()
+        what = f"backend pods in {namespace}"
+        body = await self._json(
+            what,
+            core.list_namespaced_pod_without_preload_content,
+            namespace,
+            label_selector=BACKEND_SELECTOR,
+        )
+        for item in sorted(body.get("items") or [], key=lambda i: i["metadata"]["name"]):
+            if pod_facts(item).ready:
+                port = named_port(item, BACKEND_PORT_NAME) or DEFAULT_BACKEND_PORT
+                return str(item["metadata"]["name"]), port
+        raise KubeError(
+            what,
+            f"no Ready pod labelled {BACKEND_SELECTOR} (is the chart installed in "
+            f"{namespace}? give --backend URL otherwise)",
+            status=404,
+        )
+
+    async def open_port_forward(self, namespace: str, name: str, port: int) -> Any:
+        """A websocket to ``port`` of pod ``name`` (``pods/portforward``; see
+        :mod:`backend.kube.portforward` for the protocol). The caller closes it."""
+        from kubernetes.aio.stream.ws_client import WsApiClient
+
+        if self._ws_client is None:
+            # One websocket client (one connection pool) for every forward; close() ends it.
+            self._ws_client = WsApiClient(self.connection.configuration)
+        ws_api = aio_client.CoreV1Api(self._ws_client)
+        try:
+            resp = await ws_api.connect_get_namespaced_pod_portforward_without_preload_content(
+                name, namespace, ports=str(port)
+            )
+            # The generated method hands back aiohttp's ws_connect(...) (awaiting it
+            # makes the websocket), unwrapped from the client's response object.
+            return await getattr(resp, "response", resp)
+        except aiohttp.WSServerHandshakeError as exc:
+            raise KubeError(
+                f"port-forward to pod {name}", f"{exc.status} {exc.message}", status=exc.status
+            ) from None
+        except (aiohttp.ClientError, TimeoutError) as exc:
+            raise unreachable(f"port-forward to pod {name}", self.server, exc) from None
+
+    async def list_events(self, namespace: str, limit: int = 500) -> list[dict[str, Any]]:
+        """The namespace's events (raw, unordered; at most ``limit``: the API returns them
+        oldest first by name, so a busy namespace is better asked again than paged)."""
+        core, _ = self._apis()
+        body = await self._json(
+            f"events in {namespace}",
+            core.list_namespaced_event_without_preload_content,
+            namespace,
+            limit=limit,
+        )
+        return list(body.get("items") or [])
 
     async def events_about(self, namespace: str, kind: str, name: str) -> list[dict[str, Any]]:
         """Events whose involved object is ``kind``/``name`` (raw, unordered)."""

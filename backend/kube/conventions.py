@@ -12,6 +12,11 @@ from pathlib import Path
 LABEL_SELECTOR = "app.kubernetes.io/component=emulator,app.kubernetes.io/part-of=lego-loco-cluster"
 """Emulator pods carry component=emulator and part-of=lego-loco-cluster."""
 
+BACKEND_SELECTOR = "app.kubernetes.io/component=backend,app.kubernetes.io/part-of=lego-loco-cluster"
+"""The backend's pods (the chart's ``loco.backend.selectorLabels``)."""
+BACKEND_PORT_NAME = "http"
+DEFAULT_BACKEND_PORT = 8081
+
 ANNOTATION_HEALTH_URL = "lego-loco.io/health-url"
 """Overrides the supervisor's base URL (normally http://<pod IP>:<port named health>)."""
 ANNOTATION_VNC_ADDRESS = "lego-loco.io/vnc-address"

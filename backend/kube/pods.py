@@ -54,7 +54,7 @@ class Pod:
     resource_version: str | None = None
 
 
-def _named_port(pod: Mapping[str, Any], name: str) -> int | None:
+def named_port(pod: Mapping[str, Any], name: str) -> int | None:
     for container in (pod.get("spec") or {}).get("containers") or []:
         for port in container.get("ports") or []:
             if port.get("name") == name and isinstance(port.get("containerPort"), int):
@@ -135,10 +135,10 @@ def parse_pod(obj: Mapping[str, Any], namespace: str) -> Pod:
     if health_url:
         health_url = health_url.rstrip("/")
     elif facts.ip:
-        health_url = f"http://{_host(facts.ip)}:{_named_port(obj, 'health') or DEFAULT_HEALTH_PORT}"
+        health_url = f"http://{_host(facts.ip)}:{named_port(obj, 'health') or DEFAULT_HEALTH_PORT}"
     vnc = annotations.get(ANNOTATION_VNC_ADDRESS)
     if not vnc and facts.ip:
-        vnc = f"{_host(facts.ip)}:{_named_port(obj, 'vnc') or DEFAULT_VNC_PORT}"
+        vnc = f"{_host(facts.ip)}:{named_port(obj, 'vnc') or DEFAULT_VNC_PORT}"
     spec = obj.get("spec") or {}
     owners = meta.get("ownerReferences") or []
     owner = next((o for o in owners if o.get("controller")), owners[0] if owners else None)

@@ -1,11 +1,11 @@
-"""Scriptable subcommands (``locotui status|restart|logs|remediation|config``), built on the
+"""Scriptable subcommands (``locotui status|restart|logs|remediation|config|keys``), built on the
 data layer.
 
 Each module has ``add_arguments(parser)`` and ``run(settings, options) -> int`` (the exit
 code). The entry point wires them with :func:`register`::
 
     sub = parser.add_subparsers(dest="command")
-    commands.register(sub)                       # adds the five subcommands
+    commands.register(sub)                       # adds the subcommands
     args = parser.parse_args()
     if args.command:
         settings = config.load_settings(args)
@@ -21,9 +21,18 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from locotui.commands import config_cmd, logs, remediation, restart, status
+from locotui.commands import config_cmd, keys_cmd, logs, remediation, restart, status
 
-__all__ = ["COMMANDS", "config_cmd", "logs", "register", "remediation", "restart", "status"]
+__all__ = [
+    "COMMANDS",
+    "config_cmd",
+    "keys_cmd",
+    "logs",
+    "register",
+    "remediation",
+    "restart",
+    "status",
+]
 
 COMMANDS: dict[str, Any] = {
     "status": status,
@@ -31,6 +40,7 @@ COMMANDS: dict[str, Any] = {
     "logs": logs,
     "remediation": remediation,
     "config": config_cmd,
+    "keys": keys_cmd,
 }
 
 

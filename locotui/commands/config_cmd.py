@@ -33,6 +33,8 @@ def run(settings: Settings, options: argparse.Namespace, out: TextIO | None = No
     path = info.pop("config_path") or f"{default_config_path()} (not present)"
     print(f"config file: {path}", file=out)
     keys = info.pop("keys")
+    views = info.pop("views")
+    commands = info.pop("commands")
     width = max(len(k) for k in info)
     for name, item in info.items():
         value = item["value"]
@@ -41,6 +43,12 @@ def run(settings: Settings, options: argparse.Namespace, out: TextIO | None = No
     print(f"keys ({keys['source']}):", file=out)
     for action, bound in keys["value"].items():
         print(f"  {action.ljust(width)}{', '.join(bound) or '(unbound)'}", file=out)
+    print(f"views ({views['source']}):" + ("" if views["value"] else " (none)"), file=out)
+    for name, query in views["value"].items():
+        print(f"  @{name.ljust(width - 1)}{query}", file=out)
+    print(f"commands ({commands['source']}):" + ("" if commands["value"] else " (none)"), file=out)
+    for name, argv in commands["value"].items():
+        print(f"  {name.ljust(width)}{' '.join(argv)}", file=out)
     for warning in settings.warnings:
         print(f"warning: {warning}", file=out)
     return 0

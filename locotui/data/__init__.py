@@ -55,7 +55,7 @@ Fleet — :mod:`locotui.data.fleet`
     recovery: ``remediation`` (its state), ``decisions`` (recent ``RemediationEvent``s,
     bounded), ``decisions_since(seen)``, ``needing_a_person()``; input
     ``apply_event(item)``, ``apply_snapshot``, ``apply_pods``, ``apply_pod_change``,
-    ``set_link``, ``set_remediation``; view ``set_filter(text)`` (``/regex/``),
+    ``set_link``, ``set_remediation``; view ``set_filter(text)`` (``query.py``),
     ``set_sort(SortKey, reverse)``, ``cycle_sort()``, ``set_unhealthy_only``, ``view() ->
     list[Entry]``, ``counts()``; selection
     ``select/deselect/toggle/select_visible/clear_selection``, ``targets(focused)``; change

@@ -64,6 +64,8 @@ class ActionKind(StrEnum):
     FORGET = "forget"
     PAUSE_REMEDIATION = "pause_remediation"
     RESUME_REMEDIATION = "resume_remediation"
+    USER_COMMAND = "user_command"
+    GATED_RESTART = "gated_restart"
 
 
 class Phase(StrEnum):

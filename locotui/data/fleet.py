@@ -51,6 +51,7 @@ from backend.models import (
     SnapshotEvent,
 )
 from locotui.data.link import LinkChange, LinkState
+from locotui.data.query import FilterError, Query, parse_query
 from locotui.data.remediation import needing_a_person
 
 __all__ = [
@@ -96,10 +97,6 @@ SEVERITY: dict[InstanceStatus, int] = {
     InstanceStatus.STARTING: 3,
     InstanceStatus.HEALTHY: 4,
 }
-
-
-class FilterError(ValueError):
-    """A filter the user typed is not a valid regular expression; ``str()`` says why."""
 
 
 @dataclass
@@ -222,8 +219,9 @@ class FleetModel:
         self.decisions_total = 0
         """Decisions received in this session (the deque keeps only the newest)."""
         # view state
-        self._filter_text = ""
-        self._filter_regex: re.Pattern[str] | None = None
+        self._query = Query()
+        self.views: dict[str, str] = {}
+        """Saved filters by name (the config's ``[views]``), used as ``@name``."""
         self._sort_key = SortKey.NAME
         self._sort_reverse = False
         self._unhealthy_only = False
@@ -499,25 +497,33 @@ class FleetModel:
     # ------------------------------------------------------------------ view state
     @property
     def filter_text(self) -> str:
-        return self._filter_text
+        return self._query.text
 
     def set_filter(self, text: str) -> None:
-        """Filters on name, node, status, status reason and the automatic recovery's
-        rung (``needs person``, ``reset``, ``restart``).
+        """Filters with the query language of :mod:`locotui.data.query`: terms that must
+        all match, ``field:value`` (name, node, status, reason, source, rung, accel),
+        ``!`` to invert, ``/regex/``, ``@view`` for a saved filter. Plain text matches any
+        field, including the automatic recovery's rung (``needs``).
 
-        Plain text matches as a case-insensitive substring; ``/regex/`` (slashes around
-        it) as a case-insensitive regular expression. Raises :class:`FilterError` for a
-        bad regex (the previous filter stays).
+        Raises :class:`FilterError` for a bad query (the previous filter stays).
         """
-        text = text.strip()
-        regex: re.Pattern[str] | None = None
-        if len(text) >= 2 and text.startswith("/") and text.endswith("/"):
-            try:
-                regex = re.compile(text[1:-1], re.IGNORECASE)
-            except re.error as exc:
-                raise FilterError(f"bad regular expression {text[1:-1]!r}: {exc}") from None
-        self._filter_text, self._filter_regex = text, regex
+        self._query = parse_query(text, self.views)
         self._touch()
+
+    @staticmethod
+    def filter_fields(entry: Entry) -> dict[str, str]:
+        """What the filter's fields hold for ``entry``."""
+        inst = entry.instance
+        return {
+            "name": entry.name,
+            "node": entry.node or "",
+            "status": inst.status.value,
+            "reason": inst.status_reason or entry.error or "",
+            "source": entry.origin.value,
+            # "needs" finds the instances the automatic recovery gave up on.
+            "rung": inst.remediation.rung.replace("_", " ") if inst.remediation else "",
+            "accel": inst.health.qemu.accel if inst.health else "",
+        }
 
     @property
     def sort_key(self) -> SortKey:
@@ -549,22 +555,7 @@ class FleetModel:
     def matches(self, entry: Entry) -> bool:
         if self._unhealthy_only and entry.healthy and not entry.error:
             return False
-        if not self._filter_text:
-            return True
-        inst = entry.instance
-        fields = [
-            entry.name,
-            entry.node or "",
-            inst.status.value,
-            inst.status_reason or "",
-            entry.origin.value,
-            # "needs" finds the instances the automatic recovery gave up on.
-            inst.remediation.rung.replace("_", " ") if inst.remediation else "",
-        ]
-        if self._filter_regex is not None:
-            return any(self._filter_regex.search(f) for f in fields)
-        needle = self._filter_text.lower()
-        return any(needle in f.lower() for f in fields)
+        return not self._query or self._query.matches(self.filter_fields(entry))
 
     def _sort_tuple(self, e: Entry) -> tuple[Any, ...]:
         key = self._sort_key

@@ -20,11 +20,12 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any, Protocol
 
 from backend.models import InstanceStatus
 from locotui.data.errors import BadResponse, DataError, ServerError, Unreachable
+from locotui.data.fleetstats import burn_rate
 
 __all__ = [
     "FpsHistory",
@@ -45,6 +46,17 @@ FPS_METRICS = ("loco_emulator_fps", "loco_backend_instance_fps")
 STATE_METRIC = "loco_emulator_health_state"
 NAME_LABELS = ("exported_instance", "pod", "instance")
 SOURCE = "prometheus"
+SLO_WINDOWS: tuple[tuple[str, float], ...] = (("1h", 3600.0), ("6h", 21600.0))
+
+
+def slo_query(target_fps: float, window: float, step: float) -> str:
+    """PromQL: the mean over ``window`` of the share of instances at or above the target
+    frame rate (``or vector(0)``: none at target is 0, not "no data"). Vector division,
+    not ``scalar()``: a step before the backend was scraped has no sample (and the mean
+    skips it) rather than NaN (which would poison the mean)."""
+    good = f"(count(loco_backend_instance_fps >= {target_fps:g}) or vector(0))"
+    share = f"{good} / sum(loco_backend_instances)"
+    return f"avg_over_time(({share})[{int(window)}s:{max(1, int(step))}s])"
 
 
 class HistoryProvider(Protocol):
@@ -90,23 +102,14 @@ class PrometheusHistory:
             )
         return self._prom
 
-    def _query_range(self, query: str, window: float, step: float) -> list[dict[str, Any]]:
-        from datetime import UTC, datetime, timedelta
-
+    def _call(self, query: Callable[[Any], Any]) -> Any:
+        """Runs ``query(client)`` (in a worker thread) with every failure as a DataError."""
         from prometheus_api_client.exceptions import PrometheusApiClientException
         from requests.exceptions import ConnectionError as RequestsConnectionError
         from requests.exceptions import RequestException
 
-        end = datetime.now(UTC)
-        start = end - timedelta(seconds=window)
         try:
-            return self._client().custom_query_range(
-                query,
-                start_time=start,
-                end_time=end,
-                step=f"{max(1, int(step))}s",
-                params={"timeout": f"{max(1, int(self.timeout))}s"},
-            )
+            return query(self._client())
         except RequestsConnectionError as exc:
             reason = "connection refused" if "refused" in str(exc).lower() else str(exc)[:200]
             raise Unreachable(
@@ -120,6 +123,30 @@ class PrometheusHistory:
             raise BadResponse(
                 f"Prometheus sent an unexpected answer: {exc}", source=SOURCE
             ) from None
+
+    def _query_range(self, query: str, window: float, step: float) -> list[dict[str, Any]]:
+        from datetime import UTC, datetime, timedelta
+
+        end = datetime.now(UTC)
+        start = end - timedelta(seconds=window)
+        result: list[dict[str, Any]] = self._call(
+            lambda client: client.custom_query_range(
+                query,
+                start_time=start,
+                end_time=end,
+                step=f"{max(1, int(step))}s",
+                params={"timeout": f"{max(1, int(self.timeout))}s"},
+            )
+        )
+        return result
+
+    def _query(self, query: str) -> list[dict[str, Any]]:
+        result: list[dict[str, Any]] = self._call(
+            lambda client: client.custom_query(
+                query, params={"timeout": f"{max(1, int(self.timeout))}s"}
+            )
+        )
+        return result
 
     async def _range(self, query: str, window: float, step: float) -> list[dict[str, Any]]:
         return await asyncio.to_thread(self._query_range, query, window, step)
@@ -174,6 +201,30 @@ class PrometheusHistory:
                 if not changes or changes[-1][1] is not st:
                     changes.append((ts, st))
             out[name] = changes
+        return out
+
+    async def slo_burn(
+        self,
+        target_fps: float,
+        objective: float,
+        windows: Sequence[tuple[str, float]] = SLO_WINDOWS,
+        step: float = 30,
+    ) -> dict[str, float | None]:
+        """The SLO's burn rate over each window (label → burn; None without data).
+
+        The SLI at each ``step`` is the share of the backend's instances whose frame rate
+        gauge is at or above ``target_fps`` (the gauge is absent while an instance's
+        health is stale, so an unreachable instance counts as bad), averaged over the
+        window.
+        """
+        out: dict[str, float | None] = {}
+        for label, seconds in windows:
+            series = await asyncio.to_thread(self._query, slo_query(target_fps, seconds, step))
+            try:
+                sli = float(series[0]["value"][1]) if series else None
+            except (KeyError, IndexError, TypeError, ValueError):
+                sli = None
+            out[label] = None if sli is None or sli != sli else burn_rate(sli, objective)
         return out
 
     async def check(self) -> None:

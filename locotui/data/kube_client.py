@@ -20,6 +20,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
+import socket
 import time
 from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass
@@ -33,6 +34,7 @@ from backend.kube.conventions import LABEL_SELECTOR, RESTARTED_AT
 from backend.kube.errors import KubeConfigError as LayerConfigError
 from backend.kube.errors import KubeError, KubeUnreachable
 from backend.kube.pods import Pod, parse_time
+from backend.kube.portforward import PortForward
 from backend.kube.watching import Changed, Listed, list_and_watch
 from backend.models import BreakerState, Instance, InstanceSource, InstanceStatus
 from backend.status_rule import StatusInputs, derive_status
@@ -98,6 +100,14 @@ class KubeEvent:
     count: int
     last_seen: datetime | None
     source: str | None
+    involved: str | None = None
+    """``Kind/name`` of the object it is about (``Pod/loco-emulator-1``)."""
+
+    @property
+    def pod(self) -> str | None:
+        """The pod's name when the event is about a pod."""
+        kind, _, name = (self.involved or "").partition("/")
+        return name if kind == "Pod" and name else None
 
 
 @dataclass(frozen=True)
@@ -147,6 +157,29 @@ def pod_instance(pod: Pod) -> Instance:
 
 
 # --------------------------------------------------------------------------- errors
+
+
+def kube_event(raw: dict[str, Any]) -> KubeEvent:
+    """One raw Event object as a :class:`KubeEvent`."""
+    last = (
+        parse_time(raw.get("lastTimestamp"))
+        or parse_time(raw.get("eventTime"))
+        or parse_time((raw.get("metadata") or {}).get("creationTimestamp"))
+    )
+    src = raw.get("source") or {}
+    obj = raw.get("involvedObject") or {}
+    involved = (
+        f"{obj.get('kind')}/{obj.get('name')}" if obj.get("kind") and obj.get("name") else None
+    )
+    return KubeEvent(
+        type=str(raw.get("type") or "Normal"),
+        reason=str(raw.get("reason") or ""),
+        message=str(raw.get("message") or "").strip(),
+        count=int(raw.get("count") or 1),
+        last_seen=last,
+        source=src.get("component") or raw.get("reportingComponent") or None,
+        involved=involved,
+    )
 
 
 def map_error(exc: BaseException) -> DataError:
@@ -262,6 +295,13 @@ class KubeClient:
         except KubeError as exc:
             raise map_error(exc) from None
 
+    async def pod_manifest(self, name: str) -> dict[str, Any]:
+        """The pod's manifest as the API has it (for the raw view)."""
+        try:
+            return await self.api.get_pod_manifest(self.namespace, name)
+        except KubeError as exc:
+            raise map_error(exc) from None
+
     async def watch_pods(
         self,
         *,
@@ -373,26 +413,64 @@ class KubeClient:
             items = await self.api.events_about(self.namespace, "Pod", name)
         except KubeError as exc:
             raise map_error(exc) from None
-        events = []
-        for e in items:
-            last = (
-                parse_time(e.get("lastTimestamp"))
-                or parse_time(e.get("eventTime"))
-                or parse_time((e.get("metadata") or {}).get("creationTimestamp"))
-            )
-            src = e.get("source") or {}
-            events.append(
-                KubeEvent(
-                    type=str(e.get("type") or "Normal"),
-                    reason=str(e.get("reason") or ""),
-                    message=str(e.get("message") or "").strip(),
-                    count=int(e.get("count") or 1),
-                    last_seen=last,
-                    source=src.get("component") or e.get("reportingComponent") or None,
-                )
-            )
+        events = [kube_event(e) for e in items]
         events.sort(key=lambda ev: ev.last_seen or datetime.min.replace(tzinfo=UTC))
         return events[-limit:]
+
+    async def port_forward(self, name: str, port: int) -> PortForward:
+        """A started port-forward from ``127.0.0.1:<local>`` to ``port`` of pod ``name``
+        (``pods/portforward`` with these credentials); ``stop()`` it when done."""
+
+        async def open_ws() -> Any:
+            try:
+                return await self.api.open_port_forward(self.namespace, name, port)
+            except KubeError as exc:
+                raise map_error(exc) from None
+
+        forward = PortForward(open_ws, port)
+        await forward.start()
+        return forward
+
+    async def backend_forward(self, sock: socket.socket) -> PortForward:
+        """A started port-forward from ``sock`` (bound to 127.0.0.1 already) to the
+        backend's pod in this namespace, found again for every connection (a restarted
+        backend pod is followed)."""
+
+        async def open_ws() -> Any:
+            try:
+                name, port = await self.api.backend_endpoint(self.namespace)
+                return await self.api.open_port_forward(self.namespace, name, port)
+            except KubeError as exc:
+                raise map_error(exc) from None
+
+        forward = PortForward(open_ws, None, sock=sock)
+        await forward.start()
+        return forward
+
+    async def backend_endpoint(self, try_forward: bool = False) -> tuple[str, int]:
+        """(pod, port) of the backend in this namespace. With ``try_forward``, one
+        port-forward stream is also opened and closed, so a Role without
+        ``pods/portforward`` is found before the console opens, not as a backend that
+        will not answer."""
+        try:
+            name, port = await self.api.backend_endpoint(self.namespace)
+            if try_forward:
+                ws = await self.api.open_port_forward(self.namespace, name, port)
+                await ws.close()
+            return name, port
+        except KubeError as exc:
+            raise map_error(exc) from None
+
+    async def namespace_events(self, limit: int = 500) -> list[KubeEvent]:
+        """The namespace's events (every object: pods, the StatefulSet, the scheduler's
+        failures), newest last."""
+        try:
+            items = await self.api.list_events(self.namespace, limit=limit)
+        except KubeError as exc:
+            raise map_error(exc) from None
+        events = [kube_event(e) for e in items]
+        events.sort(key=lambda ev: ev.last_seen or datetime.min.replace(tzinfo=UTC))
+        return events
 
     # ------------------------------------------------------------------ statefulsets
     async def statefulsets_of(self, names: list[str] | None = None) -> list[str]:

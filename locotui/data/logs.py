@@ -244,6 +244,8 @@ class LogBuffer:
         self._bytes = 0
         self._seq = 0
         self.dropped = 0
+        self.byte_cap_hit = False
+        """Whether the last eviction was for the byte cap rather than the line cap."""
         self.version = 0
         self._subscribers: list[Callable[[], None]] = []
 
@@ -265,6 +267,7 @@ class LogBuffer:
             len(self._lines) > self.max_lines
             or (self._bytes > self.max_bytes and len(self._lines) > 1)
         ):
+            self.byte_cap_hit = len(self._lines) <= self.max_lines
             old = self._lines.popleft()
             self._bytes -= old.size
             self.dropped += 1
@@ -291,9 +294,22 @@ class LogBuffer:
         out.reverse()
         return out
 
+    def oldest_seq(self) -> int | None:
+        """The :attr:`LogLine.seq` of the oldest line held (None when empty)."""
+        return self._lines[0].seq if self._lines else None
+
+    def cap_text(self) -> str:
+        """The cap that evicted lines, in words: ``10000-line`` or ``8 MiB``."""
+        if self.byte_cap_hit:
+            return f"{self.max_bytes / (1024 * 1024):g} MiB"
+        return f"{self.max_lines}-line"
+
     def clear(self) -> None:
+        """Empties the buffer (a new set of sources); the dropped count starts again."""
         self._lines.clear()
         self._bytes = 0
+        self.dropped = 0
+        self.byte_cap_hit = False
         self.version += 1
 
     def subscribe(self, callback: Callable[[], None]) -> Callable[[], None]:

@@ -19,14 +19,17 @@ import asyncio
 import contextlib
 import os
 import signal
+import socket
 import threading
+import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Iterable
 from dataclasses import replace
-from datetime import datetime
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, ClassVar
+from urllib.parse import quote
 
-from textual import events, on
+from textual import events, on, work
 from textual.app import App, ComposeResult
 from textual.binding import Binding, BindingType
 from textual.command import CommandPalette
@@ -36,13 +39,16 @@ from textual.widgets import Footer, Input
 
 from backend.models import BreakerState, InstanceSource
 from locotui.config import Settings
-from locotui.data.actions import ActionKind, ActionRunner, AuditLog
+from locotui.data.actions import ActionKind, ActionRunner, AuditEntry, AuditLog, Phase
 from locotui.data.backend_client import BackendClient
+from locotui.data.clipboard import ClipboardError, in_tmux, osc52_sequences
+from locotui.data.errors import DataError
 from locotui.data.feeds import FleetFeeds
 from locotui.data.fleet import FilterError, FleetModel, Origin, Source
-from locotui.data.history import HistoryProvider, make_history
+from locotui.data.history import SLO_WINDOWS, HistoryProvider, make_history
 from locotui.data.kube_client import KubeClient
 from locotui.data.link import LinkState
+from locotui.data.pace import Pace
 from locotui.data.remediation import AUTO_RECOVERY, describe_resume, policy_summary
 from locotui.data.routes import Routes
 from locotui.keymap import ACTIONS, MUTATING
@@ -63,6 +69,7 @@ MAIN_ONLY = frozenset(
         "toggle_view",
         "filter",
         "clear_filter",
+        "saved_filter",
         "sort_next",
         "sort_reverse",
         "unhealthy_only",
@@ -71,6 +78,7 @@ MAIN_ONLY = frozenset(
         "clear_selection",
         "toggle_thumbnails",
         "zoom",
+        "dump_screen",
     }
 )
 """Actions about the fleet list: hidden on the detail, log and audit screens."""
@@ -176,12 +184,16 @@ class LocoApp(App[int]):
         audit_path: Path | None = None,
         fallback_after: float = 5.0,
         notices: AsyncIterator[str] | None = None,
+        backend_forward: socket.socket | None = None,
     ) -> None:
         super().__init__()
         self._notices = notices
-        from locotui.ui.commands import FleetCommands, JumpCommands
+        self._backend_sock = backend_forward
+        """A bound socket to serve as a port-forward to the backend's pod (the console
+        was given a context and namespace, not a backend URL)."""
+        from locotui.ui.commands import FleetCommands, JumpCommands, ViewCommands
 
-        self.COMMANDS = App.COMMANDS | {FleetCommands, JumpCommands}  # type: ignore[misc]
+        self.COMMANDS = App.COMMANDS | {FleetCommands, JumpCommands, ViewCommands}  # type: ignore[misc]
         self.settings = settings
         self.clock = clock or Clock()
         self.backend = backend
@@ -192,6 +204,7 @@ class LocoApp(App[int]):
             clock=self.clock.monotonic,
             wall_clock=self.clock.time,
         )
+        self.model.views = dict(settings.views)
         self.history: HistoryProvider = history or make_history(settings.prometheus_url, self.model)
         self.audit = audit or AuditLog(path=audit_path)
         self.routes = Routes(backend=backend, kube=kube, source_of=self._source_of)
@@ -209,12 +222,24 @@ class LocoApp(App[int]):
             else None
         )
         self.read_only = settings.read_only
+        self.launched: list[int] = []
+        """Viewers V started (their pids), for tests and the curious."""
+        self.forwards: dict[str, Any] = {}
+        """Port-forwards to pods' VNC opened by V, by instance (stopped on exit)."""
+        self.gated: Any = None
+        """The health-gated rolling restart of this session (a GatedRollout), if any."""
+        self._gated_listeners: list[Callable[[], None]] = []
+        self.copied: str | None = None
+        """The last text copied to the terminal's clipboard (what a paste would give)."""
+        self.last_dump: Any = None
+        """The last screen dump written (a :class:`locotui.data.dump.Dump`)."""
         self.view_mode = settings.default_view
         self.thumbnails_on = settings.thumbnails
         self._cursor_hint: str | None = None
         self.rendered_version = -1
         self._decisions_seen = 0
         """The automatic recovery's decisions already announced (see render_fleet)."""
+        self.pace = Pace.starting_at(settings.thumbnail_interval)
         self.header_info = HeaderInfo(
             context=context or settings.kube_context or (kube.context if kube else None),
             namespace=settings.namespace or (kube.namespace if kube else None),
@@ -222,6 +247,12 @@ class LocoApp(App[int]):
             read_only=settings.read_only,
             view=self.view_mode,
             backend_url=settings.backend_url,
+            slo_target_fps=settings.slo_target_fps,
+            slo_objective=settings.slo_objective,
+            burn=tuple((label, None) for label, _ in SLO_WINDOWS)
+            if settings.prometheus_url
+            else None,
+            pace=self.pace.text(),
         )
         fetch = thumb_fetch or (backend.thumbnail if backend is not None else None)
         self.thumbs: ThumbnailCache | None = ThumbnailCache(fetch) if fetch else None
@@ -231,10 +262,11 @@ class LocoApp(App[int]):
             self.model,
             self.clock,
             thumbs=self.thumbs,
-            thumbnail_interval=settings.thumbnail_interval,
+            pace=self.pace,
             history=self.history,
             prometheus_url=settings.prometheus_url,
             can_have_picture=can_have_picture,
+            slo=(settings.slo_target_fps, settings.slo_objective),
         )
         self._hup = False
         with contextlib.suppress(Exception):
@@ -262,7 +294,7 @@ class LocoApp(App[int]):
             self.grid.thumb_source = self.thumbs.get
         self.table = FleetTable(id="table")
         self.filter_bar = FilterBar(
-            placeholder="filter: text or /regex/ (name, node, status, reason)", id="filter"
+            placeholder="filter: text !text node: status: reason: /regex/ @view", id="filter"
         )
         with Vertical(id="main"):
             yield self.header
@@ -277,6 +309,9 @@ class LocoApp(App[int]):
 
     # ------------------------------------------------------------------ lifecycle
     async def on_mount(self) -> None:
+        if self._backend_sock is not None and self.kube is not None:
+            # Before the feeds: the backend URL points at this listener.
+            self.forwards["(backend)"] = await self.kube.backend_forward(self._backend_sock)
         self._apply_view()
         if self.read_only:
             self.sub_title = "READ-ONLY"
@@ -293,6 +328,7 @@ class LocoApp(App[int]):
             self._start(self.loops.thumbnails(), "thumbnails")
         if self.settings.prometheus_url:
             self._start(self.loops.prometheus(), "prometheus")
+            self._start(self.loops.slo_burn(), "slo")
         if self.feeds is not None:
             await self.feeds.start()
         if self._notices is not None:
@@ -340,6 +376,9 @@ class LocoApp(App[int]):
         return entry.instance.source if entry is not None else None
 
     async def on_unmount(self) -> None:
+        for forward in self.forwards.values():
+            with contextlib.suppress(Exception):
+                await forward.stop()
         if self.feeds is not None:
             with contextlib.suppress(Exception):
                 await self.feeds.stop()
@@ -549,6 +588,13 @@ class LocoApp(App[int]):
             title="Read-only",
             severity="warning",
         )
+        # The audit log is where a refusal is looked for afterwards.
+        kind = ActionKind(action) if action in {k.value for k in ActionKind} else None
+        if kind is not None:
+            entry = AuditEntry(
+                datetime.now(UTC), kind, tuple(self.targets()), "refused", "read-only mode"
+            )
+            self.run_worker(self.audit.append(entry), group="audit")
 
     # ------------------------------------------------------------------ actions: view
     def action_toggle_view(self) -> None:
@@ -572,6 +618,50 @@ class LocoApp(App[int]):
         bar.add_class("-shown")
         bar.value = self.model.filter_text
         bar.focus()
+
+    def action_saved_filter(self) -> None:
+        """Applies the next saved filter (the config's ``[views]``); after the last one,
+        clears the filter."""
+        views = list(self.model.views)
+        if not views:
+            self.notify(
+                "no saved filters: add a [views] table to the config, "
+                'e.g. sick = "!status:healthy"',
+                severity="warning",
+            )
+            return
+        current = self.model.filter_text.removeprefix("@")
+        # From no view (or a typed filter) to the first; from the last to none.
+        at = views.index(current) + 1 if current in views else 0
+        self.apply_view(views[at] if at < len(views) else None)
+
+    def apply_view(self, name: str | None) -> None:
+        """Filters with the saved view ``name`` (None: no filter)."""
+        self.model.set_filter(f"@{name}" if name else "")
+        self.notify(
+            f"view @{name}: {self.model.views[name]}" if name else "filter cleared", timeout=2
+        )
+        self._render()
+
+    def action_faster(self) -> None:
+        self._set_pace(self.pace.faster(), "already the fastest")
+
+    def action_slower(self) -> None:
+        self._set_pace(self.pace.slower(), "already the slowest")
+
+    def _set_pace(self, changed: bool, otherwise: str) -> None:
+        if not changed:
+            self.notify(f"{otherwise}: {self.pace.text()}", timeout=2)
+            return
+        self.header_info = replace(self.header_info, pace=self.pace.text())
+        self.header.info = self.header_info
+        self.header.update()
+        self.loops.thumb_wake.set()  # a shorter interval takes effect now
+
+    def show_burn(self, burn: dict[str, float | None]) -> None:
+        self.header_info = replace(self.header_info, burn=tuple(burn.items()))
+        self.header.info = self.header_info
+        self.header.update()
 
     def action_close_filter(self) -> None:
         bar = self.filter_bar
@@ -706,10 +796,203 @@ class LocoApp(App[int]):
             )
         )
 
+    def action_events(self) -> None:
+        from locotui.data.events import gather
+        from locotui.ui.screens.events import EventsScreen
+
+        # From an instance's detail, its events; from the fleet, all of them.
+        name = getattr(self.active_screen(), "instance_name", None)
+
+        async def load() -> Any:
+            return await gather(self.model.names(), backend=self.backend, kube=self.kube)
+
+        query = f"name:/^{name}$/" if isinstance(name, str) else ""
+        self.push_screen(EventsScreen(load, self.now, query, instances=len(self.model)))
+
+    def action_nodes(self) -> None:
+        from locotui.ui.screens.nodes import NodesScreen
+
+        self.push_screen(NodesScreen(self.model, self.settings.slo_target_fps))
+
     def action_audit_log(self) -> None:
         from locotui.ui.screens.audit import AuditScreen
 
         self.push_screen(AuditScreen(self.audit))
+
+    # ------------------------------------------------------------------ actions: looking
+    def action_raw_yaml(self) -> None:
+        from locotui.data.rawview import fetch_raw
+        from locotui.ui.screens.raw import RawScreen
+
+        name = self.focused_name()
+        if name is None:
+            self.notify("no instance under the cursor", severity="warning")
+            return
+        entry = self.model.get(name)
+
+        async def load() -> dict[str, Any]:
+            return await fetch_raw(
+                name,
+                backend=self.backend,
+                kube=self.kube,
+                is_pod=self.routes.is_pod(name),
+                known=entry.instance if entry is not None else None,
+            )
+
+        self.push_screen(RawScreen(name, load))
+
+    def copy_text(self, text: str, what: str) -> bool:
+        """Puts ``text`` on the clipboard of the operator's own terminal (OSC 52; inside
+        tmux also through its passthrough); says what was copied, or why not."""
+        try:
+            sequences = osc52_sequences(text, tmux=in_tmux(os.environ))
+        except ClipboardError as exc:
+            self.notify(f"not copied: {exc}", severity="warning")
+            return False
+        # Textual's own copy_to_clipboard writes only the plain sequence; the driver is
+        # where it writes too (it is None under a headless test run).
+        if self._driver is not None:
+            for sequence in sequences:
+                self._driver.write(sequence)
+        self.copied = text
+        self.notify(f"copied {what}", title="Clipboard (OSC 52)", timeout=3)
+        return True
+
+    def action_vnc(self) -> None:
+        """Screen access: the VNC of the focused instance — for a pod through a
+        port-forward over the Kubernetes API with the operator's credentials — with the
+        viewer command shown and copied."""
+        if self.read_only:
+            self.notify_read_only("vnc")  # a viewer can type into the guest
+            return
+        name = self.focused_name()
+        entry = self.model.get(name) if name else None
+        if name is None or entry is None:
+            self.notify("no instance under the cursor", severity="warning")
+            return
+        address = entry.instance.vnc
+        port = int(address.rsplit(":", 1)[1]) if address and ":" in address else 5900
+        if not self.routes.is_pod(name):
+            if address is None:
+                self.notify(f"{name} has no VNC address", severity="warning")
+                return
+            host, _, vnc_port = address.rpartition(":")
+            self._offer_viewer(name, host, int(vnc_port))
+            return
+        if self.kube is None:
+            self.notify(
+                "screen access to a pod needs Kubernetes access: a kubeconfig whose user may "
+                "create pods/portforward (the chart's operator Role)",
+                severity="warning",
+                timeout=8,
+            )
+            return
+        self._open_forward(name, port)
+
+    @work(group="vnc")
+    async def _open_forward(self, name: str, port: int) -> None:
+        forward = self.forwards.get(name)
+        if forward is None:
+            assert self.kube is not None
+            try:
+                forward = await self.kube.port_forward(name, port)
+            except (DataError, OSError) as exc:
+                self.notify(f"port-forward to {name}: {exc}", severity="error")
+                return
+            self.forwards[name] = forward
+        self._offer_viewer(name, "127.0.0.1", forward.local_port, forward)
+
+    def _offer_viewer(self, name: str, host: str, port: int, forward: Any = None) -> None:
+        """Launches the configured viewer (``vnc_viewer``), else shows and copies the
+        command that would open one."""
+        from locotui.data.usercommands import expand
+
+        via = (
+            f" (port-forward 127.0.0.1:{forward.local_port} → {name}:{forward.port}, "
+            "open until you quit)"
+            if forward is not None
+            else ""
+        )
+        viewer = self.settings.vnc_viewer
+        if viewer is not None:
+            argv = expand(viewer, {"HOST": host, "PORT": str(port), "NAME": name})
+            self._launch_viewer(name, argv, via)
+            return
+        command = f"vncviewer {host}::{port}"
+        if self.copy_text(command, command):
+            self.notify(f"VNC of {name}: {command}{via}", title="Screen access", timeout=15)
+
+    @work(group="vnc-viewer")
+    async def _launch_viewer(self, name: str, argv: list[str], via: str) -> None:
+        import shlex
+
+        from locotui.data.usercommands import CommandError, launch
+
+        try:
+            pid = await launch(argv)
+        except CommandError as exc:
+            self.notify(f"VNC viewer for {name}: {exc}", severity="error")
+            return
+        self.launched.append(pid)
+        self.notify(
+            f"VNC of {name}: started {shlex.join(argv)} (pid {pid}){via}",
+            title="Screen access",
+            timeout=15,
+        )
+
+    def action_copy_name(self) -> None:
+        names = self.targets()
+        if not names:
+            self.notify("no instance under the cursor", severity="warning")
+            return
+        what = names[0] if len(names) == 1 else f"{len(names)} names"
+        self.copy_text("\n".join(names), what)
+
+    def action_copy_url(self) -> None:
+        name = self.focused_name()
+        if name is None:
+            self.notify("no instance under the cursor", severity="warning")
+            return
+        url = f"{self.settings.backend_url}/api/instances/{quote(name, safe='')}"
+        self.copy_text(url, url)
+
+    def action_dump_screen(self) -> None:
+        stamp = self.now().astimezone().strftime("%Y%m%d-%H%M%S")
+        default = str(Path.cwd() / f"locotui-dump-{stamp}")
+
+        async def chosen(path: str | None) -> None:
+            if path:
+                self._dump_screen(path)
+
+        from locotui.ui.screens.prompt import PromptScreen
+
+        self.push_screen(
+            PromptScreen("save the screen (text, SVG, pictures) to the new directory", default),
+            chosen,
+        )
+
+    @work(group="dump")
+    async def _dump_screen(self, path: str) -> None:
+        from locotui.data.dump import collect_pictures, write_dump
+
+        # What is on screen now, before the pictures are fetched: the dump is of this.
+        text = "\n".join(strip.text.rstrip() for strip in self.screen._compositor.render_strips())
+        svg = self.export_screenshot()
+        names = [e.name for e in self.model.view() if can_have_picture(e)]
+        pictures: dict[str, bytes] = {}
+        missing: dict[str, str] = {}
+        if self.thumbs is not None and names:
+            pictures, missing = await collect_pictures(self.thumbs.fetch, names)
+        try:
+            dump = await write_dump(path, text + "\n", svg=svg, pictures=pictures, missing=missing)
+        except DataError as exc:
+            self.notify(str(exc), title="Screen dump failed", severity="error")
+            return
+        self.last_dump = dump
+        extra = f" ({len(dump.missing)} without a picture)" if dump.missing else ""
+        self.notify(
+            f"saved {len(dump.files)} files to {dump.directory}{extra}", title="Screen dump"
+        )
 
     # ------------------------------------------------------------------ actions: mutations
     def action_soft_reset(self) -> None:
@@ -724,6 +1007,109 @@ class LocoApp(App[int]):
             targets = [e.name for e in self.model.view()]
         self._confirm_action(ActionKind.ROLLING_RESTART, targets)
 
+    def action_gated_restart(self) -> None:
+        """The health-gated rolling restart of the selection (else of every instance in
+        the view): asked, then driven in the background with its progress on a screen
+        of its own, which G shows again while it runs."""
+        from locotui.data.gated import GatedRollout
+        from locotui.ui.screens.gated import GatedScreen, describe_gated
+        from locotui.ui.screens.prompt import AskScreen
+
+        if self.gated is not None and not self.gated.finished:
+            self.push_screen(GatedScreen(self.gated, self._listen_gated))
+            return
+        if self.read_only:
+            self.notify_read_only("gated_restart")
+            return
+        targets = sorted(self.model.selection) or [e.name for e in self.model.view()]
+        if not targets:
+            self.notify("no instances to restart", severity="warning")
+            return
+        rollout = GatedRollout(
+            targets,
+            target_fps=self.settings.slo_target_fps,
+            batch=self.settings.restart_batch,
+            settle=self.settings.restart_settle,
+            timeout=self.settings.restart_timeout,
+        )
+
+        def answered(yes: bool | None) -> None:
+            if yes:
+                self.gated = rollout
+                self._drive_gated(rollout)
+                self.push_screen(GatedScreen(rollout, self._listen_gated))
+
+        self.push_screen(AskScreen(describe_gated(rollout) + "\n\nStart it?"), answered)
+
+    def _listen_gated(self, callback: Callable[[], None]) -> Callable[[], None]:
+        self._gated_listeners.append(callback)
+        return lambda: self._gated_listeners.remove(callback)
+
+    @work(group="gated", exclusive=True)
+    async def _drive_gated(self, rollout: Any) -> None:
+        from locotui.data.gated import Observation, drive
+
+        runner = ActionRunner(
+            backend=self.backend,
+            kube=self.kube,
+            audit=self.audit,
+            read_only=self.read_only,
+            fleet=self.model,
+            routes=self.routes,
+            wait_ready=False,  # the gate, not Kubernetes readiness, says when it is back
+        )
+
+        async def restart(name: str) -> None:
+            (result,) = await runner.run(ActionKind.RESTART_POD, [name])
+            if result.phase is not Phase.OK:
+                raise DataError(result.message)
+
+        def observe() -> dict[str, Observation]:
+            return {
+                e.name: Observation(e.healthy, e.fps, e.started_at)
+                for e in self.model.entries.values()
+            }
+
+        seen = self.model.version
+
+        async def changed(seconds: float) -> None:
+            nonlocal seen
+            async with asyncio.timeout(seconds):
+                seen = await self.model.wait_changed(seen)
+
+        def on_change() -> None:
+            for callback in list(self._gated_listeners):
+                callback()
+
+        await drive(
+            rollout,
+            restart=restart,
+            observe=observe,
+            # Real elapsed time: the settle and timeout are promises about the fleet, not
+            # about what the screen shows (the display clock is frozen in tests).
+            monotonic=time.monotonic,
+            changed=changed,
+            on_change=on_change,
+        )
+        result = {"done": "ok", "stopped": "failed"}.get(rollout.state.value, "partial")
+        failed = result == "failed"
+        await self.audit.append(
+            AuditEntry(
+                datetime.now(UTC),
+                ActionKind.GATED_RESTART,
+                tuple(rollout.items),
+                result,  # type: ignore[arg-type]
+                rollout.summary() if failed else None,
+                (rollout.summary(),),
+            )
+        )
+        self.notify(
+            rollout.summary(),
+            title="Gated rolling restart",
+            severity="error" if failed else "information",
+            timeout=10,
+        )
+
     def action_forget(self) -> None:
         lost = [n for n in self.targets() if (e := self.model.get(n)) and e.instance.lost_since]
         if not lost:
@@ -732,6 +1118,29 @@ class LocoApp(App[int]):
             )
             return
         self._confirm_action(ActionKind.FORGET, lost)
+
+    def action_user_command(self) -> None:
+        """Runs a user command (the config's ``[commands]``) for the focused instance:
+        picked, confirmed with its exact argv, run without a shell, audited."""
+        from locotui.ui.screens.usercmd import UserCommandScreen
+
+        if self.read_only:
+            self.notify_read_only("user_command")
+            return
+        name = self.focused_name()
+        if name is None:
+            self.notify("no instance under the cursor", severity="warning")
+            return
+        entry = self.model.get(name)
+        namespace = self.header_info.namespace or (
+            self.model.discovery.namespace if self.model.discovery else None
+        )
+        values = {"NAME": name, "NAMESPACE": namespace, "NODE": entry.node if entry else None}
+        self.push_screen(
+            UserCommandScreen(
+                name, self.settings.commands, values, self.audit, read_only=self.read_only
+            )
+        )
 
     def action_pause_remediation(self) -> None:
         """Pauses the automatic recovery, or resumes it when it is paused: confirmed,

@@ -19,7 +19,7 @@ from locotui.data.fleet import FleetModel
 from locotui.keymap import MUTATING
 from locotui.ui import fmt
 
-__all__ = ["FleetCommands", "JumpCommands", "PaletteHost"]
+__all__ = ["FleetCommands", "JumpCommands", "PaletteHost", "ViewCommands"]
 
 
 class PaletteHost(Protocol):
@@ -35,6 +35,8 @@ class PaletteHost(Protocol):
     def notify_read_only(self, action: str) -> None: ...
 
     def jump_to(self, name: str) -> None: ...
+
+    def apply_view(self, name: str | None) -> None: ...
 
 
 def _app(provider: Provider) -> PaletteHost:
@@ -106,4 +108,33 @@ class JumpCommands(Provider):
                     partial(self._jump, name),
                     text=label,
                     help=help_text,
+                )
+
+
+class ViewCommands(Provider):
+    """``view: <name>`` for every saved filter (the config's ``[views]``), with its query
+    as help."""
+
+    def _items(self) -> list[tuple[str, str]]:
+        return list(_app(self).model.views.items())
+
+    def _apply(self, name: str) -> None:
+        _app(self).apply_view(name)
+
+    async def discover(self) -> Hits:
+        for name, query in self._items():
+            yield DiscoveryHit(f"view: {name}", partial(self._apply, name), help=query)
+
+    async def search(self, query: str) -> Hits:
+        matcher = self.matcher(query)
+        for name, text in self._items():
+            label = f"view: {name}"
+            score = max(matcher.match(label), matcher.match(text))
+            if score > 0:
+                yield Hit(
+                    score,
+                    matcher.highlight(label),
+                    partial(self._apply, name),
+                    text=label,
+                    help=text,
                 )

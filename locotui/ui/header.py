@@ -1,12 +1,16 @@
-"""The two header lines and the backend-gone banner.
+"""The three header lines and the backend-gone banner.
 
 Line 1: where (context, namespace), how many in each status and how many need a person
 (the automatic recovery gave up on them), the view state (filter, sort, unhealthy-only,
 selection) and the READ-ONLY marker. Line 2: the state of every connection (backend,
 Kubernetes, Prometheus) with the retry countdown while reconnecting, the automatic
 recovery's state (on, dry run, PAUSED until when and by whom, off) once it has been read,
-and the age of the data. Both are drawn with :class:`~locotui.ui.lines.LineCache`, so the
-once-a-second tick only repaints what moved (the countdown, the age).
+and the age of the data. Line 3, the SLO strip: the share of instances healthy and at or
+above the target frame rate against the objective, coloured by state (ok, burning,
+breached), its burn over 1 h and 6 h from Prometheus when configured, and the pace of
+repaints and pictures (``+``/``-``). All are drawn with
+:class:`~locotui.ui.lines.LineCache`, so the once-a-second tick only repaints what moved
+(the countdown, the age).
 """
 
 from __future__ import annotations
@@ -20,6 +24,7 @@ from textual.widget import Widget
 
 from backend.models import RemediationStatus
 from locotui.data.fleet import FleetModel, Link, Origin, Source
+from locotui.data.fleetstats import fleet_slo
 from locotui.data.link import LinkState
 from locotui.data.remediation import policy_state, policy_summary
 from locotui.ui import fmt
@@ -34,6 +39,7 @@ __all__ = [
     "header_lines",
     "link_text",
     "recovery_text",
+    "slo_text",
 ]
 
 
@@ -49,6 +55,12 @@ class HeaderInfo:
     backend_url: str | None = None
     alerts: list[str] = field(default_factory=list)
     """Lines from outside the fleet data that must stay visible (newest last)."""
+    slo_target_fps: float = 10.0
+    slo_objective: float = 0.95
+    burn: tuple[tuple[str, float | None], ...] | None = None
+    """The SLO's burn per window from Prometheus; None without Prometheus."""
+    pace: str = ""
+    """Repaints and pictures (``⟳10/s ▣1s``), changed with +/-."""
 
 
 _LINK_LOOK: dict[LinkState, tuple[str, str, str]] = {
@@ -106,8 +118,45 @@ def _short(error: str, limit: int = 60) -> str:
     return error if len(error) <= limit else error[: limit - 1] + "…"
 
 
+_SLO_LOOK = {
+    "ok": ("●", "green"),
+    "burning": ("◐", "bold yellow"),
+    "breached": ("✖", "bold white on red"),
+    "unknown": ("?", "dim"),
+}
+
+
+def slo_text(model: FleetModel, info: HeaderInfo) -> Text:
+    """`` SLO ● 9/9 100% ≥10fps (obj 95%) │ burn 1h 0.0x 6h 0.4x │ ⟳10/s ▣1s``."""
+    slo = fleet_slo(model.entries.values(), info.slo_target_fps, info.slo_objective)
+    burns = dict(info.burn or ())
+    state = slo.state(burns.get("1h"))
+    symbol, style = _SLO_LOOK[state]
+    text = span(" SLO ", "bold")
+    share = slo.share
+    figure = f"{slo.good}/{slo.total} {share:.0%}" if share is not None else "-"
+    text.append(f"{symbol} {figure}", style=style)
+    text.append(f" ≥{info.slo_target_fps:g}fps (obj {info.slo_objective:.0%})", style="dim")
+    if state == "breached":
+        text.append(" BREACHED", style="bold red")
+    text.append("  │ ", style="dim")
+    text.append("burn ", style="bold")
+    if info.burn is None:
+        text.append("- (no prom)", style="dim")
+    else:
+        for label, value in info.burn:
+            look = "dim" if value is None else "bold red" if value > 1 else "green"
+            shown = "-" if value is None else f"{value:.1f}x"
+            text.append(f"{label} ", style="dim")
+            text.append(f"{shown} ", style=look)
+    if info.pace:
+        text.append(" │ ", style="dim")
+        text.append(info.pace, style="")
+    return text
+
+
 def header_lines(model: FleetModel, info: HeaderInfo, now: float) -> list[Text]:
-    """The two header lines (pure: tested without an app)."""
+    """The three header lines (pure: tested without an app)."""
     first = span(" LOCO ", "bold reverse")
     first.append(" ")
     first.append("ctx ", style="dim")
@@ -171,7 +220,7 @@ def header_lines(model: FleetModel, info: HeaderInfo, now: float) -> list[Text]:
         if not model.live:
             style = "bold yellow"
         second.append(f"{fmt.age(age)} old" if age >= 1 else "fresh", style=style)
-    return [first, second]
+    return [first, second, slo_text(model, info)]
 
 
 def banner_text(model: FleetModel, info: HeaderInfo, now: float) -> Text | None:
@@ -227,10 +276,10 @@ def _mono(widget: Widget) -> float:
 
 
 class FleetHeader(Widget):
-    """Two lines; :meth:`update` recomputes them, repainting only changed lines."""
+    """Three lines; :meth:`update` recomputes them, repainting only changed lines."""
 
     DEFAULT_CSS = """
-    FleetHeader { height: 2; background: $panel; }
+    FleetHeader { height: 3; background: $panel; }
     """
 
     def __init__(self, model: FleetModel, info: HeaderInfo, id: str | None = None) -> None:

@@ -1,10 +1,11 @@
 """A virtualised log view over the data layer's bounded :class:`LogBuffer`.
 
 Only the rows on screen are rendered (``render_line``), so ten thousand lines cost the
-same to scroll as ten. The view keeps the list of lines that pass the filter (references
-into the buffer, trimmed as the buffer evicts, so memory stays bounded by the buffer),
-the cell length of each (for wrapping and horizontal scrolling), and an LRU of rendered
-lines. New lines are picked up at most ten times a second however fast they arrive.
+same to scroll as ten. Which lines pass the filter is the data layer's
+:class:`~locotui.data.logwindow.FilteredLog` (it searches everything the buffer holds and
+counts what the buffer dropped); the view keeps the cell length of each shown line (for
+wrapping and horizontal scrolling) and an LRU of rendered lines. New lines are picked up
+at most ten times a second however fast they arrive.
 
 Wrapping is by cells (a long line continues on the next row at the view's width), which
 keeps the row count of every line a cheap division instead of a layout pass.
@@ -26,6 +27,7 @@ from textual.scroll_view import ScrollView
 from textual.strip import Strip
 
 from locotui.data.logs import LogBuffer, LogFilter, LogLine
+from locotui.data.logwindow import FilteredLog
 
 __all__ = ["INSTANCE_COLOURS", "LEVEL_STYLE", "LogView", "line_text"]
 
@@ -128,22 +130,29 @@ class LogView(ScrollView, can_focus=True):
         self.colours = {
             name: INSTANCE_COLOURS[i % len(INSTANCE_COLOURS)] for i, name in enumerate(instances)
         }
-        self.filter = LogFilter()
+        self.model = FilteredLog(buffer)
         self.wrap = False
         self.show_time = True
         self.pretty = True
         self.follow = True
         self.show_instance = len(self.instances) > 1
-        self.shown: list[LogLine] = []
         self._lengths: list[int] = []
         self._rows: list[int] = []  # wrap mode: first row of each line (prefix sums)
         self._max_len = 0
-        self._last_seq = 0
         self._strips: LRUCache[tuple[int, int], list[Strip]] = LRUCache(1024)
         self._pending = False
         self._unsubscribe = buffer.subscribe(self._on_append)
 
     # ------------------------------------------------------------------ model → view
+    @property
+    def shown(self) -> list[LogLine]:
+        """The lines that pass the filter, oldest first."""
+        return self.model.shown
+
+    @property
+    def filter(self) -> LogFilter:
+        return self.model.filter
+
     def _on_append(self) -> None:
         if not self._pending and self.is_mounted:
             self._pending = True
@@ -171,43 +180,33 @@ class LogView(ScrollView, can_focus=True):
     def rebuild(self) -> None:
         """Re-applies filter and display options to everything in the buffer."""
         self._strips.clear()
-        lines = self.buffer.lines()
-        self.shown = [ln for ln in lines if self.filter.matches(ln)]
-        self._last_seq = lines[-1].seq if lines else self._last_seq
+        self.model.rebuild()
         self._lengths = [self._length(ln) for ln in self.shown]
         self._max_len = max(self._lengths, default=0)
         self._update_size()
         if self.follow:
-            self.scroll_end(animate=False, immediate=True)
+            self.scroll_end(animate=False)
         self.refresh()
         self.post_message(self.Changed())
 
     def sync(self) -> None:
         """Takes the lines appended since the last sync; drops evicted ones."""
         self._pending = False
-        new = self.buffer.since(self._last_seq)
-        if new:
-            self._last_seq = new[-1].seq
-        first_kept = self._last_seq - len(self.buffer) + 1
-        drop = 0
-        while drop < len(self.shown) and self.shown[drop].seq < first_kept:
-            drop += 1
-        if drop:
-            del self.shown[:drop]
-            del self._lengths[:drop]
+        update = self.model.sync()
+        if not update:
+            return
+        if update.removed:
+            del self._lengths[: update.removed]
             self._strips.clear()
-        added = [ln for ln in new if self.filter.matches(ln)]
-        for ln in added:
-            self.shown.append(ln)
+        for ln in update.added:
             n = self._length(ln)
             self._lengths.append(n)
             self._max_len = max(self._max_len, n)
-        if added or drop:
-            self._update_size()
-            if self.follow:
-                self.scroll_end(animate=False, immediate=True)
-            self.refresh()
-            self.post_message(self.Changed())
+        self._update_size()
+        if self.follow:
+            self.scroll_end(animate=False)
+        self.refresh()
+        self.post_message(self.Changed())
 
     def _update_size(self) -> None:
         width = max(1, self.scrollable_content_region.width or self.size.width or 80)
@@ -225,7 +224,7 @@ class LogView(ScrollView, can_focus=True):
 
     # ------------------------------------------------------------------ options
     def set_filter(self, flt: LogFilter) -> None:
-        self.filter = flt
+        self.model.filter = flt
         self.rebuild()
 
     def set_option(self, **options: bool) -> None:

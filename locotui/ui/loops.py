@@ -20,9 +20,11 @@ import contextlib
 from collections.abc import AsyncIterator, Callable
 from typing import Any, Protocol
 
+from locotui.data.errors import DataError
 from locotui.data.fleet import FleetModel, Source
-from locotui.data.history import HistoryProvider
+from locotui.data.history import SLO_WINDOWS, HistoryProvider, PrometheusHistory
 from locotui.data.link import Backoff, LinkState
+from locotui.data.pace import Pace
 from locotui.ui.clock import Clock
 from locotui.ui.grid import TileGrid
 from locotui.ui.thumbs import ThumbnailCache
@@ -30,6 +32,7 @@ from locotui.ui.thumbs import ThumbnailCache
 __all__ = ["ConsoleLoops", "ConsoleView", "render_interval"]
 
 PROMETHEUS_CHECK_EVERY = 30.0
+SLO_EVERY = 60.0
 
 
 def render_interval(count: int) -> float:
@@ -55,6 +58,10 @@ class ConsoleView(Protocol):
 
     def show_alert(self, line: str) -> None: ...
 
+    def show_burn(self, burn: dict[str, float | None]) -> None:
+        """The SLO's burn per window (None for a window Prometheus had no answer for)."""
+        ...
+
 
 class ConsoleLoops:
     def __init__(
@@ -64,16 +71,19 @@ class ConsoleLoops:
         clock: Clock,
         *,
         thumbs: ThumbnailCache | None,
-        thumbnail_interval: float,
+        pace: Pace,
         history: HistoryProvider,
         prometheus_url: str | None,
         can_have_picture: Callable[[Any], bool],
+        slo: tuple[float, float] = (10.0, 0.95),
     ) -> None:
         self.view = view
         self.model = model
         self.clock = clock
         self.thumbs = thumbs
-        self.thumbnail_interval = thumbnail_interval
+        self.pace = pace
+        self.slo = slo
+        """(target frame rate, objective) of the fleet's SLO."""
         self.history = history
         self.prometheus_url = prometheus_url
         self.can_have_picture = can_have_picture
@@ -92,14 +102,14 @@ class ConsoleLoops:
             seen = await self.model.wait_changed(seen)
             if self.model.version != self.view.rendered_version:
                 self.view.render_fleet()
-            await asyncio.sleep(render_interval(len(self.model)))
+            await asyncio.sleep(max(render_interval(len(self.model)), self.pace.refresh))
 
     # ------------------------------------------------------------------ thumbnails
     async def thumbnails(self) -> None:
         """One loop (not one task per tick); between rounds it sleeps on an event that is
         set when a tile on screen lacks a picture, so new tiles fill in at once."""
-        interval = self.thumbnail_interval
         while True:
+            interval = self.pace.pictures  # +/- change it between rounds
             self.thumb_wake.clear()
             if self.view.wants_pictures():
                 await self._fetch_visible(interval)
@@ -156,6 +166,22 @@ class ConsoleLoops:
             backoff.reset()
             self.model.set_link(Source.PROMETHEUS, LinkState.CONNECTED)
             await asyncio.sleep(PROMETHEUS_CHECK_EVERY)
+
+    async def slo_burn(self) -> None:
+        """The SLO's burn over 1 h and 6 h, read from Prometheus once a minute (the
+        windows are long: a minute more or less does not change what it says)."""
+        if self.prometheus_url is None:
+            return
+        prometheus = PrometheusHistory(self.prometheus_url)
+        target, objective = self.slo
+        while True:
+            try:
+                burn = await prometheus.slo_burn(target, objective)
+            except DataError:
+                # The prometheus loop above reports the link; the strip shows no figure.
+                burn = {label: None for label, _ in SLO_WINDOWS}
+            self.view.show_burn(burn)
+            await asyncio.sleep(SLO_EVERY)
 
     # ------------------------------------------------------------------ notices
     async def notices(self, lines: AsyncIterator[str]) -> None:

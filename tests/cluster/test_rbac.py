@@ -40,7 +40,12 @@ CONSOLE_READS = [
     ("get", "statefulsets.apps"),
     ("list", "statefulsets.apps"),
 ]
-CONSOLE_WRITES = [("delete", "pods"), ("patch", "statefulsets.apps")]
+# Port-forward to a pod's VNC: the operator's only (a viewer could type into the guest).
+CONSOLE_WRITES = [
+    ("delete", "pods"),
+    ("patch", "statefulsets.apps"),
+    ("create", "pods/portforward"),
+]
 # Never for anyone of the release: secrets, running things in pods, creating workloads,
 # anything outside the namespace or cluster-wide.
 NOBODY = [
@@ -48,7 +53,6 @@ NOBODY = [
     ("list", "secrets"),
     ("create", "pods"),
     ("create", "pods/exec"),
-    ("create", "pods/portforward"),
     ("patch", "deployments.apps"),
     ("delete", "statefulsets.apps"),
     ("create", "rolebindings.rbac.authorization.k8s.io"),
@@ -99,7 +103,12 @@ def test_backend_may_do_what_its_code_does_and_nothing_more(fleet: Fleet) -> Non
     for group, resource, verb in used:
         allowed = can_i(fleet, BACKEND_SA, verb, _resource(group, resource))
         assert allowed is (resource != "leases"), (verb, resource)
-    for verb, resource in [*NOBODY, ("patch", "statefulsets.apps"), ("get", "pods/exec")]:
+    backend_never = [
+        ("patch", "statefulsets.apps"),
+        ("get", "pods/exec"),
+        ("create", "pods/portforward"),
+    ]
+    for verb, resource in [*NOBODY, *backend_never]:
         assert not can_i(fleet, BACKEND_SA, verb, resource), (verb, resource)
     # Its own namespace only.
     assert not can_i(fleet, BACKEND_SA, "list", "pods", namespace="default")

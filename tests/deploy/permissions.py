@@ -30,6 +30,8 @@ VERBS = {
     "patch": "patch",
     "replace": "update",
     "create": "create",
+    # A websocket upgrade (exec, attach, port-forward): what current clusters authorize.
+    "connect_get": "create",
 }
 # snake_case resource in a method name -> RBAC resource
 RESOURCES = {
@@ -37,6 +39,7 @@ RESOURCES = {
     "pod_log": "pods/log",
     "pod_status": "pods/status",
     "pod_eviction": "pods/eviction",
+    "pod_portforward": "pods/portforward",
     "event": "events",
     "stateful_set": "statefulsets",
     "stateful_set_scale": "statefulsets/scale",
@@ -50,7 +53,8 @@ RESOURCES = {
 }
 _API_CALL = re.compile(r"^(list|read|delete|patch|replace|create|connect)_")
 _METHOD = re.compile(
-    r"^(list|read|delete|patch|replace|create)_(namespaced_)?([a-z_]+?)(_for_all_namespaces)?$"
+    r"^(list|read|delete|patch|replace|create|connect_get)_(namespaced_)?([a-z_]+?)"
+    r"(_for_all_namespaces)?$"
 )
 _SUFFIXES = ("_without_preload_content", "_with_http_info")
 LAYER = ROOT / "backend" / "kube"

@@ -154,8 +154,10 @@ def test_operator_and_read_only_roles() -> None:
         for g, res in (("", "pods"), ("", "events"), ("apps", "statefulsets"))
         for v in ("get", "list", "watch")
     } | {("", "pods/log", "get")}
-    assert viewer == read
+    assert viewer == read  # no pods/portforward: a VNC viewer can type into the guest
     assert operator == read | {
+        ("", "pods/portforward", "get"),
+        ("", "pods/portforward", "create"),
         ("", "pods", "delete"),
         ("apps", "statefulsets", "patch"),
         ("apps", "statefulsets/scale", "get"),

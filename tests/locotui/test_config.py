@@ -234,3 +234,55 @@ def test_validate_key_forms() -> None:
 def test_kubeconfig_path_expands_user(home: dict[str, str]) -> None:
     s = load_settings({"kubeconfig": "~/kc"}, env=home)
     assert s.kubeconfig == Path(os.path.expanduser("~/kc"))
+
+
+def test_saved_views_are_read_and_checked_with_their_line(
+    tmp_path: Path, home: dict[str, str]
+) -> None:
+    cfg = write(
+        tmp_path / "c.toml",
+        'namespace = "loco"\n\n[views]\nsick = "!status:healthy"\nrack-a = "node:node-a @sick"\n',
+    )
+    with pytest.raises(ConfigError) as exc:
+        load_settings({"config": str(cfg)}, env=home)
+    assert str(exc.value) == (
+        f"{cfg}:5: [views] rack-a: view @rack-a refers to @sick; views cannot nest"
+    )
+    write(cfg, '[views]\nsick = "!status:healthy"\n"rack-a" = "node:node-a"\n')
+    s = load_settings({"config": str(cfg)}, env=home)
+    assert dict(s.views) == {"sick": "!status:healthy", "rack-a": "node:node-a"}
+    assert s.describe()["views"] == {"value": dict(s.views), "source": "file"}
+    # A key named like a view elsewhere in the file is not where the error is.
+    write(cfg, 'theme = "nord"\n[views]\ntheme = "stauts:bad"\n')
+    with pytest.raises(ConfigError) as exc:
+        load_settings({"config": str(cfg)}, env=home)
+    assert str(exc.value).startswith(f"{cfg}:3: [views] theme: unknown field stauts:")
+    write(cfg, 'views = "x"\n')
+    with pytest.raises(ConfigError, match=r":1: 'views' must be a table"):
+        load_settings({"config": str(cfg)}, env=home)
+
+
+def test_a_misspelt_table_is_suggested_a_table(tmp_path: Path, home: dict[str, str]) -> None:
+    cfg = write(tmp_path / "c.toml", '[view]\nsick = "!status:healthy"\n')
+    with pytest.raises(ConfigError, match=r"unknown setting 'view'; did you mean 'views'\?"):
+        load_settings({"config": str(cfg)}, env=home)
+
+
+def test_slo_settings_from_env_and_file(tmp_path: Path, home: dict[str, str]) -> None:
+    cfg = write(tmp_path / "c.toml", "slo_target_fps = 20\nslo_objective = 0.99\n")
+    s = load_settings({"config": str(cfg)}, env=home)
+    assert (s.slo_target_fps, s.slo_objective) == (20.0, 0.99)
+    with pytest.raises(
+        ConfigError, match=r"LOCOTUI_SLO_OBJECTIVE must be between 0\.5 and 0\.9999"
+    ):
+        load_settings(None, env={**home, "LOCOTUI_SLO_OBJECTIVE": "1"})
+
+
+def test_vnc_viewer_setting(tmp_path: Path, home: dict[str, str]) -> None:
+    cfg = write(tmp_path / "c.toml", 'theme = "nord"\nvnc_viewer = ["vncviewer", "$HOST::$PORT"]\n')
+    s = load_settings({"config": str(cfg)}, env=home)
+    assert s.vnc_viewer is not None and s.vnc_viewer.argv == ("vncviewer", "$HOST::$PORT")
+    write(cfg, 'theme = "nord"\nvnc_viewer = ["vncviewer", "$NODE"]\n')
+    with pytest.raises(ConfigError) as exc:
+        load_settings({"config": str(cfg)}, env=home)
+    assert str(exc.value).startswith(f"{cfg}:2: vnc_viewer: unknown variable $NODE")

@@ -199,3 +199,22 @@ async def test_unreachable_prometheus_is_one_line() -> None:
         await PrometheusHistory(f"http://127.0.0.1:{port}", timeout=2).fps()
     assert str(err.value) == f"Prometheus http://127.0.0.1:{port} unreachable: connection refused"
     assert err.value.source == "prometheus"
+
+
+async def test_slo_burn_from_the_backend_gauges(prometheus: tuple[str, StubInstance]) -> None:
+    """Two instances at 25 fps: a 20 fps target is met (no burn), a 30 fps one is missed
+    by all (the whole budget at 1 / (1 - 0.95) = 20 times its rate)."""
+    url, _ = prometheus
+    history = PrometheusHistory(url)
+    windows = (("2m", 120.0),)
+
+    async def burn(target: float) -> dict:  # type: ignore[type-arg]
+        got = await history.slo_burn(target, 0.95, windows=windows, step=1)
+        return got if got["2m"] is not None else {}
+
+    over_20 = await eventually(lambda: burn(20), 20, "the burn over 20 s", interval=0.25)
+    assert over_20 == {"2m": 0.0}
+    over_30 = await eventually(lambda: burn(30), 20, "the burn over 30 s", interval=0.25)
+    assert over_30["2m"] == pytest.approx(20.0)
+    with pytest.raises(Unreachable):
+        await PrometheusHistory(f"http://127.0.0.1:{free_port()}", timeout=2).slo_burn(20, 0.95)

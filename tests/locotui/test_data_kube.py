@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from locotui.data.errors import RateLimited, ServerError
+from locotui.data.errors import NotFound, RateLimited, ServerError
 from locotui.data.kube_client import (
     KubeClient,
     PodChange,
@@ -64,6 +64,94 @@ async def test_a_dropped_watch_resumes_and_a_410_status_relists(
         )
     finally:
         await watch.close()
+
+
+async def test_pod_manifest_is_the_api_object_without_managed_fields(kube: KubeClient) -> None:
+    manifest = await kube.pod_manifest("loco-emulator-1")
+    assert manifest["metadata"]["name"] == "loco-emulator-1"
+    assert manifest["kind"] == "Pod" and "spec" in manifest and "status" in manifest
+    assert "managedFields" not in manifest["metadata"]
+    with pytest.raises(NotFound, match='pods "ghost" not found'):
+        await kube.pod_manifest("ghost")
+
+
+async def test_namespace_events_name_what_they_are_about(kube: KubeClient) -> None:
+    events = await kube.namespace_events()
+    assert events and all(e.last_seen is not None for e in events)
+    times = [e.last_seen for e in events]
+    assert times == sorted(times)  # type: ignore[type-var]
+    pods = {e.pod for e in events if e.pod}
+    assert "loco-emulator-1" in pods
+    assert {"Scheduled", "Started"} <= {e.reason for e in events if e.pod == "loco-emulator-1"}
+
+
+async def test_port_forward_without_api_support_says_why(kube: KubeClient) -> None:
+    """The simulator has no port-forward endpoint: the listener opens, the connection is
+    closed, and the API's refusal is kept for the console to show. (A real forward is
+    tested against a real cluster.)"""
+    forward = await kube.port_forward("loco-emulator-1", 5900)
+    try:
+        reader, writer = await asyncio.open_connection("127.0.0.1", forward.local_port)
+        async with asyncio.timeout(10):
+            assert await reader.read() == b""
+        writer.close()
+        assert forward.connections == 1 and forward.errors
+        assert "port-forward to pod loco-emulator-1" in forward.errors[0]
+    finally:
+        await forward.stop()
+
+
+async def test_backend_endpoint_is_a_ready_backend_pod(sim: KubeSim, kube: KubeClient) -> None:
+    with pytest.raises(
+        NotFound, match=r"no Ready pod labelled app\.kubernetes\.io/component=backend"
+    ):
+        await kube.backend_endpoint()
+    labels = {
+        "app.kubernetes.io/component": "backend",
+        "app.kubernetes.io/part-of": "lego-loco-cluster",
+    }
+    await asyncio.to_thread(sim.create_statefulset, "loco-backend", 1, labels=labels)
+    deadline = asyncio.get_running_loop().time() + 15
+    while True:
+        try:
+            endpoint = await kube.backend_endpoint()
+            break
+        except NotFound:
+            assert asyncio.get_running_loop().time() < deadline, "no backend pod became Ready"
+            await asyncio.sleep(0.1)
+    assert endpoint == ("loco-backend-0", 8081)  # no port named http: the default
+
+
+def test_context_and_namespace_alone_reach_the_backend_through_the_cluster(
+    sim: KubeSim, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from locotui import console
+    from locotui.config import load_settings
+
+    env = {"XDG_CONFIG_HOME": str(tmp_path / "xdg"), "KUBECONFIG": str(sim.kubeconfig)}
+    given = load_settings({"namespace": "loco"}, env=env)
+    assert console.backend_through_cluster(given)
+    assert not console.backend_through_cluster(
+        load_settings({"namespace": "loco", "backend_url": "http://b:1"}, env=env)
+    )
+    assert not console.backend_through_cluster(load_settings({}, env=env))
+    # No backend pod in the namespace: one line, exit 2, before any terminal is touched.
+    code = console.run_console(given, env)
+    err = capsys.readouterr().err
+    assert code == 2 and err.count("\n") == 1, err
+    assert "no Ready pod labelled app.kubernetes.io/component=backend" in err
+    assert "give --backend URL otherwise" in err
+    # A backend pod, but no port-forward (the simulator has none; a Role without
+    # pods/portforward is refused the same way): found before the console opens.
+    labels = {
+        "app.kubernetes.io/component": "backend",
+        "app.kubernetes.io/part-of": "lego-loco-cluster",
+    }
+    sim.create_statefulset("loco-backend", 1, labels=labels)
+    sim.wait_pods_ready(4)  # three emulators and the backend
+    code = console.run_console(given, env)
+    err = capsys.readouterr().err
+    assert code == 2 and "port-forward to pod loco-backend-0" in err, err
 
 
 async def test_unreachable_and_server_errors(sim: KubeSim, kube: KubeClient) -> None:

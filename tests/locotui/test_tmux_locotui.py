@@ -86,3 +86,44 @@ def test_closed_terminal_ends_the_process(
         "locotui to end after SIGHUP",
         describe=lambda: Path(f"/proc/{pid}/status").read_text() if alive(pid) else "",
     )
+
+
+def test_copy_reaches_tmux_as_osc52_and_the_screen_dump(
+    backend: BackendProcess, term: Tmux, tmp_path: Path
+) -> None:
+    """c writes the OSC 52 sequence: tmux (set-clipboard on) takes it into its paste
+    buffer, which is what the operator's terminal would get. D writes the screen dump."""
+    term.conf.write_text("set -g set-clipboard on\n")
+    term.start(
+        [str(BIN / "locotui"), "--backend", backend.url, "--read-only", "--view", "table"],
+        console_env(tmp_path, TOKEN),
+        size=(80, 24),
+    )
+    poll_until(lambda: "loco-3" in term.screen(), 60, "the fleet", describe=term.screen)
+
+    def buffer() -> str:
+        return term.tmux("show-buffer", check=False).stdout
+
+    term.keys("j", "c")
+    poll_until(lambda: buffer() == "loco-1", 20, "loco-1 in tmux's buffer", describe=buffer)
+    term.keys("C")
+    poll_until(
+        lambda: buffer() == f"{backend.url}/api/instances/loco-1",
+        20,
+        "the URL in tmux's buffer",
+        describe=buffer,
+    )
+    target = tmp_path / "dump"
+    term.keys("D")
+    poll_until(lambda: "save the screen" in term.screen(), 20, "the prompt", describe=term.screen)
+    term.keys("BSpace")  # the default is selected: one key clears it
+    poll_until(lambda: "locotui-dump-" not in term.screen(), 20, "cleared", describe=term.screen)
+    term.keys("-l", str(target))
+    poll_until(lambda: "/dump " in term.screen(), 20, "the path typed", describe=term.screen)
+    term.keys("Enter")
+    poll_until(lambda: (target / "screen.txt").exists(), 30, "the dump", describe=term.screen)
+    text = (target / "screen.txt").read_text()
+    assert "loco-0" in text and "READ-ONLY" in text
+    assert (target / "screen.svg").exists()
+    assert (target / "loco-0.png").read_bytes().startswith(b"\x89PNG")
+    term.keys("q")

@@ -10,37 +10,23 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import timedelta
-from pathlib import Path
 from typing import Any
 
 import pytest
-import pytest_textual_snapshot
 from textual.pilot import Pilot
 
-from backend.models import InstanceStatus, RemediationStatus, TimelineEntry
+from backend.models import Instance, InstanceStatus, RemediationStatus, TimelineEntry
 from locotui.data.fleet import Origin, Source
 from locotui.data.link import LinkState
 from locotui.ui.app import LocoApp, can_have_picture
 from locotui.ui.clock import FrozenClock
 from locotui.ui.screens.detail import DetailScreen
+from locotui.ui.screens.raw import RawScreen
 from tests.support.builders import NOW, demo_instances, frozen_model, on_rung, png
 from tests.support.console import ui_settings
+from tests.support.snapshots import SIZES
 
-SIZES = [(80, 24), (160, 50)]
 PICTURE = png(64, 40)
-
-
-class _SnapshotsHere(pytest_textual_snapshot.SVGImageExtension):
-    """Keeps the SVGs in tests/locotui/snapshots/<module>/ (not syrupy's __snapshots__)."""
-
-    @classmethod
-    def dirname(cls, *, test_location: Any) -> str:
-        return str(Path(test_location.filepath).parent / "snapshots" / test_location.basename)
-
-
-@pytest.fixture(autouse=True)
-def _snapshot_location(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(pytest_textual_snapshot, "SVGImageExtension", _SnapshotsHere)
 
 
 class FixedHistory:
@@ -94,6 +80,13 @@ class FixedTimeline:
         ]
 
 
+class RawBackend(FixedTimeline):
+    """And the instance record, for the raw view."""
+
+    async def get_instance(self, name: str) -> Instance:
+        return demo_instances(9)[int(name.rsplit("-", 1)[1])]
+
+
 PAUSED = RemediationStatus(
     enabled=True,
     leader=True,
@@ -106,7 +99,12 @@ PAUSED = RemediationStatus(
 )
 
 
-def build_app(thumbnails: bool = True, view: str = "tiles", incident: bool = False) -> LocoApp:
+def build_app(
+    thumbnails: bool = True,
+    view: str = "tiles",
+    incident: bool = False,
+    backend: FixedTimeline | None = None,
+) -> LocoApp:
     """The demo fleet; with ``incident``, loco-2 needs a person, loco-5 was just reset by
     the automatic recovery, and the recovery is paused."""
 
@@ -131,7 +129,7 @@ def build_app(thumbnails: bool = True, view: str = "tiles", incident: bool = Fal
         model.set_remediation(PAUSED)
     return LocoApp(
         settings,
-        backend=FixedTimeline(),  # type: ignore[arg-type]
+        backend=backend or FixedTimeline(),  # type: ignore[arg-type]
         model=model,
         clock=FrozenClock(NOW, 1000.0),
         start_feeds=False,
@@ -231,3 +229,30 @@ def test_backend_gone_kube_only(snap_compare: Any) -> None:
     model.set_link(Source.KUBERNETES, LinkState.CONNECTED, detail="https://k8s:6443 ns loco")
     assert all(e.origin is Origin.KUBERNETES for e in model.entries.values())
     assert snap_compare(app, terminal_size=(160, 50), run_before=_settle)
+
+
+async def open_raw(pilot: Pilot[Any]) -> None:
+    app: LocoApp = pilot.app  # type: ignore[assignment]
+    await _settle(pilot)
+    await pilot.press("right", "right", "y")  # loco-2, the degraded one
+    for _ in range(200):
+        await pilot.pause(0.02)
+        screen = app.screen
+        if isinstance(screen, RawScreen) and screen.text is not None:
+            break
+    await pilot.pause(0.05)
+
+
+@pytest.mark.parametrize("size", SIZES, ids=lambda s: f"{s[0]}x{s[1]}")
+def test_raw_yaml(snap_compare: Any, size: tuple[int, int]) -> None:
+    """y: the instance as YAML; without a kubeconfig the pod part says why it is absent."""
+    app = build_app(thumbnails=False, backend=RawBackend())
+    assert snap_compare(app, terminal_size=size, run_before=open_raw)
+
+
+@pytest.mark.parametrize("size", SIZES, ids=lambda s: f"{s[0]}x{s[1]}")
+def test_nodes(snap_compare: Any, size: tuple[int, int]) -> None:
+    """N: frame rate by node and accelerator; loco-2 is stuck on an otherwise fine node."""
+    assert snap_compare(
+        build_app(thumbnails=False), terminal_size=size, press=["N"], run_before=_settle
+    )

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
+from collections.abc import AsyncIterator
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -30,13 +31,14 @@ from locotui.data.logs import LogBuffer, LogFilter, format_line, parse_line
 from locotui.ui import fmt
 from locotui.ui.grid import MIN_THUMB_ROWS, plan_grid
 from locotui.ui.halfblock import HalfBlockRenderer, decode_image, fit_cells, resize_area
-from locotui.ui.header import HeaderInfo, banner_text, header_lines, recovery_text
+from locotui.ui.header import HeaderInfo, banner_text, header_lines, recovery_text, slo_text
 from locotui.ui.logview import LogView, line_text
 from locotui.ui.recovery import notices
 from locotui.ui.screens.detail import TIMELINE_SHOWN, timeline_section
 from locotui.ui.table import COLUMNS, row_cells
 from locotui.ui.tile import tile_lines
 from tests.support.builders import NOW, demo_instances, frozen_model, instance, on_rung, png
+from tests.support.console import screen_text
 
 # --------------------------------------------------------------------------- half blocks
 
@@ -240,7 +242,7 @@ def test_header_says_the_policy_state_and_who_needs_a_person() -> None:
     instances[4] = on_rung(instances[4], "needs_person")
     model = frozen_model(instances)
     info = HeaderInfo(context="kind-loco", namespace="loco")
-    first, second = (t.plain for t in header_lines(model, info, 1000.0))
+    first, second, _ = (t.plain for t in header_lines(model, info, 1000.0))
     assert "⚑ 1 needs a person" in first
     assert "auto-recovery" not in second  # not read yet: nothing claimed
     on = RemediationStatus(enabled=True, leader=True, dry_run=False, paused=False)
@@ -350,12 +352,13 @@ def test_decisions_become_few_notices_and_give_ups_alerts() -> None:
 def test_header_lines_counts_links_and_read_only() -> None:
     model = frozen_model(demo_instances(9))
     model.set_link(Source.PROMETHEUS, LinkState.RECONNECTING, error="refused", retry_in=7.0)
-    first, second = (
+    first, second, strip = (
         t.plain
         for t in header_lines(
             model, HeaderInfo(context="kind-loco", namespace="loco", read_only=True), 1000.0
         )
     )
+    assert strip.startswith(" SLO ✖ 6/9 67% ≥10fps (obj 95%) BREACHED")
     assert "ctx kind-loco" in first and "ns loco" in first
     assert "✖ 1 ◐ 1 ? 0 … 1 ● 6 of 9" in first
     assert "READ-ONLY" in first and "~1 stale" in first
@@ -542,3 +545,77 @@ def test_render_line_text_strip_is_exact_width() -> None:
 
     strip = text_strip(Console(), fmt.span("x" * 100, "bold"), 10, Style())
     assert strip.cell_length == 10 and strip.text.endswith("…")
+
+
+class _OneLog:
+    """A backend that serves ``count`` numbered lines for any instance, then ends."""
+
+    def __init__(self, count: int) -> None:
+        self.count = count
+
+    async def follow_logs(self, name: str, tail: int = 200) -> AsyncIterator[str]:
+        for i in range(self.count):
+            yield f"line {i:05d}"
+
+
+class LogScreenApp(App[None]):
+    def __init__(self, count: int, buffer_lines: int) -> None:
+        super().__init__()
+        self.count, self.buffer_lines = count, buffer_lines
+
+    def on_mount(self) -> None:
+        from locotui.data.routes import Routes
+        from locotui.ui.screens.logs import LogScreen
+
+        routes = Routes(backend=_OneLog(self.count), kube=None, source_of=lambda _n: None)
+        self.push_screen(
+            LogScreen(["loco-0"], routes, tail_lines=0, buffer_lines=self.buffer_lines)
+        )
+
+
+async def test_log_screen_filter_finds_old_lines_and_says_what_was_dropped() -> None:
+    from locotui.ui.screens.logs import LogScreen
+
+    app = LogScreenApp(count=2500, buffer_lines=1000)
+    async with app.run_test(size=(80, 24)) as pilot:
+        screen: Any = None
+        for _ in range(200):
+            await pilot.pause(0.02)
+            screen = app.screen if isinstance(app.screen, LogScreen) else None
+            if screen is not None and screen.buffer.version >= 2500:
+                break
+        assert screen is not None and screen.buffer.dropped > 0
+        view = screen.view
+        for _ in range(100):  # the view syncs at most ten times a second
+            await pilot.pause(0.02)
+            if view.shown and view.shown[-1].message.startswith("-- end"):
+                break
+        # Following: the screen shows the newest lines; the oldest held is far above.
+        await pilot.pause(0.1)
+        assert "line 02499" in screen_text(app) and "line 01501" not in screen_text(app)
+        await pilot.press("slash", *"line 01501", "enter")
+        for _ in range(100):
+            await pilot.pause(0.02)
+            if len(view.shown) == 1:
+                break
+        assert [ln.message for ln in view.shown] == ["line 01501"]
+        text = screen_text(app)
+        assert "line 01501" in text
+        assert "1 of 1000 lines match; 1501 older dropped at the 1000-line cap" in text
+
+
+def test_slo_strip_colours_by_state_and_burn() -> None:
+    instances = [i for i in demo_instances(9) if i.status is InstanceStatus.HEALTHY]
+    model = frozen_model(instances)
+    info = HeaderInfo(pace="⟳10/s ▣1s")
+    text = slo_text(model, info)
+    assert text.plain == " SLO ● 6/6 100% ≥10fps (obj 95%)  │ burn - (no prom) │ ⟳10/s ▣1s"
+    assert any("green" in str(s.style) for s in text.spans)
+    burning = HeaderInfo(burn=(("1h", 2.5), ("6h", None)))
+    text = slo_text(model, burning)
+    assert "◐ 6/6 100%" in text.plain and "burn 1h 2.5x 6h -" in text.plain
+    assert any("yellow" in str(s.style) for s in text.spans)  # burning: past the threshold
+    strict = HeaderInfo(slo_target_fps=25.5)  # loco-5 and loco-8 draw 26 fps
+    text = slo_text(model, strict)
+    assert "✖ 2/6 33% ≥25.5fps" in text.plain and "BREACHED" in text.plain
+    assert any("on red" in str(s.style) for s in text.spans)

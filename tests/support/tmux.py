@@ -47,10 +47,12 @@ class Tmux:
         # records its exit status (tmux's pane_dead_status is not reliable).
         script = f"echo $$ > {self.pid_file}; {' '.join(argv)}; echo $? > {self.status_file}"
         env_args = [a for k, v in env.items() for a in ("-e", f"{k}={v}")]
-        cwd_args = ["-c", str(cwd)] if cwd is not None else []
+        # Started in the test's own directory unless told otherwise: whatever the program
+        # writes relative to its working directory (a save, a dump) lands there, not in
+        # the repository.
         self.tmux(
             "new-session", "-d", "-s", self.session, "-x", str(size[0]), "-y", str(size[1]),
-            *cwd_args, *env_args, "sh", "-c", script,
+            "-c", str(cwd if cwd is not None else self.tmp), *env_args, "sh", "-c", script,
         )  # fmt: skip
 
     def screen(self, escapes: bool = False) -> str:

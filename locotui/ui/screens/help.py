@@ -41,7 +41,15 @@ FIXED_KEYS: tuple[tuple[str, tuple[tuple[str, str], ...]], ...] = (
             ("n", "tail: how many lines to fetch"),
             ("/", "filter (text or /regex/), matches highlighted"),
             ("ctrl+s", "save the shown lines to a file (keymap: save_logs)"),
+            ("c", "copy the shown lines (OSC 52)"),
             ("g G", "top / bottom"),
+        ),
+    ),
+    (
+        "Raw view (y)",
+        (
+            ("c", "copy the YAML (OSC 52)"),
+            ("F5", "read it again"),
         ),
     ),
     (

@@ -21,8 +21,9 @@ from textual.screen import Screen
 from textual.validation import Integer
 from textual.widgets import Footer, Input, Static
 
+from locotui.data.clipboard import MAX_BYTES
 from locotui.data.errors import DataError
-from locotui.data.logs import LogBuffer, LogFilter, LogTail, SaveRefused, save_lines
+from locotui.data.logs import LogBuffer, LogFilter, LogTail, SaveRefused, format_line, save_lines
 from locotui.data.routes import Routes
 from locotui.keymap import ACTIONS
 from locotui.ui.fmt import span
@@ -65,6 +66,7 @@ class LogScreen(Screen[None]):
         Binding("n", "tail", "Tail N"),
         Binding(_keys("filter"), "log_filter", "Filter", id="filter"),
         Binding(_keys("save_logs"), "save", "Save", id="save_logs"),
+        Binding("c", "copy", "Copy"),
         Binding("g", "top", "Top", show=False),
         Binding("G", "bottom", "Bottom", show=False),
         Binding("k", "scroll_up", "Up", show=False),
@@ -134,9 +136,9 @@ class LogScreen(Screen[None]):
         for name in self.names:
             text.append(f"{name} ", style=f"bold {view.colours.get(name, '')}")
         text.append("│ ", style="dim")
-        text.append(f"{len(view.shown)}/{len(self.buffer)} lines", style="bold")
-        if self.buffer.dropped:
-            text.append(f" ({self.buffer.dropped} older dropped)", style="dim")
+        # The filter searched every line held; lines dropped at the cap are said in
+        # yellow, so an empty search is not taken for "it never happened".
+        text.append(view.model.summary(), style="bold yellow" if view.model.dropped else "bold")
         flags = [
             ("follow", view.follow),
             ("wrap", view.wrap),
@@ -246,6 +248,32 @@ class LogScreen(Screen[None]):
 
     def action_scroll_down(self) -> None:
         self.view.scroll_down(animate=False)
+
+    def action_copy(self) -> None:
+        """Copies the shown lines (the filter's matches) as displayed; when they are more
+        than a terminal's clipboard takes, the newest that fit."""
+        view = self.view
+        picked: list[str] = []
+        size = 0
+        for line in reversed(view.shown):
+            text = format_line(
+                line,
+                show_instance=view.show_instance,
+                show_time=view.show_time,
+                pretty=view.pretty,
+            )
+            size += len(text.encode("utf-8")) + 1
+            if size > MAX_BYTES:
+                break
+            picked.append(text)
+        if not picked:
+            self.notify("no lines to copy", severity="warning")
+            return
+        picked.reverse()
+        what = f"{len(picked)} lines"
+        if len(picked) < len(view.shown):
+            what = f"the newest {len(picked)} of {len(view.shown)} lines (clipboard limit)"
+        self.app.copy_text("\n".join(picked) + "\n", what)  # type: ignore[attr-defined]
 
     def action_save(self) -> None:
         stamp = datetime.now().strftime("%Y%m%d-%H%M%S")

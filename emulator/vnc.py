@@ -104,9 +104,7 @@ class VncSampler:
             height=height,
             last_frame_age_seconds=None if age is None else round(age, 3),
             changed_at=(
-                None
-                if self._changed_at is None
-                else datetime.fromtimestamp(self._changed_at, UTC)
+                None if self._changed_at is None else datetime.fromtimestamp(self._changed_at, UTC)
             ),
             blank=self._blank,
             vnc_connected=self._connected,
@@ -117,6 +115,11 @@ class VncSampler:
     def last_error(self) -> str | None:
         """Why the latest connection ended (kept after reconnecting, for the record)."""
         return self._last_error
+
+    @property
+    def seq(self) -> int:
+        """Counts picture changes; :meth:`wait_for_frame` waits for it to pass a value."""
+        return self._seq
 
     def latest_frame(self) -> Frame | None:
         if self._buffer is None or self._last_update is None:

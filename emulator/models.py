@@ -104,7 +104,7 @@ class StreamFacts(BaseModel):
     bitrate_kbps: float | None = Field(None, description="Encoded video kbit/s (measured)")
     frames_out: int = Field(0, description="Encoded frames since the supervisor started")
     last_frame_age_seconds: float | None = Field(
-        None, description="Seconds since the last encoded frame (a still picture sends none)"
+        None, description="Seconds since the last encoded frame"
     )
     dropped: dict[str, int] = Field(
         default_factory=dict,

@@ -4,7 +4,7 @@ with backoff when it fails, stopped cleanly, and reported in the emulator's stat
 A pipeline fails by an error on its bus (rfbsrc lost VNC because QEMU restarted, an
 element broke), by end of stream, or by stalling: the guest's picture keeps changing (the
 supervisor's own VNC sampler sees it) while no frame leaves the encoder. A still picture
-is not a stall: VNC sends nothing for it, so neither does the stream.
+is never taken for a stall, whatever the capture does with it.
 """
 
 from __future__ import annotations

@@ -114,10 +114,18 @@ def elements(config: StreamConfig) -> list[Element]:
     """The chain from the VNC display to the tee the outputs hang off, in order."""
     return [
         # shared: the supervisor's own VNC sampler stays connected beside it.
+        # incremental=false: with incremental updates rfbsrc 1.22 sends pictures in which
+        # only the rectangles changed since it connected are drawn (the rest stays black);
+        # whole-screen updates cost QEMU a copy of the screen per frame, on loopback.
         Element(
             "rfbsrc",
             "capture",
-            {"host": config.vnc_host, "port": config.vnc_port, "shared": True},
+            {
+                "host": config.vnc_host,
+                "port": config.vnc_port,
+                "shared": True,
+                "incremental": False,
+            },
         ),
         queue("convert"),
         Element("videoconvert", "convert"),

@@ -1,0 +1,150 @@
+"""The stream end to end: a real supervisor streaming a real QEMU test guest, received and
+decoded by a real GStreamer RTP receiver."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+from tests.support.picture import streamed_counter
+from tests.support.rtp_receiver import RtpReceiver, free_udp_port
+from tests.support.supervisor import SupervisorProcess, make_image, start_supervisor
+from tests.support.waiting import wait_until
+
+pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("qemu")]
+
+SIZE = (640, 480)
+
+
+def stream_args(port: int, size: tuple[int, int] = SIZE) -> list[str]:
+    dest, geometry = f"127.0.0.1:{port}", f"{size[0]}x{size[1]}"
+    return ["--stream", "--stream-dest", dest, "--stream-size", geometry]
+
+
+@pytest.fixture
+def streaming(tmp_path: Path) -> Iterator[tuple[SupervisorProcess, RtpReceiver]]:
+    port = free_udp_port()
+    sup = start_supervisor(tmp_path, "streamer", args=stream_args(port))
+    try:
+        with RtpReceiver(port, keep=True) as receiver:
+            yield sup, receiver
+    finally:
+        sup.stop()
+
+
+async def stream_of(sup: SupervisorProcess) -> dict:
+    return (await sup.health())["stream"]
+
+
+async def frames_arrive(receiver: RtpReceiver, more: int, deadline: float = 30) -> int:
+    before = receiver.decoded().count
+
+    async def count() -> int:
+        return receiver.decoded().count
+
+    return await wait_until(count, lambda n: n >= before + more, deadline, what="decoded frames")
+
+
+async def test_the_receiver_decodes_the_guests_picture_and_the_rate_matches(
+    streaming: tuple[SupervisorProcess, RtpReceiver],
+) -> None:
+    sup, receiver = streaming
+    await sup.wait_ready(30)
+    await frames_arrive(receiver, 30)
+    # The pictures are the guest's: its frame counter reads back from the decoded frames.
+    assert receiver.latest is not None
+    width, height, data = receiver.latest
+    assert (width, height) == SIZE
+    first = streamed_counter(width, height, data, (640, 400))
+    assert first is not None
+    await frames_arrive(receiver, 10)
+    width, height, data = receiver.latest
+    later = streamed_counter(width, height, data, (640, 400))
+    assert later is not None and later != first
+
+    # What the supervisor says it sent over its 5 s window, against what arrived in the
+    # same 5 s, counted by the receiver (after 6 s of streaming, so the window is full).
+    await wait_until(
+        lambda: asyncio.sleep(0, receiver.first_at),
+        lambda t: t is not None and time.monotonic() - t > 6,
+        30,
+        what="6 s of stream",
+    )
+    stream = await stream_of(sup)
+    read_at = time.monotonic()
+    received = receiver.frames_between(read_at - 5.0, read_at) / 5.0
+    reported = stream["frames_per_second"]
+    assert stream["state"] == "playing" and stream["codec"] == "VP8"
+    assert reported > 0
+    assert abs(received - reported) <= 0.10 * reported, (received, reported)
+    assert stream["bitrate_kbps"] > 0
+    assert stream["frames_out"] >= receiver.decoded().count * 0.9
+
+    async with httpx.AsyncClient(base_url=sup.url, timeout=5) as client:
+        metrics = (await client.get("/metrics")).text
+    assert 'loco_emulator_stream_fps{instance="streamer"}' in metrics
+    assert 'loco_emulator_stream_dropped_total{instance="streamer",queue="encode"}' in metrics
+    assert (
+        'loco_emulator_stream_state{instance="streamer",loco_emulator_stream_state="playing"} 1.0'
+        in metrics
+    )
+
+
+async def test_a_killed_qemu_takes_the_stream_down_and_both_come_back(
+    streaming: tuple[SupervisorProcess, RtpReceiver],
+) -> None:
+    sup, receiver = streaming
+    await sup.wait_ready(30)
+    await frames_arrive(receiver, 20)
+    pid = sup.qemu_pid()
+    assert pid is not None
+    os.kill(pid, signal.SIGKILL)
+    stream = await sup.wait_status(
+        lambda h: h["stream"]["restarts"] >= 1, 30, "the stream noticed the lost display"
+    )
+    assert stream["stream"]["last_error"]
+    await sup.wait_status(
+        lambda h: h["stream"]["state"] == "playing" and h["qemu"]["pid"] != pid, 60, "playing"
+    )
+    # New pictures, from the new QEMU, reach the receiver.
+    await frames_arrive(receiver, 20, 60)
+
+
+async def test_a_resolution_change_does_not_stall_the_stream(tmp_path: Path) -> None:
+    port = free_udp_port()
+    image = make_image(tmp_path, mode_switch=True)
+    sup = start_supervisor(tmp_path, "switcher", image=image, args=stream_args(port))
+    try:
+        with RtpReceiver(port) as receiver:
+            await sup.wait_status(
+                lambda h: h["stream"]["state"] == "playing", 30, "the stream playing"
+            )
+            # The guest switches between 720x400 text mode and 640x400 graphics about every
+            # second; the stream keeps sending pictures across several switches.
+            widths: set[int] = set()
+            counts: list[int] = []
+
+            async def through_switches() -> tuple[set[int], list[int]]:
+                width = (await sup.health())["video"]["width"]
+                if width:
+                    widths.add(width)
+                counts.append(receiver.decoded().count)
+                return widths, counts
+
+            def switched_and_flowing(seen: tuple[set[int], list[int]]) -> bool:
+                sizes, numbers = seen
+                return len(sizes) >= 2 and len(numbers) > 30 and numbers[-1] > numbers[-30] + 10
+
+            await wait_until(through_switches, switched_and_flowing, 60, 0.1, "switches")
+            stream = await stream_of(sup)
+            assert stream["restarts"] == 0, stream["last_error"]
+            assert stream["state"] == "playing"
+    finally:
+        sup.stop()

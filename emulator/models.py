@@ -147,3 +147,17 @@ class ResetResult(BaseModel):
 
     ok: bool
     message: str
+
+
+class ViewerOffer(BaseModel):
+    """Body of ``POST /stream/viewers``: a new WebRTC viewer and the offer to answer."""
+
+    id: str = Field(description="The viewer, for its answer and its leaving")
+    type: str = Field("offer", description="offer: the supervisor offers, the browser answers")
+    sdp: str = Field(description="SDP offer with every ICE candidate (no trickle)")
+
+
+class ViewerAnswer(BaseModel):
+    """Body of ``PUT /stream/viewers/{id}``: the browser's SDP answer."""
+
+    sdp: str = Field(min_length=10, max_length=32768)

@@ -25,7 +25,7 @@ from emulator.qemu_argv import build_argv, choose_accel
 from emulator.registration import LocalRegistration, remove_registration, write_registration
 from emulator.statedir import state_dir_error
 from emulator.stream.owner import StreamOwner
-from emulator.stream.pipeline import StreamConfig, describe, elements, rtp_output
+from emulator.stream.pipeline import Element, StreamConfig, describe, elements, rtp_output
 from emulator.supervisor import Supervisor
 from emulator.vnc import VncSampler
 
@@ -218,7 +218,7 @@ def _stream_config(settings: Settings, vnc_host: str) -> StreamConfig:
     anything starts: a missing piece of it stops the start with what to install."""
     try:
         from emulator.stream.gst import missing_elements
-    except (ImportError, ValueError) as exc:  # ValueError: gi without the Gst typelib
+    except (ImportError, ValueError) as exc:  # ValueError: gi without a typelib
         raise SupervisorError(
             f"--stream needs GStreamer's Python bindings ({exc}); run 'make setup'",
             ExitCode.STREAM_UNAVAILABLE,
@@ -234,11 +234,11 @@ def _stream_config(settings: Settings, vnc_host: str) -> StreamConfig:
         max_fps=settings.stream_fps,
         bitrate_kbps=settings.stream_bitrate,
     )
-    missing = missing_elements(elements(config) + rtp_output(config))
+    missing = missing_elements([*elements(config), *rtp_output(config), Element("webrtcbin", "")])
     if missing:
         raise SupervisorError(
             f"--stream needs the GStreamer elements {', '.join(missing)}; run 'make setup' "
-            "(Debian packages gstreamer1.0-plugins-base, -good and -bad)",
+            "(Debian packages gstreamer1.0-plugins-base, -good, -bad and gstreamer1.0-nice)",
             ExitCode.STREAM_UNAVAILABLE,
         )
     return config

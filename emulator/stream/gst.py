@@ -30,8 +30,10 @@ from emulator.stream.pipeline import (  # noqa: E402
     Element,
     StreamConfig,
     elements,
+    rtp_caps,
     rtp_output,
 )
+from emulator.stream.webrtc import ViewerHub  # noqa: E402
 
 Gst.init(None)
 
@@ -58,7 +60,7 @@ class PipelineError(Exception):
 class BusEvent:
     """What the bus said, reduced to what the owner acts on."""
 
-    kind: str  # "error", "eos", "warning" or "state"
+    kind: str  # "error", "eos", "warning", "state" or "viewer-gone"
     detail: str
 
 
@@ -146,6 +148,13 @@ class RunningPipeline:
         self.drops = {
             name: DropCounter(self.pipeline.get_by_name(f"q-{name}")) for name in LEAKY_QUEUES
         }
+        self.viewers = ViewerHub(
+            self.pipeline,
+            tee,
+            rtp_caps(config),
+            # Called on a GStreamer thread; the owner moves it to the event loop.
+            lambda viewer_id: on_event(BusEvent("viewer-gone", viewer_id)),
+        )
         self.state = "NULL"
         self._bus = self.pipeline.get_bus()
         self._bus_thread = threading.Thread(target=self._read_bus, name="gst-bus", daemon=True)
@@ -169,6 +178,7 @@ class RunningPipeline:
 
     def stop(self) -> None:
         """Stops every streaming thread and the bus reader; idempotent."""
+        self.viewers.close_all()
         if self._bus_thread.is_alive():
             # Before the state change: a pipeline in NULL flushes its bus, and the message
             # that ends the reader would be thrown away with everything else.

@@ -20,6 +20,7 @@ from typing import Protocol
 from emulator.backoff import Backoff
 from emulator.jsonlog import log
 from emulator.models import StreamFacts, StreamState
+from emulator.stream.errors import ViewerError
 from emulator.stream.meter import RateMeter
 from emulator.stream.pipeline import LEAKY_QUEUES, StreamConfig
 
@@ -33,6 +34,8 @@ STABLE_AFTER = 30.0
 STALL_AFTER = 8.0
 # How often a playing pipeline is checked for a stall (bus events wake it at once).
 WATCH_EVERY = 1.0
+# A viewer that was offered the stream and has not answered in this long is dropped.
+ANSWER_WAIT = 30.0
 
 
 class BusEventLike(Protocol):
@@ -49,12 +52,29 @@ class Cap(Protocol):
     dropped: int
 
 
+class Offered(Protocol):
+    id: str
+    offer: str | None
+
+
+class Viewers(Protocol):
+    """What the owner needs of ``emulator.stream.webrtc.ViewerHub`` (all blocking)."""
+
+    @property
+    def count(self) -> int: ...
+    def open(self) -> Offered: ...
+    def answer(self, viewer_id: str, sdp: str) -> None: ...
+    def waiting(self, viewer_id: str) -> bool: ...
+    def close(self, viewer_id: str) -> bool: ...
+
+
 class Pipeline(Protocol):
     """What the owner needs of a pipeline (``emulator.stream.gst.RunningPipeline``)."""
 
     meter: RateMeter
     drops: Mapping[str, Dropped]
     cap: Cap
+    viewers: Viewers
 
     def start(self) -> None: ...
     def stop(self) -> None: ...
@@ -86,14 +106,13 @@ class StreamOwner:
         self.restarts = 0
         self.last_error: str | None = None
         self.current: Pipeline | None = None
-        self.viewers: Callable[[], int] = lambda: 0
         self._started_at = 0.0
         # What pipelines before the current one counted, so totals survive restarts.
         self._frames_before = 0
         self._dropped_before = dict.fromkeys(LEAKY_QUEUES, 0)
         self._capped_before = 0
         self._last_frame_wall: float | None = None
-        self.playing = asyncio.Event()  # set while a pipeline plays (the WebRTC viewers wait)
+        self._closing: set[asyncio.Task[bool]] = set()
 
     # -- facts ----------------------------------------------------------------------------
 
@@ -125,7 +144,7 @@ class StreamOwner:
             restarts=self.restarts,
             last_error=self.last_error,
             destination=f"{self.config.dest_host}:{self.config.dest_port}",
-            viewers=self.viewers(),
+            viewers=0 if pipe is None else pipe.viewers.count,
         )
 
     def _last_frame(self) -> float | None:
@@ -185,13 +204,16 @@ class StreamOwner:
                 continue
             if event.kind in ("error", "eos"):
                 return event.detail
-            if event.kind == "warning":
+            if event.kind == "viewer-gone":
+                # Kept by the loop until done; a failed close has nothing left to undo.
+                self._closing.add(asyncio.create_task(self.close_viewer(event.detail)))
+                self._closing = {t for t in self._closing if not t.done()}
+            elif event.kind == "warning":
                 log(logger, logging.WARNING, "stream warning", warning=event.detail)
             elif event.kind == "state":
                 self.pipeline_state = event.detail
                 if event.detail == "PLAYING":
                     self.state = StreamState.PLAYING
-                    self.playing.set()
 
     def _stalled(self, pipe: Pipeline) -> str | None:
         changed = self._picture_changed_at()
@@ -223,7 +245,6 @@ class StreamOwner:
     async def _retire(self) -> None:
         """Stops the current pipeline (off the event loop) and keeps its counts."""
         pipe, self.current = self.current, None
-        self.playing.clear()
         self.pipeline_state = "NULL"
         if pipe is None:
             return
@@ -235,6 +256,44 @@ class StreamOwner:
         # Shielded: a cancelled owner still waits for GStreamer's threads to end.
         with contextlib.suppress(Exception):
             await asyncio.shield(asyncio.to_thread(pipe.stop))
+
+    # -- WebRTC viewers (emulator.stream.webrtc does the work, off the event loop) --------
+
+    def _playing(self) -> Pipeline:
+        pipe = self.current
+        if pipe is None or self.state is not StreamState.PLAYING:
+            raise ViewerError(f"the stream is not playing (it is {self.state.value})", 503)
+        return pipe
+
+    async def open_viewer(self) -> tuple[str, str]:
+        """A new viewer: its id and the SDP offer for the browser to answer."""
+        pipe = self._playing()
+        viewer = await asyncio.to_thread(pipe.viewers.open)
+        assert viewer.offer is not None
+        asyncio.get_running_loop().call_later(ANSWER_WAIT, self._drop_unanswered, pipe, viewer.id)
+        log(logger, logging.INFO, "viewer offered the stream", viewer=viewer.id)
+        return viewer.id, viewer.offer
+
+    def _drop_unanswered(self, pipe: Pipeline, viewer_id: str) -> None:
+        if pipe is self.current and pipe.viewers.waiting(viewer_id):
+            self._closing.add(asyncio.create_task(self.close_viewer(viewer_id)))
+
+    async def answer_viewer(self, viewer_id: str, sdp: str) -> None:
+        pipe = self._playing()
+        try:
+            await asyncio.to_thread(pipe.viewers.answer, viewer_id, sdp)
+        except KeyError:
+            raise ViewerError("no such viewer (it left, or the stream restarted)", 404) from None
+        log(logger, logging.INFO, "viewer answered", viewer=viewer_id)
+
+    async def close_viewer(self, viewer_id: str) -> bool:
+        pipe = self.current
+        if pipe is None:
+            return False
+        closed = await asyncio.to_thread(pipe.viewers.close, viewer_id)
+        if closed:
+            log(logger, logging.INFO, "viewer left", viewer=viewer_id)
+        return closed
 
     def _last_frame_of(self, pipe: Pipeline) -> float | None:
         if pipe.meter.last_at is None:

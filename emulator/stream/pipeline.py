@@ -30,6 +30,7 @@ inside the supervisor.
 
 from __future__ import annotations
 
+import secrets
 from dataclasses import dataclass, field
 
 CODEC = "VP8"
@@ -52,6 +53,9 @@ class StreamConfig:
     # A key frame at least this often: how long a new viewer, or one that lost packets,
     # waits for a whole picture.
     keyframe_seconds: float = 2.0
+    # The RTP stream's SSRC, fixed when the config is made: webrtcbin 1.22 can only offer
+    # a stream whose caps name its SSRC before the first packet has flowed.
+    ssrc: int = field(default_factory=lambda: secrets.randbits(32))
 
 
 @dataclass(frozen=True)
@@ -107,7 +111,8 @@ def raw_caps(config: StreamConfig) -> str:
 
 
 def rtp_caps(config: StreamConfig) -> str:
-    return f"{RTP_CAPS},payload={config.payload_type}"
+    """What the payloader sends, as a WebRTC viewer's codec preference."""
+    return f"{RTP_CAPS},payload={config.payload_type},ssrc=(uint){config.ssrc}"
 
 
 def elements(config: StreamConfig) -> list[Element]:
@@ -151,7 +156,12 @@ def elements(config: StreamConfig) -> list[Element]:
             },
         ),
         queue("payload"),
-        Element("rtpvp8pay", "payload", {"pt": config.payload_type, "mtu": 1200}),
+        # mtu 1200: WebRTC's packets must fit a path MTU with TURN and DTLS on top.
+        Element(
+            "rtpvp8pay",
+            "payload",
+            {"pt": config.payload_type, "mtu": 1200, "ssrc": config.ssrc},
+        ),
         # allow-not-linked: a tee with no viewer branch yet (or the last one just gone)
         # must not fail the pipeline.
         Element("tee", "out", {"allow-not-linked": True}),

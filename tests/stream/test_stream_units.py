@@ -154,6 +154,10 @@ class FakeCounter:
         self.dropped = 0
 
 
+class FakeViewers:
+    count = 0
+
+
 class FakePipeline:
     """Stands in for RunningPipeline: its bus is the ``emit`` the owner handed it."""
 
@@ -164,6 +168,7 @@ class FakePipeline:
         self.meter = RateMeter()
         self.drops = {name: FakeCounter() for name in LEAKY_QUEUES}
         self.cap = FakeCounter()
+        self.viewers = FakeViewers()
         self.started = self.stopped = False
         FakePipeline.made.append(self)
 

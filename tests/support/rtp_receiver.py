@@ -6,6 +6,7 @@ from __future__ import annotations
 import socket
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import gi
@@ -34,9 +35,18 @@ class RtpReceiver:
     """``udpsrc ! rtpjitterbuffer ! rtpvp8depay ! vp8dec ! videoconvert ! appsink``-like
     counting (a fakesink probe), with the latest picture as RGB bytes when ``keep``."""
 
-    def __init__(self, port: int, payload_type: int = 96, keep: bool = False) -> None:
+    def __init__(
+        self,
+        port: int,
+        payload_type: int = 96,
+        keep: bool = False,
+        watch: Callable[[int, int, bytes, float], None] | None = None,
+    ) -> None:
+        """``keep``: hold the latest picture; ``watch(width, height, rgb, at)`` is called
+        on GStreamer's thread for every decoded picture (keep it short)."""
         self.port = port
-        self.keep = keep
+        self.keep = keep or watch is not None
+        self.watch = watch
         self.count = 0
         self.first_at: float | None = None
         self.last_at: float | None = None
@@ -68,6 +78,8 @@ class RtpReceiver:
                     finally:
                         buffer.unmap(mapped)
                     self.latest = (caps.get_value("width"), caps.get_value("height"), data)
+        if self.watch is not None and self.latest is not None:
+            self.watch(*self.latest, now)
         return Gst.PadProbeReturn.OK
 
     def decoded(self) -> Decoded:

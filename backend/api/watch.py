@@ -83,6 +83,9 @@ def add_watch_routes(
                 url,
                 limit=SIGNAL_LIMIT,
                 deadline=SIGNAL_DEADLINE,
+                # The client's own timeout is the health probe's (a second or so): the
+                # offer waits for ICE gathering, which takes longer.
+                timeout=SIGNAL_DEADLINE,
                 **kwargs,
             )
 

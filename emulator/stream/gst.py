@@ -151,6 +151,7 @@ class RunningPipeline:
         self.viewers = ViewerHub(
             self.pipeline,
             tee,
+            self.pipeline.get_by_name("encode"),
             rtp_caps(config),
             # Called on a GStreamer thread; the owner moves it to the event loop.
             lambda viewer_id: on_event(BusEvent("viewer-gone", viewer_id)),

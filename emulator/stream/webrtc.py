@@ -23,7 +23,8 @@ import gi
 gi.require_version("Gst", "1.0")
 gi.require_version("GstWebRTC", "1.0")
 gi.require_version("GstSdp", "1.0")
-from gi.repository import Gst, GstSdp, GstWebRTC  # noqa: E402
+gi.require_version("GstVideo", "1.0")
+from gi.repository import Gst, GstSdp, GstVideo, GstWebRTC  # noqa: E402
 
 from emulator.stream.errors import ViewerError  # noqa: E402
 from emulator.stream.pipeline import VIEWER_QUEUE  # noqa: E402
@@ -34,6 +35,10 @@ MAX_VIEWERS = 4
 GATHER_LIMIT = 10.0  # seconds for webrtcbin to make its offer and gather its candidates
 ANSWER_LIMIT = 5.0
 
+_CONNECTED = (
+    GstWebRTC.WebRTCICEConnectionState.CONNECTED,
+    GstWebRTC.WebRTCICEConnectionState.COMPLETED,
+)
 _GONE = (
     GstWebRTC.WebRTCICEConnectionState.FAILED,
     GstWebRTC.WebRTCICEConnectionState.CLOSED,
@@ -57,10 +62,11 @@ class ViewerHub:
         self,
         pipeline: Gst.Pipeline,
         tee: Gst.Element,
+        encoder: Gst.Element,
         caps: str,
         on_gone: Callable[[str], None],
     ) -> None:
-        self.pipeline, self.tee = pipeline, tee
+        self.pipeline, self.tee, self.encoder = pipeline, tee, encoder
         self.caps = Gst.Caps.from_string(caps)
         self._on_gone = on_gone
         self._viewers: dict[str, Viewer] = {}
@@ -140,8 +146,17 @@ class ViewerHub:
             viewer.gathered.set()
 
     def _connection(self, webrtc: Gst.Element, _spec: object, viewer: Viewer) -> None:
-        if webrtc.get_property("ice-connection-state") in _GONE:
+        state = webrtc.get_property("ice-connection-state")
+        if state in _CONNECTED:
+            self.key_frame()
+        elif state in _GONE:
             self._on_gone(viewer.id)
+
+    def key_frame(self) -> None:
+        """Asks the encoder for a key frame now: a new viewer can show nothing before one,
+        and the next scheduled one may be two seconds away."""
+        event = GstVideo.video_event_new_upstream_force_key_unit(Gst.CLOCK_TIME_NONE, True, 0)
+        self.encoder.get_static_pad("src").send_event(event)
 
     # -- the browser's answer -------------------------------------------------------------
 

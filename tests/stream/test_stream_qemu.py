@@ -148,3 +148,43 @@ async def test_a_resolution_change_does_not_stall_the_stream(tmp_path: Path) -> 
             assert stream["state"] == "playing"
     finally:
         sup.stop()
+
+
+async def test_webrtc_signalling_on_the_supervisor(
+    streaming: tuple[SupervisorProcess, RtpReceiver],
+) -> None:
+    sup, receiver = streaming
+    await sup.wait_status(lambda h: h["stream"]["state"] == "playing", 30, "playing")
+    async with httpx.AsyncClient(base_url=sup.url, timeout=20) as client:
+        offered = await client.post("/stream/viewers")
+        assert offered.status_code == 201, offered.text
+        offer = offered.json()
+        sdp = offer["sdp"]
+        # A send-only VP8 track, with its ICE candidates in the offer (no trickle).
+        assert offer["type"] == "offer"
+        assert "a=sendonly" in sdp and "VP8/90000" in sdp and "a=candidate:" in sdp
+        assert (await stream_of(sup))["viewers"] == 1
+
+        bad = await client.put(f"/stream/viewers/{offer['id']}", json={"sdp": "not an sdp!"})
+        assert bad.status_code == 400 and "SDP" in bad.json()["error"]
+        unknown = await client.put("/stream/viewers/0123456789abcdef", json={"sdp": sdp})
+        assert unknown.status_code == 404
+        malformed = await client.delete("/stream/viewers/..%2Fhealth")
+        assert malformed.status_code in (404, 422)
+
+        assert (await client.delete(f"/stream/viewers/{offer['id']}")).status_code == 204
+        assert (await client.delete(f"/stream/viewers/{offer['id']}")).status_code == 404
+        assert (await stream_of(sup))["viewers"] == 0
+
+        # A bounded number of viewers per stream.
+        ids = []
+        for _ in range(4):
+            r = await client.post("/stream/viewers")
+            assert r.status_code == 201, r.text
+            ids.append(r.json()["id"])
+        full = await client.post("/stream/viewers")
+        assert full.status_code == 429
+        for viewer in ids:
+            await client.delete(f"/stream/viewers/{viewer}")
+    # The RTP output kept flowing meanwhile.
+    await frames_arrive(receiver, 10)

@@ -103,7 +103,16 @@ def add_watch_routes(
             raise _upstream_error(resp, name)
         return resp
 
-    @app.get("/watch/{name}", response_class=HTMLResponse, summary="Watch one instance live")
+    @app.get(
+        "/watch/{name}",
+        response_class=Response,
+        responses={
+            200: {"content": {"text/html": {}}, "description": "The watch page"},
+            404: _ERR,
+            422: _ERR,
+        },
+        summary="Watch one instance live",
+    )
     async def watch(name: NAME) -> HTMLResponse:
         target_or_404(name)
         body = page.replace("{{instance}}", html.escape(name, quote=True))
@@ -117,7 +126,7 @@ def add_watch_routes(
         "/api/instances/{name}/stream/viewers",
         response_model=ViewerOffer,
         status_code=201,
-        responses={c: _ERR for c in (404, 409, 429, 502, 503)},
+        responses={c: _ERR for c in (404, 409, 422, 429, 502, 503)},
         summary="A WebRTC viewer of the instance's stream: the supervisor's SDP offer",
     )
     async def open_viewer(name: NAME) -> JSONResponse:
@@ -128,7 +137,7 @@ def add_watch_routes(
     @app.put(
         "/api/instances/{name}/stream/viewers/{viewer}",
         status_code=204,
-        responses={c: _ERR for c in (400, 404, 409, 502, 503)},
+        responses={c: _ERR for c in (400, 404, 409, 422, 502, 503)},
         summary="The browser's SDP answer",
     )
     async def answer_viewer(
@@ -142,7 +151,7 @@ def add_watch_routes(
     @app.delete(
         "/api/instances/{name}/stream/viewers/{viewer}",
         status_code=204,
-        responses={c: _ERR for c in (404, 502, 503)},
+        responses={c: _ERR for c in (404, 409, 422, 502, 503)},
         summary="The viewer leaves",
     )
     async def close_viewer(name: NAME, viewer: VIEWER) -> Response:

@@ -255,6 +255,9 @@ def test_stream_is_off_by_default_and_configured_when_on() -> None:
     assert parse_destination(env["LOCO_STREAM_DEST"]) == ("rtp-receiver.media", 5004)
     assert parse_size(env["LOCO_STREAM_SIZE"]) == (640, 480)
     assert (env["LOCO_STREAM_FPS"], env["LOCO_STREAM_BITRATE"]) == ("15", "800")
+    notes = render(on).notes
+    assert "/watch/" in notes and "rtp-receiver.media:5004" in notes
+    assert "/watch/" not in render().notes
 
 
 @pytest.mark.parametrize(

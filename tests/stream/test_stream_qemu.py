@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
+import subprocess
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -115,6 +116,32 @@ async def test_a_killed_qemu_takes_the_stream_down_and_both_come_back(
     )
     # New pictures, from the new QEMU, reach the receiver.
     await frames_arrive(receiver, 20, 60)
+
+
+async def test_a_cut_capture_connection_fails_the_pipeline_and_it_is_rebuilt(
+    streaming: tuple[SupervisorProcess, RtpReceiver],
+) -> None:
+    """The pipeline's own failure, with QEMU untouched: the supervisor's connections to
+    QEMU's VNC server are cut under it (``ss -K``, which needs CAP_NET_ADMIN)."""
+    sup, receiver = streaming
+    await sup.wait_status(lambda h: h["stream"]["state"] == "playing", 30, "playing")
+    await frames_arrive(receiver, 20)
+    pid = sup.qemu_pid()
+    cut = subprocess.run(
+        ["ss", "-K", "-tn", "state", "established", f"( dport = :{sup.vnc_port} )"],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    if f":{sup.vnc_port}" not in cut.stdout:
+        pytest.skip(f"ss -K cannot close sockets here: {cut.stderr.strip()}")
+    status = await sup.wait_status(
+        lambda h: h["stream"]["restarts"] >= 1, 30, "the stream noticed the cut"
+    )
+    assert status["stream"]["last_error"]
+    status = await sup.wait_status(lambda h: h["stream"]["state"] == "playing", 30, "playing")
+    assert status["qemu"]["pid"] == pid and status["qemu"]["restarts"] == 0
+    await frames_arrive(receiver, 20)
 
 
 async def test_a_resolution_change_does_not_stall_the_stream(tmp_path: Path) -> None:

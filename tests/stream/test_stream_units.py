@@ -6,12 +6,16 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+import os
+import subprocess
+import sys
 from collections.abc import Callable
+from pathlib import Path
 
 import pytest
 
 from emulator.cli import _parser, settings_from
-from emulator.errors import SettingsError
+from emulator.errors import ExitCode, SettingsError
 from emulator.models import StreamState
 from emulator.stream import owner as owner_module
 from emulator.stream.meter import FrameRateCap, RateMeter
@@ -289,3 +293,29 @@ async def test_a_stall_while_the_picture_changes_restarts_but_a_still_picture_do
         task.cancel()
         with pytest.raises(asyncio.CancelledError):
             await task
+
+
+def test_a_missing_gstreamer_element_stops_the_start_with_what_to_install(
+    tmp_path: Path,
+) -> None:
+    empty = tmp_path / "no-plugins"
+    empty.mkdir()
+    env = {
+        **os.environ,
+        "GST_PLUGIN_SYSTEM_PATH_1_0": str(empty),
+        "GST_PLUGIN_PATH_1_0": str(empty),
+        "GST_REGISTRY_1_0": str(tmp_path / "registry.bin"),
+    }
+    env.pop("LOCO_CONTROL_TOKEN", None)
+    args = ["run", "--disk", str(tmp_path / "disk.img"), "--state-dir", str(tmp_path / "s")]
+    done = subprocess.run(
+        [sys.executable, "-m", "emulator.cli", *args, "--stream"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert done.returncode == ExitCode.STREAM_UNAVAILABLE, done.stderr
+    assert "rfbsrc" in done.stderr and "make setup" in done.stderr
+    assert "Traceback" not in done.stderr

@@ -201,7 +201,8 @@ class ViewerHub:
             self.tee.release_request_pad(viewer.tee_pad)
         for element in (viewer.webrtc, viewer.queue):
             element.set_state(Gst.State.NULL)
-            self.pipeline.remove(element)
+            if element.get_parent() is not None:  # not yet added when _attach failed
+                self.pipeline.remove(element)
         return True
 
     def close_all(self) -> None:

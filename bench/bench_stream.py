@@ -28,7 +28,8 @@ from bench.bench_emulator import cpu_seconds
 from emulator.testimage import decode_frame_counter
 from emulator.vnc import VncSampler
 from tests.support.picture import guest_area
-from tests.support.rtp_receiver import RtpReceiver, free_udp_port
+from tests.support.ports import free_udp_port
+from tests.support.rtp_receiver import RtpReceiver
 from tests.support.supervisor import start_supervisor
 
 GUEST = (640, 400)

@@ -15,7 +15,8 @@ import httpx
 import pytest
 
 from tests.support.picture import streamed_counter
-from tests.support.rtp_receiver import RtpReceiver, free_udp_port
+from tests.support.ports import free_udp_port
+from tests.support.rtp_receiver import RtpReceiver
 from tests.support.supervisor import SupervisorProcess, make_image, start_supervisor
 from tests.support.waiting import wait_until
 

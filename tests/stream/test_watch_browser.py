@@ -15,7 +15,7 @@ from emulator.testimage import decode_frame_counter
 from tests.support.backend import BackendProcess
 from tests.support.browser import chromium, video_picture, video_state
 from tests.support.picture import guest_area
-from tests.support.rtp_receiver import free_udp_port
+from tests.support.ports import free_udp_port
 from tests.support.supervisor import SupervisorProcess, start_supervisor
 from tests.support.waiting import wait_until
 

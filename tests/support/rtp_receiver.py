@@ -3,7 +3,6 @@ stream and counts the pictures it decoded, keeping the latest one."""
 
 from __future__ import annotations
 
-import socket
 import threading
 import time
 from collections.abc import Callable
@@ -23,12 +22,6 @@ Gst.init(None)
 class Decoded:
     count: int
     at: float  # time.monotonic() of the latest decoded picture
-
-
-def free_udp_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 class RtpReceiver:

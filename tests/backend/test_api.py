@@ -110,6 +110,9 @@ async def test_stream_facts_pass_through(tmp_path: Path, fake: FakeEmulators) ->
         assert inst.health is not None and inst.health.stream == stream
         other = Instance.model_validate_json((await client.get("/api/instances/loco-0")).content)
         assert other.health is not None and other.health.stream is None
+        metrics = (await client.get("/metrics")).text
+        assert 'loco_backend_instance_stream_fps{instance="loco-1"} 24.5' in metrics
+        assert 'loco_backend_instance_stream_fps{instance="loco-0"}' not in metrics
 
 
 async def test_status_change_reaches_the_list(tmp_path: Path, fake: FakeEmulators) -> None:

@@ -216,3 +216,26 @@ async def test_webrtc_signalling_on_the_supervisor(
             await client.delete(f"/stream/viewers/{viewer}")
     # The RTP output kept flowing meanwhile.
     await frames_arrive(receiver, 10)
+
+
+async def test_the_frame_rate_cap_holds(tmp_path: Path) -> None:
+    port = free_udp_port()
+    sup = start_supervisor(tmp_path, "capped", args=[*stream_args(port), "--stream-fps", "10"])
+    try:
+        with RtpReceiver(port) as receiver:
+            await sup.wait_status(lambda h: h["stream"]["state"] == "playing", 30, "playing")
+            await wait_until(
+                lambda: asyncio.sleep(0, receiver.first_at),
+                lambda t: t is not None and time.monotonic() - t > 6,
+                30,
+                what="6 s of stream",
+            )
+            stream = await stream_of(sup)
+            read_at = time.monotonic()
+            received = receiver.frames_between(read_at - 5.0, read_at) / 5.0
+            # The guest draws 30 frames/s: two in three are held back, none beyond the cap.
+            assert stream["max_fps"] == 10 and stream["capped"] > 0
+            assert 0 < stream["frames_per_second"] <= 10 * 1.05
+            assert received <= 10 * 1.1
+    finally:
+        sup.stop()

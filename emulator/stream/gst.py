@@ -24,6 +24,7 @@ import gi
 gi.require_version("Gst", "1.0")
 from gi.repository import Gst  # noqa: E402 - require_version must come first
 
+from emulator.stream.drops import DropCounter  # noqa: E402
 from emulator.stream.meter import FrameRateCap, RateMeter  # noqa: E402
 from emulator.stream.pipeline import (  # noqa: E402
     LEAKY_QUEUES,
@@ -89,44 +90,6 @@ def link_chain(pipeline: Gst.Pipeline, chain: list[Element]) -> list[Gst.Element
     return made
 
 
-def buffers_in(info: Gst.PadProbeInfo) -> int:
-    """Buffers a probe saw: one, or the length of a buffer list (payloaders send lists)."""
-    if info.type & Gst.PadProbeType.BUFFER_LIST:
-        return info.get_buffer_list().length()
-    return 1
-
-
-_DATA = Gst.PadProbeType.BUFFER | Gst.PadProbeType.BUFFER_LIST
-
-
-class DropCounter:
-    """Buffers a leaky queue dropped: those that went in, less those that came out and
-    those still queued. (The ``overrun`` signal says the queue was full, not how many.)"""
-
-    def __init__(self, queue: Gst.Element) -> None:
-        self.queue = queue
-        self.into = 0
-        self.out = 0
-        self._dropped = 0
-        queue.get_static_pad("sink").add_probe(_DATA, self._count_in)
-        queue.get_static_pad("src").add_probe(_DATA, self._count_out)
-
-    def _count_in(self, _pad: Gst.Pad, info: Gst.PadProbeInfo) -> Gst.PadProbeReturn:
-        self.into += buffers_in(info)
-        return Gst.PadProbeReturn.OK
-
-    def _count_out(self, _pad: Gst.Pad, info: Gst.PadProbeInfo) -> Gst.PadProbeReturn:
-        self.out += buffers_in(info)
-        return Gst.PadProbeReturn.OK
-
-    @property
-    def dropped(self) -> int:
-        level = self.queue.get_property("current-level-buffers")
-        # The three counts are read at slightly different moments; a drop never un-happens.
-        self._dropped = max(self._dropped, self.into - self.out - level)
-        return self._dropped
-
-
 class RunningPipeline:
     """One pipeline from build to teardown; a failed one is thrown away, never restarted
     in place (a fresh build is the only state known to be clean)."""
@@ -145,7 +108,7 @@ class RunningPipeline:
         self.meter = RateMeter()
         payloader = self.pipeline.get_by_name("payload")
         payloader.get_static_pad("sink").add_probe(Gst.PadProbeType.BUFFER, self._encoded)
-        self.drops = {
+        self.drops: dict[str, DropCounter | ViewerHub] = {
             name: DropCounter(self.pipeline.get_by_name(f"q-{name}")) for name in LEAKY_QUEUES
         }
         self.viewers = ViewerHub(
@@ -156,6 +119,7 @@ class RunningPipeline:
             # Called on a GStreamer thread; the owner moves it to the event loop.
             lambda viewer_id: on_event(BusEvent("viewer-gone", viewer_id)),
         )
+        self.drops["viewers"] = self.viewers
         self.state = "NULL"
         self._bus = self.pipeline.get_bus()
         self._bus_thread = threading.Thread(target=self._read_bus, name="gst-bus", daemon=True)

@@ -22,7 +22,7 @@ from emulator.jsonlog import log
 from emulator.models import StreamFacts, StreamState
 from emulator.stream.errors import ViewerError
 from emulator.stream.meter import RateMeter
-from emulator.stream.pipeline import LEAKY_QUEUES, StreamConfig
+from emulator.stream.pipeline import DROP_COUNTS, StreamConfig
 
 logger = logging.getLogger("emulator.stream")
 
@@ -109,7 +109,7 @@ class StreamOwner:
         self._started_at = 0.0
         # What pipelines before the current one counted, so totals survive restarts.
         self._frames_before = 0
-        self._dropped_before = dict.fromkeys(LEAKY_QUEUES, 0)
+        self._dropped_before = dict.fromkeys(DROP_COUNTS, 0)
         self._capped_before = 0
         self._last_frame_wall: float | None = None
         self._closing: set[asyncio.Task[bool]] = set()

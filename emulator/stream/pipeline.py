@@ -86,8 +86,10 @@ QUEUES: dict[str, QueueSize] = {
     "rtp-out": QueueSize(256, "downstream"),
 }
 VIEWER_QUEUE = QueueSize(256, "downstream")
-# The queues that drop frames by design; their drops are counted and reported.
+# The queues that drop frames by design; their drops are counted and reported, with those
+# of the viewers' queues added up under "viewers".
 LEAKY_QUEUES = tuple(name for name, q in QUEUES.items() if q.leaky == "downstream")
+DROP_COUNTS = (*LEAKY_QUEUES, "viewers")
 
 
 @dataclass(frozen=True)

@@ -26,6 +26,7 @@ gi.require_version("GstSdp", "1.0")
 gi.require_version("GstVideo", "1.0")
 from gi.repository import Gst, GstSdp, GstVideo, GstWebRTC  # noqa: E402
 
+from emulator.stream.drops import DropCounter  # noqa: E402
 from emulator.stream.errors import ViewerError  # noqa: E402
 from emulator.stream.pipeline import VIEWER_QUEUE  # noqa: E402
 
@@ -51,6 +52,7 @@ class Viewer:
     queue: Gst.Element
     webrtc: Gst.Element
     tee_pad: Gst.Pad | None = None
+    drops: DropCounter | None = None
     gathered: threading.Event = field(default_factory=threading.Event)
     offer: str | None = None
     answered: bool = False
@@ -71,11 +73,19 @@ class ViewerHub:
         self._on_gone = on_gone
         self._viewers: dict[str, Viewer] = {}
         self._lock = threading.Lock()
+        self._dropped_by_gone = 0
 
     @property
     def count(self) -> int:
         with self._lock:
             return len(self._viewers)
+
+    @property
+    def dropped(self) -> int:
+        """RTP packets the viewers' queues dropped (a viewer that fell behind), since start."""
+        with self._lock:
+            current = [v.drops.dropped for v in self._viewers.values() if v.drops is not None]
+            return self._dropped_by_gone + sum(current)
 
     def ids(self) -> list[str]:
         with self._lock:
@@ -111,6 +121,7 @@ class ViewerHub:
         webrtc.set_property("bundle-policy", GstWebRTC.WebRTCBundlePolicy.MAX_BUNDLE)
         self.pipeline.add(queue)
         self.pipeline.add(webrtc)
+        viewer.drops = DropCounter(queue)
         if not queue.link(webrtc):
             raise ViewerError("cannot link a viewer to WebRTC")
         transceiver = webrtc.emit("get-transceiver", 0)
@@ -193,6 +204,8 @@ class ViewerHub:
         """Takes a viewer's branch out of the running pipeline; False if it was gone."""
         with self._lock:
             viewer = self._viewers.pop(viewer_id, None)
+            if viewer is not None and viewer.drops is not None:
+                self._dropped_by_gone += viewer.drops.dropped
         if viewer is None:
             return False
         if viewer.tee_pad is not None:

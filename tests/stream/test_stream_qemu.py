@@ -93,6 +93,7 @@ async def test_the_receiver_decodes_the_guests_picture_and_the_rate_matches(
         metrics = (await client.get("/metrics")).text
     assert 'loco_emulator_stream_fps{instance="streamer"}' in metrics
     assert 'loco_emulator_stream_dropped_total{instance="streamer",queue="encode"}' in metrics
+    assert 'loco_emulator_stream_dropped_total{instance="streamer",queue="viewers"}' in metrics
     assert (
         'loco_emulator_stream_state{instance="streamer",loco_emulator_stream_state="playing"} 1.0'
         in metrics

@@ -79,6 +79,7 @@ bench: setup
 	$(BIN)/python -m bench.bench_backend
 	$(BIN)/python -m bench.bench_tui
 	$(BIN)/python -m bench.bench_remediation
+	$(BIN)/python -m bench.bench_stream
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache

@@ -388,6 +388,12 @@ class Fleet:
                     self.metrics.fps.remove(inst.name)
             else:
                 self.metrics.fps.labels(inst.name).set(inst.fps)
+            stream = inst.health.stream if inst.health is not None and not inst.stale else None
+            if stream is None or stream.frames_per_second is None:
+                with contextlib.suppress(KeyError):
+                    self.metrics.stream_fps.remove(inst.name)
+            else:
+                self.metrics.stream_fps.labels(inst.name).set(stream.frames_per_second)
         seq = self._seq + 1
         self._publish("instance", b'{"type":"instance","seq":%d,"instance":%s}' % (seq, data))
 

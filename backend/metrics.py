@@ -97,6 +97,13 @@ class BackendMetrics:
             ["instance"],
             registry=r,
         )
+        self.stream_fps = Gauge(
+            "loco_backend_instance_stream_fps",
+            "Frames per second each emulator's video stream sends, measured by its "
+            "supervisor (absent when it does not stream or its health is stale)",
+            ["instance"],
+            registry=r,
+        )
         # Which node each instance runs on, as an info metric: dashboards join it onto the
         # per-instance gauges (fps by node) instead of every gauge carrying a node label.
         # No namespace label: the backend watches its own namespace only, which is the
@@ -190,6 +197,12 @@ class BackendMetrics:
 
     def forget_target(self, target: str) -> None:
         # Removed instances must not linger as series (pods churn; names are unbounded).
-        for metric in (self.breaker_state, self.breaker_failures, self.fps, self.instance_info):
+        for metric in (
+            self.breaker_state,
+            self.breaker_failures,
+            self.fps,
+            self.stream_fps,
+            self.instance_info,
+        ):
             with contextlib.suppress(KeyError):
                 metric.remove(target)

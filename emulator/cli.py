@@ -97,6 +97,31 @@ def _parser() -> argparse.ArgumentParser:
         "(LOCO_FPS_SAMPLING, 2/5); a shorter burst costs less CPU, counts less precisely",
     )
 
+    run.add_argument(
+        "--stream",
+        action="store_true",
+        default=None,
+        help="stream the display as VP8 over RTP and to browsers (LOCO_STREAM=1; off)",
+    )
+    run.add_argument(
+        "--stream-dest",
+        metavar="HOST:PORT",
+        help="where the RTP stream goes (LOCO_STREAM_DEST, 127.0.0.1:5000)",
+    )
+    run.add_argument(
+        "--stream-size",
+        metavar="WxH",
+        help="picture size of the stream (LOCO_STREAM_SIZE, 1024x768)",
+    )
+    run.add_argument(
+        "--stream-fps", metavar="N", help="cap on streamed frames per second (LOCO_STREAM_FPS, 30)"
+    )
+    run.add_argument(
+        "--stream-bitrate",
+        metavar="KBITS",
+        help="target VP8 bitrate in kbit/s (LOCO_STREAM_BITRATE, 1500)",
+    )
+
     image = sub.add_parser("make-test-image", help="write the bootable test guest image")
     image.add_argument("out", help="output file (raw disk image, 1 MiB)")
     image.add_argument(

@@ -19,6 +19,7 @@ from emulator.jsonlog import parse_level
 from emulator.layered_settings import (
     Env,
     LayeredSettings,
+    between,
     boolean,
     real_number,
     whole_number,
@@ -91,6 +92,33 @@ def parse_sampling(value: str) -> tuple[float, float]:
     return burst, period
 
 
+_HOST_PORT_RE = re.compile(r"^(?P<host>[^:\s]+):(?P<port>\d{1,5})$")
+_SIZE_RE = re.compile(r"^(?P<width>\d{2,4})x(?P<height>\d{2,4})$")
+
+
+def parse_destination(value: str) -> tuple[str, int]:
+    """``HOST:PORT`` of the RTP receiver, e.g. ``127.0.0.1:5000``."""
+    m = _HOST_PORT_RE.match(value.strip())
+    if not m or not 0 < int(m["port"]) < 65536:
+        raise SettingsError(
+            f"--stream-dest/LOCO_STREAM_DEST={value!r} is not HOST:PORT with a UDP port "
+            "1-65535 (e.g. 127.0.0.1:5000)"
+        )
+    return m["host"], int(m["port"])
+
+
+def parse_size(value: str) -> tuple[int, int]:
+    """``WIDTHxHEIGHT`` of the streamed picture; even numbers, as I420 needs."""
+    m = _SIZE_RE.match(value.strip().lower())
+    width, height = (int(m["width"]), int(m["height"])) if m else (0, 0)
+    if not (m and 64 <= width <= 1920 and 64 <= height <= 1200 and width % 2 == height % 2 == 0):
+        raise SettingsError(
+            f"--stream-size/LOCO_STREAM_SIZE={value!r}: give WIDTHxHEIGHT with even numbers, "
+            "64-1920 by 64-1200 (e.g. 1024x768, what Lego Loco draws)"
+        )
+    return width, height
+
+
 def _port(value: Any) -> int:
     port = whole_number(value)
     if not 0 < port < 65536:
@@ -144,6 +172,14 @@ def _level(value: Any) -> Any:
     return value
 
 
+def _destination(value: Any) -> Any:
+    return parse_destination(value) if isinstance(value, str) else value
+
+
+def _size(value: Any) -> Any:
+    return parse_size(value) if isinstance(value, str) else value
+
+
 def _absolute(path: Path | None) -> Path | None:
     return path.absolute() if path is not None else None
 
@@ -183,6 +219,22 @@ class Settings(LayeredSettings):
     ] = (2.0, 5.0)
     # QMP silent this long with the process present: QEMU is killed and restarted. 0: never.
     hang_limit: Annotated[float, Env("LOCO_HANG_LIMIT"), BeforeValidator(_hang_limit)] = 15.0
+
+    # The live video stream (emulator.stream, docs/stream.md): off unless asked for.
+    stream: Annotated[bool, Env("LOCO_STREAM"), BeforeValidator(boolean)] = False
+    stream_dest: Annotated[
+        tuple[str, int], Env("LOCO_STREAM_DEST"), BeforeValidator(_destination)
+    ] = ("127.0.0.1", 5000)
+    stream_size: Annotated[tuple[int, int], Env("LOCO_STREAM_SIZE"), BeforeValidator(_size)] = (
+        1024,
+        768,
+    )
+    stream_fps: Annotated[
+        int, Env("LOCO_STREAM_FPS"), BeforeValidator(between(1, 60, "frames/s", whole=True))
+    ] = 30
+    stream_bitrate: Annotated[
+        int, Env("LOCO_STREAM_BITRATE"), BeforeValidator(between(100, 20000, "kbit/s", whole=True))
+    ] = 1500
 
     @model_validator(mode="before")
     @classmethod

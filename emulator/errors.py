@@ -25,6 +25,7 @@ class ExitCode(IntEnum):
     STATE_DIR_FULL = 19
     STATE_DIR_IN_USE = 20  # another supervisor holds it
     LOG_FILE = 21  # --log-file cannot be opened for appending
+    STREAM_UNAVAILABLE = 22  # --stream without GStreamer, its bindings or an element
 
 
 class SupervisorError(Exception):

@@ -25,6 +25,7 @@ from emulator.models import (
     OverallStatus,
     QemuFacts,
     Readiness,
+    StreamFacts,
     VideoFacts,
 )
 
@@ -94,6 +95,7 @@ def build_status(
     supervisor_uptime: float,
     disk: DiskFacts | None,
     errors: list[str],
+    stream: StreamFacts | None = None,
 ) -> EmulatorStatus:
     status, reasons = derive(qemu, qmp_ok, qmp_silent_for, video, failures, disk)
     return EmulatorStatus(
@@ -106,6 +108,7 @@ def build_status(
         qemu=qemu,
         video=video,
         disk=disk,
+        stream=stream,
         errors=errors,
     )
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 from typing import Annotated
 
-from fastapi import FastAPI, Header, Query, Request
+from fastapi import FastAPI, Header, Path, Query, Request
 from fastapi.responses import JSONResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
@@ -15,8 +15,10 @@ from emulator.health import readiness
 from emulator.instance import EmulatorInstance
 from emulator.jsonlog import log
 from emulator.metrics import create_registry
-from emulator.models import EmulatorStatus, Readiness, ResetResult
+from emulator.models import EmulatorStatus, Readiness, ResetResult, ViewerAnswer, ViewerOffer
 from emulator.qmp import QmpCommandError, QmpUnavailable
+from emulator.stream.errors import ViewerError
+from emulator.stream.owner import StreamOwner
 from emulator.thumbnail import MAX_WIDTH, MIN_WIDTH, ThumbnailCache
 
 logger = logging.getLogger("emulator.http")
@@ -140,5 +142,52 @@ def create_app(instance: EmulatorInstance, control_token: str | None) -> FastAPI
         return JSONResponse(
             ResetResult(ok=True, message="QEMU restart requested").model_dump(), status_code=202
         )
+
+    # ------------------------------------------------------------------ WebRTC viewers
+    # Reads, not actions: watching changes nothing in the emulator, so no control token
+    # (which must never reach a browser page). The backend's /watch page signals here.
+
+    def _stream() -> StreamOwner:
+        if instance.stream is None:
+            raise ViewerError("this emulator does not stream (start it with --stream)", 404)
+        return instance.stream
+
+    def _viewer_error(exc: ViewerError) -> JSONResponse:
+        return _error(exc.status, str(exc))
+
+    viewer_errors: dict[int | str, dict[str, object]] = {
+        code: {"description": "error"} for code in (400, 404, 409, 429, 503)
+    }
+
+    @app.post(
+        "/stream/viewers", response_model=ViewerOffer, status_code=201, responses=viewer_errors
+    )
+    async def open_viewer() -> JSONResponse:
+        """A new WebRTC viewer of the stream: answer the offer with PUT."""
+        try:
+            viewer_id, sdp = await _stream().open_viewer()
+        except ViewerError as exc:
+            return _viewer_error(exc)
+        return JSONResponse(ViewerOffer(id=viewer_id, sdp=sdp).model_dump(), status_code=201)
+
+    @app.put("/stream/viewers/{viewer_id}", status_code=204, responses=viewer_errors)
+    async def answer_viewer(
+        viewer_id: Annotated[str, Path(pattern=r"^[0-9a-f]{16}$")], answer: ViewerAnswer
+    ) -> Response:
+        """The browser's SDP answer to its offer."""
+        try:
+            await _stream().answer_viewer(viewer_id, answer.sdp)
+        except ViewerError as exc:
+            return _viewer_error(exc)
+        return Response(status_code=204)
+
+    @app.delete("/stream/viewers/{viewer_id}", status_code=204, responses=viewer_errors)
+    async def close_viewer(viewer_id: Annotated[str, Path(pattern=r"^[0-9a-f]{16}$")]) -> Response:
+        """The viewer leaves (a closed page also leaves by itself, when ICE fails)."""
+        try:
+            closed = await _stream().close_viewer(viewer_id)
+        except ViewerError as exc:
+            return _viewer_error(exc)
+        return Response(status_code=204) if closed else _error(404, "no such viewer")
 
     return app

@@ -9,6 +9,7 @@ from pathlib import Path
 from emulator.framecount import FrameCounter
 from emulator.health import build_status
 from emulator.models import DiskFacts, EmulatorStatus
+from emulator.stream.owner import StreamOwner
 from emulator.supervisor import Supervisor
 from emulator.vnc import VncSampler
 
@@ -21,8 +22,10 @@ class EmulatorInstance:
         sampler: VncSampler,
         counter: FrameCounter,
         disk: DiskFacts | None,
+        stream: StreamOwner | None = None,
     ) -> None:
         self.name = name
+        self.stream = stream
         self.supervisor = supervisor
         self.sampler = sampler
         self.counter = counter
@@ -58,6 +61,7 @@ class EmulatorInstance:
             supervisor_uptime=time.monotonic() - self.started,
             disk=self._disk_now(),
             errors=errors,
+            stream=None if self.stream is None else self.stream.facts(),
         )
 
     def _disk_now(self) -> DiskFacts | None:

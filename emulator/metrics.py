@@ -17,7 +17,7 @@ from prometheus_client.core import (
 from prometheus_client.registry import Collector
 
 from emulator.instance import EmulatorInstance
-from emulator.models import OverallStatus
+from emulator.models import OverallStatus, StreamFacts, StreamState
 
 
 class _StatusCollector(Collector):
@@ -87,11 +87,71 @@ class _StatusCollector(Collector):
                 "Age of the latest VNC update",
                 st.video.last_frame_age_seconds,
             )
+        if st.stream is not None:
+            yield from _stream_metrics(st.stream, st.instance)
         state = StateSetMetricFamily(
             "loco_emulator_health_state", "Overall health status", labels=labels
         )
         state.add_metric(name, {s.value: st.overall_status == s for s in OverallStatus})
         yield state
+
+
+def _stream_metrics(stream: StreamFacts, instance: str) -> Iterator[object]:
+    """The live video stream, when it is on (absent otherwise, like the frame rate)."""
+
+    def family(kind: type, metric: str, doc: str, value: float) -> object:
+        m = kind(metric, doc, labels=["instance"])
+        m.add_metric([instance], value)
+        return m
+
+    playing = StateSetMetricFamily(
+        "loco_emulator_stream_state", "State of the video stream", labels=["instance"]
+    )
+    playing.add_metric([instance], {s.value: stream.state == s for s in StreamState})
+    yield playing
+    if stream.frames_per_second is not None:
+        yield family(
+            GaugeMetricFamily,
+            "loco_emulator_stream_fps",
+            "Encoded frames per second leaving the encoder (measured, sliding window)",
+            stream.frames_per_second,
+        )
+    if stream.bitrate_kbps is not None:
+        yield family(
+            GaugeMetricFamily,
+            "loco_emulator_stream_bitrate_bits",
+            "Encoded video bits per second (measured, sliding window)",
+            stream.bitrate_kbps * 1000,
+        )
+    yield family(
+        CounterMetricFamily,
+        "loco_emulator_stream_frames",
+        "Encoded frames sent",
+        stream.frames_out,
+    )
+    dropped = CounterMetricFamily(
+        "loco_emulator_stream_dropped",
+        "Buffers dropped by the stream's leaky queues, by the stage the queue feeds",
+        labels=["instance", "queue"],
+    )
+    for queue, count in stream.dropped.items():
+        dropped.add_metric([instance, queue], count)
+    yield dropped
+    yield family(
+        CounterMetricFamily,
+        "loco_emulator_stream_capped_frames",
+        "Captured frames held back by the frame-rate cap",
+        stream.capped,
+    )
+    yield family(
+        CounterMetricFamily,
+        "loco_emulator_stream_restarts",
+        "Times the stream pipeline failed and was started again",
+        stream.restarts,
+    )
+    yield family(
+        GaugeMetricFamily, "loco_emulator_stream_viewers", "WebRTC viewers now", stream.viewers
+    )
 
 
 def create_registry(instance: EmulatorInstance) -> CollectorRegistry:

@@ -78,6 +78,45 @@ class DiskFacts(BaseModel):
     )
 
 
+class StreamState(StrEnum):
+    WAITING = "waiting"  # for QEMU to draw (a new VNC frame) before (re)starting
+    STARTING = "starting"
+    PLAYING = "playing"
+    RESTARTING = "restarting"  # failed; started again after a backoff
+
+
+class StreamFacts(BaseModel):
+    """The live video stream (``--stream``), measured where it leaves the encoder."""
+
+    state: StreamState
+    pipeline_state: str = Field(
+        "NULL", description="GStreamer's state of the pipeline (NULL, READY, PAUSED, PLAYING)"
+    )
+    codec: str = Field("VP8", description="Video codec of the RTP and WebRTC stream")
+    width: int = Field(description="Configured picture width (the guest's is scaled to it)")
+    height: int
+    max_fps: int = Field(description="Configured cap on frames per second")
+    frames_per_second: float | None = Field(
+        None,
+        description="Encoded frames per second that left the encoder (sliding window), "
+        "measured; null until the pipeline has run a second",
+    )
+    bitrate_kbps: float | None = Field(None, description="Encoded video kbit/s (measured)")
+    frames_out: int = Field(0, description="Encoded frames since the supervisor started")
+    last_frame_age_seconds: float | None = Field(
+        None, description="Seconds since the last encoded frame"
+    )
+    dropped: dict[str, int] = Field(
+        default_factory=dict,
+        description="Buffers dropped by each leaky queue, by the stage it feeds, since start",
+    )
+    capped: int = Field(0, description="Captured frames held back by the frame-rate cap")
+    restarts: int = Field(0, description="Times the pipeline failed and was started again")
+    last_error: str | None = Field(None, description="Why the pipeline last failed")
+    destination: str = Field(description="HOST:PORT the RTP stream is sent to")
+    viewers: int = Field(0, description="Browsers watching over WebRTC now")
+
+
 class EmulatorStatus(BaseModel):
     """Body of ``GET /health``."""
 
@@ -92,6 +131,7 @@ class EmulatorStatus(BaseModel):
     qemu: QemuFacts
     video: VideoFacts
     disk: DiskFacts | None = None
+    stream: StreamFacts | None = Field(None, description="The live video stream; null when off")
     errors: list[str] = Field(default_factory=list, description="Recent errors, newest last")
 
 
@@ -107,3 +147,17 @@ class ResetResult(BaseModel):
 
     ok: bool
     message: str
+
+
+class ViewerOffer(BaseModel):
+    """Body of ``POST /stream/viewers``: a new WebRTC viewer and the offer to answer."""
+
+    id: str = Field(description="The viewer, for its answer and its leaving")
+    type: str = Field("offer", description="offer: the supervisor offers, the browser answers")
+    sdp: str = Field(description="SDP offer with every ICE candidate (no trickle)")
+
+
+class ViewerAnswer(BaseModel):
+    """Body of ``PUT /stream/viewers/{id}``: the browser's SDP answer."""
+
+    sdp: str = Field(min_length=10, max_length=32768)

@@ -24,6 +24,8 @@ from emulator.models import DiskFacts
 from emulator.qemu_argv import build_argv, choose_accel
 from emulator.registration import LocalRegistration, remove_registration, write_registration
 from emulator.statedir import state_dir_error
+from emulator.stream.owner import StreamOwner
+from emulator.stream.pipeline import Element, StreamConfig, describe, elements, rtp_output
 from emulator.supervisor import Supervisor
 from emulator.vnc import VncSampler
 
@@ -71,6 +73,8 @@ async def run(settings: Settings) -> int:
             ExitCode.QEMU_MISSING,
         )
     accel = choose_accel(settings.accel)
+    vnc_host = settings.vnc.host if settings.vnc.host != "0.0.0.0" else "127.0.0.1"  # noqa: S104
+    stream_config = _stream_config(settings, vnc_host) if settings.stream else None
     # Ports before the disk: a clash must not leave a fresh overlay behind.
     http_sock = bind_port(settings.health_host, settings.health_port, "health", "--health-port")
     try:
@@ -106,10 +110,7 @@ async def run(settings: Settings) -> int:
         disk_dir=settings.state_dir,
         base_check=base_guard.changed,
     )
-    sampler = VncSampler(
-        settings.vnc.host if settings.vnc.host != "0.0.0.0" else "127.0.0.1",  # noqa: S104
-        settings.vnc.port,
-    )
+    sampler = VncSampler(vnc_host, settings.vnc.port)
     disk = DiskFacts(
         image=str(image.path),
         format=image.format,
@@ -126,7 +127,8 @@ async def run(settings: Settings) -> int:
         # At least two bursts inside the window, so one missed burst does not zero the rate.
         window=max(12.0, 2.5 * settings.fps_period),
     )
-    instance = EmulatorInstance(settings.name, supervisor, sampler, counter, disk)
+    stream = _stream_owner(stream_config, sampler) if stream_config else None
+    instance = EmulatorInstance(settings.name, supervisor, sampler, counter, disk, stream)
     if settings.control_token is None:
         log(
             logger,
@@ -156,6 +158,7 @@ async def run(settings: Settings) -> int:
     sup_task = asyncio.create_task(supervisor.run(), name="supervisor")
     vnc_task = asyncio.create_task(sampler.run(), name="vnc")
     fps_task = asyncio.create_task(counter.run(), name="framecount")
+    stream_task = asyncio.create_task(stream.run(), name="stream") if stream else None
     http_task: asyncio.Task[None] | None = None
     server = None
     try:
@@ -181,6 +184,11 @@ async def run(settings: Settings) -> int:
         for task in done:
             if task is not stop_task and task.exception():
                 raise task.exception()  # type: ignore[misc]
+        if stream_task is not None:
+            # Before QEMU goes: its VNC server closing would otherwise read as a failure.
+            stream_task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await stream_task
         log(logger, logging.INFO, "stopping: powering the guest down")
         await supervisor.stop()
     finally:
@@ -190,6 +198,9 @@ async def run(settings: Settings) -> int:
         vnc_task.cancel()
         fps_task.cancel()
         pending = [sup_task, vnc_task, fps_task]
+        if stream_task is not None:
+            stream_task.cancel()
+            pending.append(stream_task)
         if server is not None and http_task is not None:
             server.should_exit = True
             pending.append(http_task)
@@ -200,6 +211,52 @@ async def run(settings: Settings) -> int:
             shutil.rmtree(qmp_socket.parent, ignore_errors=True)
     log(logger, logging.INFO, "supervisor stopped", restarts=supervisor.restarts)
     return ExitCode.OK
+
+
+def _stream_config(settings: Settings, vnc_host: str) -> StreamConfig:
+    """The stream of ``--stream``. GStreamer is loaded only then, and checked before
+    anything starts: a missing piece of it stops the start with what to install."""
+    try:
+        from emulator.stream.gst import missing_elements
+    except (ImportError, ValueError) as exc:  # ValueError: gi without a typelib
+        raise SupervisorError(
+            f"--stream needs GStreamer's Python bindings ({exc}); run 'make setup'",
+            ExitCode.STREAM_UNAVAILABLE,
+        ) from None
+    (width, height), (dest_host, dest_port) = settings.stream_size, settings.stream_dest
+    config = StreamConfig(
+        vnc_host=vnc_host,
+        vnc_port=settings.vnc.port,
+        dest_host=dest_host,
+        dest_port=dest_port,
+        width=width,
+        height=height,
+        max_fps=settings.stream_fps,
+        bitrate_kbps=settings.stream_bitrate,
+    )
+    missing = missing_elements([*elements(config), *rtp_output(config), Element("webrtcbin", "")])
+    if missing:
+        raise SupervisorError(
+            f"--stream needs the GStreamer elements {', '.join(missing)}; run 'make setup' "
+            "(Debian packages gstreamer1.0-plugins-base, -good, -bad and gstreamer1.0-nice)",
+            ExitCode.STREAM_UNAVAILABLE,
+        )
+    return config
+
+
+def _stream_owner(config: StreamConfig, sampler: VncSampler) -> StreamOwner:
+    from emulator.stream.gst import RunningPipeline
+
+    log(logger, logging.INFO, "stream configured", pipeline=describe(config))
+
+    async def wait_drawing() -> None:
+        await sampler.wait_for_frame(sampler.seq)
+
+    def picture_changed_at() -> float | None:
+        changed = sampler.facts().changed_at
+        return None if changed is None else changed.timestamp()
+
+    return StreamOwner(config, RunningPipeline, wait_drawing, picture_changed_at)
 
 
 def _register(state_dir: Path, registration: LocalRegistration) -> None:

@@ -116,6 +116,11 @@ class VncSampler:
         """Why the latest connection ended (kept after reconnecting, for the record)."""
         return self._last_error
 
+    @property
+    def seq(self) -> int:
+        """Counts picture changes; :meth:`wait_for_frame` waits for it to pass a value."""
+        return self._seq
+
     def latest_frame(self) -> Frame | None:
         if self._buffer is None or self._last_update is None:
             return None

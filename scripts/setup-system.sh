@@ -30,6 +30,19 @@ have_cmd wrk || need+=(wrk)
 # to Debian's client when there is none at all.
 have_cmd kubectl || need+=(kubernetes-client)
 python3 -c 'import venv, ensurepip' >/dev/null 2>&1 || need+=(python3-venv)
+# The video stream (emulator/stream): GStreamer 1.22 with rfbsrc (plugins-bad), vp8enc and the
+# RTP elements (plugins-good), webrtcbin and its ICE agent (plugins-bad, nice); the typelibs
+# for its Python bindings, and what PyGObject<3.51 builds against (girepository-1.0, cairo).
+# Chromium and its driver play the watch page in the browser tests. One dpkg query for all.
+gst_pkgs=(gstreamer1.0-tools gstreamer1.0-plugins-base gstreamer1.0-plugins-good
+  gstreamer1.0-plugins-bad gstreamer1.0-nice gir1.2-gstreamer-1.0 gir1.2-gst-plugins-base-1.0
+  gir1.2-gst-plugins-bad-1.0 libgirepository1.0-dev libcairo2-dev pkg-config gobject-introspection
+  chromium chromium-driver)
+mapfile -t installed < <(dpkg-query -W -f='${db:Status-Abbrev} ${Package}\n' "${gst_pkgs[@]}" \
+  2>/dev/null | awk '$1 == "ii" {print $2}')
+for pkg in "${gst_pkgs[@]}"; do
+  [[ " ${installed[*]} " == *" $pkg "* ]] || need+=("$pkg")
+done
 
 if [ "$cluster" -eq 1 ]; then
   # The node of the local cluster: Debian's container runtime and CNI plugins, the tools
@@ -57,6 +70,9 @@ fi
 
 echo "setup: installing ${need[*]}"
 export DEBIAN_FRONTEND=noninteractive
+# An install that was cut short leaves packages unpacked but not configured ("iU"), and apt
+# then refuses every install until they are: finish it first (a no-op when nothing is pending).
+dpkg --configure -a >/dev/null
 apt-get update -qq
 # containerd's package enables and starts its own service; the local cluster runs a private
 # containerd instead, so keep the package's service from starting on install.

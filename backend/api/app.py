@@ -27,6 +27,7 @@ from backend.api.middleware import RequestContextMiddleware
 from backend.api.ratelimit import ActionRateLimiter
 from backend.api.remediation import add_remediation_routes
 from backend.api.sse import fleet_events, line_events
+from backend.api.watch import add_watch_routes
 from backend.breaker import BreakerOpenError
 from backend.discovery.base import Target
 from backend.logs import follow_lines, tail_lines
@@ -431,6 +432,7 @@ def create_app(runtime: BackendRuntime) -> FastAPI:
         return entries
 
     add_remediation_routes(app, remediation, settings.control_token)
+    add_watch_routes(app, runtime, target_or_404)
 
     # ------------------------------------------------------------------ operations
     @app.get("/health", response_model=BackendHealth, summary="Liveness with details")

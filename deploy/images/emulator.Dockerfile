@@ -1,8 +1,8 @@
 # syntax=docker/dockerfile:1
 #
-# The emulator image: loco-emulator (the supervisor) and QEMU from Debian. No X server, no
-# Xvfb, no GStreamer: QEMU draws to its own VNC server (-display none -vnc), which the
-# supervisor samples inside the pod. The Windows 98 disk image is not in here; the Helm
+# The emulator image: loco-emulator (the supervisor), QEMU and GStreamer from Debian. No X
+# server, no Xvfb: QEMU draws to its own VNC server (-display none -vnc), which the
+# supervisor samples inside the pod and, with the stream on, GStreamer reads and encodes. The Windows 98 disk image is not in here; the Helm
 # chart mounts it read-only (docs/deploy.md).
 #
 # Build from the repository root:
@@ -19,8 +19,10 @@ FROM ${DEBIAN_IMAGE} AS build
 ENV DEBIAN_FRONTEND=noninteractive \
     PIP_NO_CACHE_DIR=1 \
     PIP_DISABLE_PIP_VERSION_CHECK=1
+# PyGObject (the stream's GStreamer bindings) builds from source against these.
 RUN apt-get update \
-    && apt-get install -y --no-install-recommends python3 python3-venv \
+    && apt-get install -y --no-install-recommends python3 python3-venv python3-dev gcc \
+       pkg-config libgirepository1.0-dev libcairo2-dev \
     && rm -rf /var/lib/apt/lists/*
 WORKDIR /src
 # First the locked dependencies of loco-emulator alone (requirements/emulator.txt, exported from
@@ -41,8 +43,13 @@ RUN python3 -m venv /opt/build \
 # ---------------------------------------------------------------------------- runtime
 FROM ${DEBIAN_IMAGE}
 ENV DEBIAN_FRONTEND=noninteractive
+# GStreamer for the stream (emulator/stream): rfbsrc and webrtcbin (plugins-bad), vp8enc
+# and RTP (plugins-good), libnice for WebRTC's ICE, and the typelibs PyGObject loads.
 RUN apt-get update \
     && apt-get install -y --no-install-recommends python3 qemu-system-x86 qemu-utils \
+       libgirepository-1.0-1 libcairo2 gir1.2-gstreamer-1.0 gir1.2-gst-plugins-base-1.0 \
+       gir1.2-gst-plugins-bad-1.0 gstreamer1.0-plugins-base gstreamer1.0-plugins-good \
+       gstreamer1.0-plugins-bad gstreamer1.0-nice \
     && rm -rf /var/lib/apt/lists/*
 # An unprivileged user with a fixed uid, so Kubernetes can verify runAsNonRoot and the
 # chart's securityContext (runAsUser/fsGroup 10001) matches.

@@ -78,6 +78,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="with --cluster: leave the cluster running on quit (stop it with `make cluster-down`)",
     )
     group.add_argument(
+        "--stream",
+        action="store_true",
+        help="stream each emulator's display (VP8), to watch in a browser at the backend's "
+        "/watch/<name> page (the console's detail view shows it); costs CPU per emulator",
+    )
+    group.add_argument(
         "--no-console",
         action="store_true",
         help="start the fleet and wait (Ctrl-C stops it) instead of opening the console; "
@@ -110,6 +116,7 @@ def run(settings: config.Settings, options: Any) -> int:
         state_dir=options.state_dir,
         prometheus=options.demo_prometheus,
         fps=options.fps,
+        stream=options.stream,
     )
     started = time.monotonic()
     previous = {s: signal.signal(s, _raise_stop) for s in (signal.SIGTERM, signal.SIGHUP)}
@@ -144,6 +151,8 @@ def _wait(stack: DemoStack) -> int:
         _say(f"prometheus {stack.prometheus_url}")
     for child in stack.emulators:
         _say(f"emulator {child.name} {child.url}")
+        if stack.stream:
+            _say(f"  watch it at {stack.backend_url}/watch/{child.name}")
     _say(f"control token file {stack.token_file}; Ctrl-C stops everything")
     while True:  # until a signal raises out of here (KeyboardInterrupt or _Stop)
         signal.pause()

@@ -1,4 +1,4 @@
-"""Free TCP ports and VNC displays on this machine."""
+"""Free TCP and UDP ports and VNC displays on this machine."""
 
 from __future__ import annotations
 
@@ -12,6 +12,13 @@ def free_port(host: str = "127.0.0.1") -> int:
     """A port the kernel just handed out; someone may still take it first, so callers that
     start a server on it must handle 'port in use' by asking again."""
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP) as s:
+        s.bind((host, 0))
+        return int(s.getsockname()[1])
+
+
+def free_udp_port(host: str = "127.0.0.1") -> int:
+    """A UDP port the kernel just handed out (for an RTP stream's destination)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
         s.bind((host, 0))
         return int(s.getsockname()[1])
 

@@ -29,7 +29,7 @@ from emulator.childproc import describe_exit, die_with_parent
 from emulator.errors import ExitCode
 from emulator.statedir import AlreadyLocked, take_lock
 from emulator.testimage import write_test_image
-from locotui.demo.ports import free_port, free_vnc_display
+from locotui.demo.ports import free_port, free_udp_port, free_vnc_display
 
 Progress = Callable[[str], None]
 
@@ -78,6 +78,9 @@ class DemoStack:
     state_dir: Path | None = None
     prometheus: bool | None = None  # None: when the prometheus binary is installed
     fps: float = 30.0
+    stream: bool = False
+    """Each emulator streams its display (``--stream``), its RTP to a port nobody reads:
+    the demo's viewers are browsers, on the backend's watch page."""
     children: list[Child] = field(default_factory=list)
     token: str = ""
     backend_url: str = ""
@@ -206,6 +209,7 @@ class DemoStack:
                     name,
                     "--log-file",
                     str(self.state_dir / "logs" / f"{name}.log"),
+                    *self._stream_args(),
                 ],
                 self.state_dir / "logs" / f"{name}.log",
                 self._env(),
@@ -216,6 +220,11 @@ class DemoStack:
                 return child
             self.children.remove(child)
         raise DemoError(f"{name}: no free port after {PORT_RETRIES} tries:\n{child.log_tail()}")
+
+    def _stream_args(self) -> list[str]:
+        if not self.stream:
+            return []
+        return ["--stream", "--stream-dest", f"127.0.0.1:{free_udp_port()}"]
 
     async def _start_with_port(self, make: Callable[[int], Child]) -> Child:
         for _ in range(PORT_RETRIES):

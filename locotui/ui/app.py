@@ -51,6 +51,7 @@ from locotui.data.link import LinkState
 from locotui.data.pace import Pace
 from locotui.data.remediation import AUTO_RECOVERY, describe_resume, policy_summary
 from locotui.data.routes import Routes
+from locotui.data.stream import watch_url
 from locotui.keymap import ACTIONS, MUTATING
 from locotui.ui.clock import Clock
 from locotui.ui.grid import TileGrid
@@ -765,8 +766,13 @@ class LocoApp(App[int]):
                 section=section,
                 timeline=self.backend.timeline if self.backend is not None else None,
                 audit=self.audit,
+                watch_url=self.watch_url,
             )
         )
+
+    def watch_url(self, name: str) -> str | None:
+        """The backend's page that plays ``name``'s stream (None without a backend)."""
+        return watch_url(self.backend.base_url, name) if self.backend is not None else None
 
     def action_history(self) -> None:
         self.action_open_detail(section="history")

@@ -13,6 +13,7 @@ from datetime import UTC, datetime
 from rich.text import Text
 
 from backend.models import BreakerState, Instance, InstanceStatus
+from locotui.data.stream import StreamMark, StreamView
 
 __all__ = [
     "BREAKER_STYLE",
@@ -34,6 +35,7 @@ __all__ = [
     "span",
     "sparkline",
     "status_text",
+    "stream_badge",
 ]
 
 STATUS_SYMBOL: dict[InstanceStatus, str] = {
@@ -259,3 +261,21 @@ def reason_of(inst: Instance) -> str | None:
     if inst.health is not None and inst.health.reasons:
         return inst.health.reasons[0]
     return inst.last_error
+
+
+STREAM_STYLE: dict[StreamMark, str] = {
+    StreamMark.LIVE: "green",
+    StreamMark.STILL: "yellow",
+    StreamMark.WAITING: "dim",
+    StreamMark.FAILING: "bold red",
+}
+
+
+def stream_badge(view: StreamView) -> Text:
+    """``▶ 24 fps``, ``▶ still``, ``▶ waiting`` or ``▶ failing``: the tile's stream mark
+    (the symbol says it is the stream, the word how it is, without colour too)."""
+    if view.mark is StreamMark.LIVE and view.fps is not None:
+        words = f"{view.fps:.0f} fps"
+    else:
+        words = view.mark.value
+    return Text(f"▶ {words}", style=STREAM_STYLE[view.mark])

@@ -26,6 +26,7 @@ from textual.widget import Widget
 
 from backend.models import InstanceStatus
 from locotui.data.fleet import Entry, Origin
+from locotui.data.stream import stream_of
 from locotui.ui import fmt
 from locotui.ui.fmt import span
 from locotui.ui.halfblock import placeholder_strips
@@ -91,6 +92,10 @@ def tile_lines(entry: Entry, at: datetime) -> list[Text]:
             third.append(" CRASH-LOOP", style="bold red")
         elif q.restarts:
             third.append(f" ↻{q.restarts}", style="yellow")
+        stream = stream_of(inst)
+        if stream is not None:
+            third.append(" · ", style="dim")
+            third.append_text(fmt.stream_badge(stream))
     lines.append(third)
 
     # 4: why. Malformed data beats everything: the operator must know the tile is wrong.

@@ -22,7 +22,7 @@ from backend.models import (
     SnapshotEvent,
 )
 from backend.runtime import build_runtime
-from emulator.models import OverallStatus
+from emulator.models import OverallStatus, StreamFacts, StreamState
 from tests.backend.helpers import JsonLines, SseReader, backend_for, serve, settings
 from tests.support.fake_emulator import FakeEmulators, write_static
 from tests.support.waiting import eventually
@@ -83,6 +83,29 @@ async def test_list_get_and_etag(tmp_path: Path, fake: FakeEmulators) -> None:
         error(await client.get("/api/instances/nope"), 404, "not_found")
         error(await client.get("/no/such/route"), 404, "not_found")
         error(await client.delete("/api/instances"), 405, "method_not_allowed")
+
+
+async def test_stream_facts_pass_through(tmp_path: Path, fake: FakeEmulators) -> None:
+    stream = StreamFacts(
+        state=StreamState.PLAYING,
+        width=1024,
+        height=768,
+        max_fps=30,
+        frames_per_second=24.5,
+        dropped={"encode": 3},
+        destination="10.0.0.9:5004",
+        viewers=2,
+    )
+    fake.instances["loco-1"].stream = stream
+    async with backend_for(write_static(tmp_path / "f.yaml", fake)) as (runtime, client):
+        await eventually(lambda: healthy(runtime), fleet=runtime.fleet, what="3 healthy")
+        inst = Instance.model_validate_json((await client.get("/api/instances/loco-1")).content)
+        assert inst.health is not None and inst.health.stream == stream
+        other = Instance.model_validate_json((await client.get("/api/instances/loco-0")).content)
+        assert other.health is not None and other.health.stream is None
+        metrics = (await client.get("/metrics")).text
+        assert 'loco_backend_instance_stream_fps{instance="loco-1"} 24.5' in metrics
+        assert 'loco_backend_instance_stream_fps{instance="loco-0"}' not in metrics
 
 
 async def test_status_change_reaches_the_list(tmp_path: Path, fake: FakeEmulators) -> None:

@@ -233,6 +233,35 @@ def test_profile_defaults_follow_the_supervisor() -> None:
         assert float(env["LOCO_SHUTDOWN_GRACE"]) == defaults.effective_grace
 
 
+def test_stream_is_off_by_default_and_configured_when_on() -> None:
+    from emulator.config import parse_destination, parse_size
+
+    env = env_of(render().emulator_container)
+    assert env["LOCO_STREAM"] == "0"
+    assert "LOCO_STREAM_DEST" not in env
+    on = {
+        "emulator": {
+            "stream": {
+                "enabled": True,
+                "destination": "rtp-receiver.media:5004",
+                "width": 640,
+                "height": 480,
+                "maxFps": 15,
+                "bitrateKbps": 800,
+            }
+        }
+    }
+    env = env_of(render(on).emulator_container)
+    assert env["LOCO_STREAM"] == "1"
+    # What the supervisor's own parsers accept, so a rendered pod starts.
+    assert parse_destination(env["LOCO_STREAM_DEST"]) == ("rtp-receiver.media", 5004)
+    assert parse_size(env["LOCO_STREAM_SIZE"]) == (640, 480)
+    assert (env["LOCO_STREAM_FPS"], env["LOCO_STREAM_BITRATE"]) == ("15", "800")
+    notes = render(on).notes
+    assert "/watch/" in notes and "rtp-receiver.media:5004" in notes
+    assert "/watch/" not in render().notes
+
+
 @pytest.mark.parametrize(
     ("values", "grace", "termination"),
     [

@@ -51,6 +51,11 @@ SCHEMA_ERROR = "values don't meet the specifications of the schema"
         ({"alerts": {"namespaceLabel": "kubernetes-namespace"}}, "at '/alerts/namespaceLabel'"),
         ({"alerts": {"emulatorDown": {"severity": ""}}}, "at '/alerts/emulatorDown/severity'"),
         ({"dashboards": {"labelValue": "a b"}}, "at '/dashboards/labelValue'"),
+        ({"emulator": {"stream": {"width": 1023}}}, "at '/emulator/stream/width'"),
+        ({"emulator": {"stream": {"destination": "nowhere"}}}, "/emulator/stream/destination"),
+        ({"emulator": {"stream": {"destination": "h:70000"}}}, "/emulator/stream/destination"),
+        ({"emulator": {"stream": {"maxFps": 0}}}, "at '/emulator/stream/maxFps'"),
+        ({"emulator": {"stream": {"codec": "h264"}}}, "codec"),
     ],
 )
 def test_schema_rejects_bad_values(values: dict[str, Any], expected: str) -> None:

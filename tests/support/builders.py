@@ -21,7 +21,15 @@ from backend.models import (
     PodFacts,
     RemediationInfo,
 )
-from emulator.models import DiskFacts, EmulatorStatus, OverallStatus, QemuFacts, VideoFacts
+from emulator.models import (
+    DiskFacts,
+    EmulatorStatus,
+    OverallStatus,
+    QemuFacts,
+    StreamFacts,
+    StreamState,
+    VideoFacts,
+)
 from locotui.data.fleet import FleetModel, Source
 from locotui.data.link import LinkState
 
@@ -152,6 +160,28 @@ def on_rung(inst: Instance, rung: str, seconds_ago: float = 40.0) -> Instance:
     return inst.model_copy(update={"remediation": info})
 
 
+def with_stream(inst: Instance, state: str = "playing", **facts: object) -> Instance:
+    """``inst`` with a live video stream in its health (``state`` and any other facts)."""
+    assert inst.health is not None
+    stream = StreamFacts(
+        state=StreamState(state),
+        pipeline_state="PLAYING" if state == "playing" else "NULL",
+        width=1024,
+        height=768,
+        max_fps=30,
+        frames_per_second=24.0 if state == "playing" else None,
+        bitrate_kbps=1480.0 if state == "playing" else None,
+        frames_out=43200,
+        last_frame_age_seconds=0.04 if state == "playing" else 12.0,
+        dropped={"convert": 0, "scale": 0, "encode": 37, "rtp-out": 0},
+        capped=120,
+        destination="10.0.0.9:5004",
+        viewers=1 if state == "playing" else 0,
+    ).model_copy(update=facts)
+    health = inst.health.model_copy(update={"stream": stream})
+    return inst.model_copy(update={"health": health})
+
+
 def demo_instances(n: int = 9) -> list[Instance]:
     """A fleet with one of everything an operator must tell apart."""
     out = []
@@ -186,6 +216,15 @@ def demo_instances(n: int = 9) -> list[Instance]:
             )
         else:
             out.append(instance(name, fps=24.0 + i % 3, node=f"node-{'ab'[i % 2]}"))
+    # Two streams: one live, one failing and restarting.
+    out[0] = with_stream(out[0])
+    if n > 3:
+        out[3] = with_stream(
+            out[3],
+            "restarting",
+            restarts=3,
+            last_error="capture: Error on setup VNC connection to host 127.0.0.1 on port 5900",
+        )
     return out
 
 

@@ -30,6 +30,7 @@ from emulator.models import (
     OverallStatus,
     QemuFacts,
     ResetResult,
+    StreamFacts,
     VideoFacts,
 )
 from tests.support.serving import start_server
@@ -74,6 +75,7 @@ class FakeInstance:
     qemu_ok: bool | None = None
     """QEMU's own health when it differs from the overall status (a running guest that
     is degraded); by default QEMU is healthy exactly when the instance is."""
+    stream: StreamFacts | None = None
 
     def status(self) -> EmulatorStatus:
         healthy = self.overall_status is OverallStatus.HEALTHY
@@ -88,6 +90,7 @@ class FakeInstance:
             video=VideoFacts(
                 display_active=healthy, estimated_frame_rate=self.fps, width=640, height=400
             ),
+            stream=self.stream,
         )
 
 

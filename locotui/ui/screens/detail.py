@@ -35,6 +35,7 @@ from locotui.data.errors import DataError
 from locotui.data.fleet import Entry, FleetModel, Origin
 from locotui.data.history import HistoryProvider
 from locotui.data.kube_client import KubeClient
+from locotui.data.stream import stream_of
 from locotui.ui import fmt
 from locotui.ui.clock import Clock
 from locotui.ui.fmt import span
@@ -47,11 +48,12 @@ __all__ = [
     "emulator_section",
     "instance_section",
     "pod_section",
+    "stream_section",
     "timeline_section",
     "title_line",
 ]
 
-SECTIONS = ("status", "timeline", "emulator", "breaker", "pod", "events", "history")
+SECTIONS = ("status", "timeline", "emulator", "stream", "breaker", "pod", "events", "history")
 TIMELINE_SHOWN = 50
 """Newest timeline entries shown (the backend keeps a few hundred per instance)."""
 TIMELINE_EVERY = 15.0
@@ -294,6 +296,58 @@ def emulator_section(inst: Instance, at: datetime) -> RenderableType:
     return t
 
 
+def stream_section(inst: Instance, watch: str | None) -> RenderableType:
+    """The live video stream: how it runs, what it sends, and where to watch it.
+    ``watch`` is the backend's watch page (None without a backend)."""
+    view = stream_of(inst)
+    if view is None:
+        note = (
+            "no health received yet"
+            if inst.health is None
+            else "off (the emulator streams with --stream / LOCO_STREAM=1; Helm: "
+            "emulator.stream.enabled)"
+        )
+        return Group(Text("Stream", style="bold underline"), Text(note, style="dim italic"))
+    f = view.facts
+    t = _kv("Stream")
+    badge = fmt.stream_badge(view)
+    state = Text(f"{f.state.value} ", style=badge.style)
+    state.append(f"(GStreamer {f.pipeline_state})", style="dim")
+    t.add_row("state", state)
+    t.add_row(
+        "watch",
+        Text(watch, style="underline")
+        if watch
+        else Text("no backend: the watch page is the backend's /watch/<name>", style="dim"),
+    )
+    t.add_row("codec / size", Text(f"{f.codec}, {f.width}x{f.height}, at most {f.max_fps} fps"))
+    t.add_row(
+        "frame rate",
+        Text(f"{f.frames_per_second:.1f} fps sent")
+        if f.frames_per_second is not None
+        else Text("measuring…", style="dim italic"),
+    )
+    t.add_row(
+        "bitrate",
+        Text(f"{f.bitrate_kbps:.0f} kbit/s" if f.bitrate_kbps is not None else "-"),
+    )
+    t.add_row("frames sent", _val(f.frames_out))
+    dropped = sum(f.dropped.values())
+    t.add_row(
+        "dropped",
+        Text(
+            ", ".join(f"{queue} {n}" for queue, n in f.dropped.items() if n) or "none",
+            style="yellow" if dropped else "dim",
+        ),
+    )
+    t.add_row("capped", Text(f"{f.capped} frames above the cap", style="dim"))
+    t.add_row("restarts", _val(f.restarts, "yellow" if f.restarts else ""))
+    t.add_row("last_error", _val(f.last_error, "red" if f.last_error else ""))
+    t.add_row("RTP to", Text(f.destination))
+    t.add_row("viewers", _val(f.viewers))
+    return t
+
+
 def breaker_section(
     inst: Instance, history: list[tuple[datetime, str, int]], at: datetime
 ) -> Table:
@@ -448,9 +502,11 @@ class DetailScreen(Screen[None]):
         section: str | None = None,
         timeline: Callable[[str], Awaitable[list[TimelineEntry]]] | None = None,
         audit: AuditLog | None = None,
+        watch_url: Callable[[str], str | None] | None = None,
     ) -> None:
         super().__init__()
         self.instance_name = name
+        self.watch_url = watch_url
         self.timeline = timeline
         self.audit = audit
         self._timeline: list[TimelineEntry] | None = None
@@ -532,6 +588,8 @@ class DetailScreen(Screen[None]):
         self._show_timeline(at)
         self._maybe_load_timeline()
         self.query_one("#section-emulator", Static).update(emulator_section(entry.instance, at))
+        watch = self.watch_url(self.instance_name) if self.watch_url is not None else None
+        self.query_one("#section-stream", Static).update(stream_section(entry.instance, watch))
         hist = list(entry.breaker_history)
         self.query_one("#section-breaker", Static).update(breaker_section(entry.instance, hist, at))
         self.query_one("#section-pod", Static).update(pod_section(entry.instance, at))

@@ -85,7 +85,7 @@ async def test_the_backend_through_a_port_forward(fleet: Fleet, operator: KubeCl
         async with httpx.AsyncClient(trust_env=False, timeout=30) as client:
             resp = await client.get(f"http://127.0.0.1:{port}/api/instances")
         assert resp.status_code == 200, resp.text
-        assert sorted(i["name"] for i in resp.json()) == PODS
+        assert sorted(i["name"] for i in resp.json()["items"]) == PODS
     finally:
         await forward.stop()
 

@@ -12,7 +12,8 @@ from backend.remediation.policy import (
 )
 from backend.remediation.profiles import PROFILES
 
-T = PROFILES["testimage"]  # bad_for 10, frozen_for 10, watch_reset 20, watch_restart 30, recovered_for 30
+# bad_for 10, frozen_for 10, watch_reset 20, watch_restart 30, recovered_for 30
+T = PROFILES["testimage"]
 
 
 def obs(name: str, problem: str | None = None, fps: float | None = 30.0) -> Observation:

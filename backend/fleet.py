@@ -26,7 +26,6 @@ import itertools
 import json
 import logging
 import secrets
-import time
 from collections import Counter, deque
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -48,7 +47,7 @@ from backend.models import (
 )
 from backend.status_rule import StatusInputs, derive_status
 from emulator.jsonlog import log
-from emulator.models import EmulatorStatus
+from emulator.models import CLOCK_FIELDS, EmulatorStatus
 
 logger = logging.getLogger("backend.fleet")
 
@@ -77,28 +76,22 @@ class _Record:
     timeline: deque[TimelineEntry] = field(default_factory=lambda: deque(maxlen=TIMELINE))
     json: bytes = b""
     significant: bytes = b""  # the instance without its clock-driven fields
-    published_at: float = 0.0  # time.monotonic() of its last event
 
 
-# Fields that change with every probe although nothing happened (clocks and counters).
-# A change in these alone is published at most every VOLATILE_REFRESH seconds per instance;
-# anything else is published at once. Without this every probe was an event: ~100 events
-# and 130 kB of JSON a second at 200 instances, for no news.
+# Fields that change with every probe although nothing happened (clocks and counters): a
+# change in these alone is never published, so the list and the events do not change
+# because time passed. Before, every probe was an event: ~100 events and 130 kB of JSON a
+# second at 200 instances, for no news. The health body's part is the supervisor's own
+# definition (its status stream leaves out exactly these); whoever shows an age computes it
+# from the absolute timestamps.
 _VOLATILE: dict[str, Any] = {
     "last_probe_at": True,
     "last_ok_at": True,
     # A dead target's failed breaker trials change only these; the breaker's state and
     # since are kept across trials (backend.breaker), so the status does not flicker.
     "breaker": {"failures", "retry_at"},
-    "health": {
-        "timestamp": True,
-        "supervisor_uptime_seconds": True,
-        "qemu": {"uptime_seconds", "qmp_latency_ms"},
-        "video": {"last_frame_age_seconds", "frames_total"},
-        "disk": {"overlay_size"},
-    },
+    "health": CLOCK_FIELDS,
 }
-VOLATILE_REFRESH = 5.0
 TIMELINE = 200
 """Entries kept per instance: status changes, the policy's and people's actions."""
 
@@ -347,14 +340,10 @@ class Fleet:
     def _rebuild(self, rec: _Record) -> None:
         inst = self._derive(rec)
         significant = inst.model_dump_json(exclude=_VOLATILE).encode()
-        now = time.monotonic()
-        if significant == rec.significant and now - rec.published_at < VOLATILE_REFRESH:
+        if significant == rec.significant:
             return
         data = inst.model_dump_json().encode()
-        if data == rec.json:
-            return
         rec.significant = significant
-        rec.published_at = now
         old = rec.instance
         if old is not None:
             self._count(old, -1)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import time
+from datetime import UTC, datetime
 from pathlib import Path
 
 from emulator.framecount import FrameCounter
@@ -28,12 +29,10 @@ class EmulatorInstance:
         self.counter = counter
         self.disk = disk
         self.started = time.monotonic()
+        self.started_at = datetime.now(UTC)
 
     def status(self) -> EmulatorStatus:
         sup = self.supervisor
-        silent_for = None
-        if sup.qmp_silent_since is not None:
-            silent_for = time.monotonic() - sup.qmp_silent_since
         errors = list(sup.errors)
         video = self.sampler.facts()
         if self.sampler.last_error and sup.running and not video.vnc_connected:
@@ -52,12 +51,12 @@ class EmulatorInstance:
             instance=self.name,
             qemu=sup.facts(),
             qmp_ok=sup.qmp_ok,
-            qmp_silent_for=silent_for,
             video=video,
             failures=sup.consecutive_failures,
             supervisor_uptime=time.monotonic() - self.started,
             disk=self._disk_now(),
             errors=errors,
+            supervisor_started_at=self.started_at,
         )
 
     def _disk_now(self) -> DiskFacts | None:

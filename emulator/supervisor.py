@@ -26,6 +26,7 @@ import time
 from collections import deque
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
 
 from emulator.backoff import Backoff
@@ -127,6 +128,7 @@ class Supervisor:
         self._clock = clock
         self.proc: asyncio.subprocess.Process | None = None
         self.started_at: float | None = None
+        self.started_wall: datetime | None = None
         self.restarts = 0
         self.consecutive_failures = 0
         self.last_exit: str | None = None
@@ -163,6 +165,7 @@ class Supervisor:
             qmp_status=self.qmp_status if self.running else None,
             qmp_latency_ms=self.qmp_latency_ms,
             uptime_seconds=uptime,
+            started_at=self.started_wall if self.running else None,
             restarts=self.restarts,
             last_exit=self.last_exit,
             booted=self.booted,
@@ -277,6 +280,7 @@ class Supervisor:
         self.proc = proc
         self.spawned.set()
         self.started_at = self._clock()
+        self.started_wall = datetime.now(UTC)
         self.qmp_status, self.qmp_ok, self.qmp_silent_since = None, False, None
         self.disk_error = None  # a new QEMU starts with its disk requests afresh
         self._stderr_task = asyncio.create_task(self._read_stderr(proc))

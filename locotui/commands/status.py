@@ -33,7 +33,7 @@ from locotui.commands._common import (
 )
 from locotui.data.errors import DataError
 from locotui.data.feeds import FleetFeeds
-from locotui.data.fleet import SEVERITY, FleetModel, Origin, Source
+from locotui.data.fleet import SEVERITY, FleetModel, Origin, Source, qemu_started_at
 
 if TYPE_CHECKING:
     from locotui.config import Settings
@@ -61,12 +61,11 @@ def _age(inst: Instance, now: datetime) -> str:
     started = None
     if inst.pod is not None:
         started = inst.pod.start_time or inst.pod.created_at
-    if started is None and inst.health is not None and inst.health.qemu.uptime_seconds:
-        seconds = inst.health.qemu.uptime_seconds
-    elif started is not None:
-        seconds = (now - started).total_seconds()
-    else:
+    if started is None:
+        started = qemu_started_at(inst.health)
+    if started is None:
         return "-"
+    seconds = (now - started).total_seconds()
     seconds = max(0, int(seconds))
     for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
         if seconds >= size:

@@ -45,6 +45,7 @@ from backend.models import (
     RemovedEvent,
     SnapshotEvent,
 )
+from emulator.models import EmulatorStatus
 from locotui.data.link import LinkChange, LinkState
 
 __all__ = [
@@ -56,6 +57,8 @@ __all__ = [
     "Origin",
     "SortKey",
     "Source",
+    "qemu_started_at",
+    "supervisor_started_at",
 ]
 
 
@@ -120,6 +123,27 @@ class Link:
         return max(0.0, self.retry_at - (time.monotonic() if now is None else now))
 
 
+def qemu_started_at(health: EmulatorStatus | None) -> datetime | None:
+    """When the emulator's current QEMU started. The backend does not republish a health
+    body when only its clocks moved, so an age is computed from this, never read from
+    ``uptime_seconds`` (older supervisors: derived from it and the body's own timestamp)."""
+    if health is None:
+        return None
+    if health.qemu.started_at is not None:
+        return health.qemu.started_at
+    if health.qemu.uptime_seconds is None:
+        return None
+    return health.timestamp.astimezone(UTC) - timedelta(seconds=health.qemu.uptime_seconds)
+
+
+def supervisor_started_at(health: EmulatorStatus) -> datetime:
+    """When the emulator's supervisor started (see :func:`qemu_started_at`)."""
+    if health.supervisor_started_at is not None:
+        return health.supervisor_started_at
+    seconds = health.supervisor_uptime_seconds
+    return health.timestamp.astimezone(UTC) - timedelta(seconds=seconds)
+
+
 @dataclass
 class Entry:
     """One instance as the UI shows it."""
@@ -169,10 +193,7 @@ class Entry:
         pod = self.instance.pod
         if pod and (pod.start_time or pod.created_at):
             return pod.start_time or pod.created_at
-        health = self.instance.health
-        if health and health.qemu.uptime_seconds is not None:
-            return health.timestamp.astimezone(UTC) - timedelta(seconds=health.qemu.uptime_seconds)
-        return None
+        return qemu_started_at(self.instance.health)
 
     def fps_values(self, n: int | None = None) -> list[float]:
         """The last ``n`` fps samples for a sparkline (unknown samples as 0.0)."""

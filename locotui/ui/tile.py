@@ -25,7 +25,7 @@ from textual.strip import Strip
 from textual.widget import Widget
 
 from backend.models import InstanceStatus
-from locotui.data.fleet import Entry, Origin
+from locotui.data.fleet import Entry, Origin, qemu_started_at
 from locotui.ui import fmt
 from locotui.ui.fmt import span
 from locotui.ui.halfblock import placeholder_strips
@@ -85,8 +85,9 @@ def tile_lines(entry: Entry, at: datetime) -> list[Text]:
         style = "" if q.running and q.qmp_status in (None, "running") else "bold red"
         third.append(" · qemu ", style="dim")
         third.append(state, style=style)
-        if q.uptime_seconds is not None:
-            third.append(f" up {fmt.age(q.uptime_seconds)}", style="dim")
+        started = qemu_started_at(health)
+        if started is not None:
+            third.append(f" up {fmt.since(started, at)}", style="dim")
         if q.crash_loop:
             third.append(" CRASH-LOOP", style="bold red")
         elif q.restarts:

@@ -24,7 +24,13 @@ from textual.widgets import Footer, Static
 
 from backend.models import BreakerState, Instance, InstanceStatus
 from locotui.data.errors import DataError
-from locotui.data.fleet import Entry, FleetModel, Origin
+from locotui.data.fleet import (
+    Entry,
+    FleetModel,
+    Origin,
+    qemu_started_at,
+    supervisor_started_at,
+)
 from locotui.data.history import HistoryProvider
 from locotui.data.kube_client import KubeClient
 from locotui.ui import fmt
@@ -144,7 +150,7 @@ def emulator_section(inst: Instance, at: datetime) -> RenderableType:
     t.add_row("qemu_healthy", _val(h.qemu_healthy))
     t.add_row("reasons", Text("; ".join(h.reasons) or "-", style="yellow" if h.reasons else "dim"))
     t.add_row("timestamp", _val(h.timestamp))
-    t.add_row("supervisor up", Text(fmt.age(h.supervisor_uptime_seconds)))
+    t.add_row("supervisor up", Text(fmt.since(supervisor_started_at(h), at)))
     q = h.qemu
     t.add_row("qemu.pid", _val(q.pid))
     t.add_row("qemu.running", _val(q.running))
@@ -153,7 +159,7 @@ def emulator_section(inst: Instance, at: datetime) -> RenderableType:
         "qemu.qmp_latency",
         Text(f"{q.qmp_latency_ms:.1f} ms" if q.qmp_latency_ms is not None else "-"),
     )
-    t.add_row("qemu.uptime", Text(fmt.age(q.uptime_seconds)))
+    t.add_row("qemu.uptime", Text(fmt.since(qemu_started_at(h), at)))
     t.add_row("qemu.restarts", _val(q.restarts, "yellow" if q.restarts else ""))
     t.add_row("qemu.last_exit", _val(q.last_exit))
     t.add_row("qemu.booted", _val(q.booted))

@@ -46,6 +46,7 @@ from backend.models import (
     TimelineEntry,
 )
 from backend.status_rule import StatusInputs, derive_status
+from emulator import sse
 from emulator.jsonlog import log
 from emulator.models import CLOCK_FIELDS, EmulatorStatus
 
@@ -94,10 +95,6 @@ _VOLATILE: dict[str, Any] = {
 }
 TIMELINE = 200
 """Entries kept per instance: status changes, the policy's and people's actions."""
-
-
-def _sse(event: str, seq: int, data: bytes) -> bytes:
-    return b"event: %s\nid: %d\ndata: %s\n\n" % (event.encode(), seq, data)
 
 
 class Fleet:
@@ -381,7 +378,7 @@ class Fleet:
     def _publish(self, event: str, data: bytes) -> None:
         self._seq += 1
         self._changed_at = datetime.now(UTC)
-        self._events.append((self._seq, _sse(event, self._seq, data)))
+        self._events.append((self._seq, sse.event(event, self._seq, data)))
         self._list_cache = None
         if self.metrics is not None:
             self.metrics.fleet_events.labels(event).inc()
@@ -447,7 +444,9 @@ class Fleet:
         """A ``snapshot`` SSE event of the current fleet, and the seq it stands at."""
         body, _ = self.list_body()
         seq = self._seq
-        return seq, _sse("snapshot", seq, b'{"type":"snapshot","seq":%d,"fleet":%s}' % (seq, body))
+        return seq, sse.event(
+            "snapshot", seq, b'{"type":"snapshot","seq":%d,"fleet":%s}' % (seq, body)
+        )
 
     def events_after(self, seq: int) -> list[tuple[int, bytes]] | None:
         """Buffered events with a sequence number above ``seq``, in order.

@@ -10,6 +10,7 @@ from pathlib import Path
 from emulator.framecount import FrameCounter
 from emulator.health import build_status
 from emulator.models import DiskFacts, EmulatorStatus
+from emulator.status_stream import StatusFeed
 from emulator.supervisor import Supervisor
 from emulator.vnc import VncSampler
 
@@ -30,6 +31,9 @@ class EmulatorInstance:
         self.disk = disk
         self.started = time.monotonic()
         self.started_at = datetime.now(UTC)
+        self.feed = StatusFeed(self.status)
+        """The status as a stream of changes (``GET /status/stream``)."""
+        supervisor.on_change = sampler.on_change = counter.on_change = self.feed.poke
 
     def status(self) -> EmulatorStatus:
         sup = self.supervisor

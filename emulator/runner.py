@@ -160,7 +160,7 @@ async def run(settings: Settings) -> int:
     server = None
     try:
         await supervisor.spawned.wait()
-        server = _http_server(instance, settings.control_token)
+        server = _http_server(instance, settings.control_token, settings.stream_heartbeat)
         http_task = asyncio.create_task(server.serve(sockets=[http_sock]), name="http")
         _register(
             settings.state_dir,
@@ -209,7 +209,7 @@ def _register(state_dir: Path, registration: LocalRegistration) -> None:
         raise state_dir_error(state_dir, exc, "cannot write the registration file") from None
 
 
-def _http_server(instance: EmulatorInstance, token: str | None):  # type: ignore[no-untyped-def]
+def _http_server(instance: EmulatorInstance, token: str | None, heartbeat: float):  # type: ignore[no-untyped-def]
     import uvicorn
 
     from emulator.http_api import create_app
@@ -221,7 +221,7 @@ def _http_server(instance: EmulatorInstance, token: str | None):  # type: ignore
         def capture_signals(self):  # type: ignore[no-untyped-def]
             yield
 
-    app = create_app(instance, token)
+    app = create_app(instance, token, stream_heartbeat=heartbeat)
     return Server(uvicorn.Config(app, log_config=None, access_log=False, lifespan="off"))
 
 

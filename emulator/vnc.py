@@ -85,6 +85,12 @@ class VncSampler:
         self._connections = 0
         self._last_error: str | None = None
         self._frame_event = asyncio.Event()
+        self.on_change: Callable[[], None] | None = None
+        """Called when what :meth:`facts` says changes other than by time passing."""
+
+    def _changed(self) -> None:
+        if self.on_change is not None:
+            self.on_change()
 
     # -- what the rest of the supervisor reads -------------------------------------------
 
@@ -147,7 +153,9 @@ class VncSampler:
             except PermissionError as exc:
                 self._last_error = f"VNC authentication failed: {exc}"
             finally:
-                self._connected = False
+                if self._connected:
+                    self._connected = False
+                    self._changed()
             if self._updates > updates_before:
                 backoff.reset()
             await asyncio.sleep(backoff.next_delay())
@@ -169,6 +177,7 @@ class VncSampler:
             await writer.drain()
             self._connected = True
             self._connections += 1
+            self._changed()
             log(
                 logger,
                 logging.INFO,
@@ -253,6 +262,8 @@ class VncSampler:
                 changed = True
             region[...] = pixels
         now = self._clock()
+        # Updates arriving again after a pause make the display active again: news.
+        revived = self._last_update is None or now - self._last_update > ACTIVE_WITHIN
         self._last_update = now
         self._updates += 1
         height, width = self._shape()
@@ -260,9 +271,12 @@ class VncSampler:
             log(logger, logging.INFO, "vnc resolution changed", width=width, height=height)
         # Ask for the next update straight away so QEMU can send each change as it happens.
         writer.write(_update_request(not resized, width, height))
+        blank = self._blank
         if changed:
             self._seq += 1
             sample = self._buffer[::8, ::8, :3]
             self._blank = bool((sample == sample[0, 0]).all())
             self._frame_event.set()
             self._frame_event = asyncio.Event()
+        if revived or resized or blank != self._blank:
+            self._changed()

@@ -27,8 +27,7 @@ from collections.abc import AsyncIterator
 
 from backend.fleet import Fleet
 from backend.metrics import BackendMetrics
-
-KEEPALIVE = b": keep-alive\n\n"
+from emulator.sse import KEEPALIVE, retry
 
 
 async def fleet_events(
@@ -38,7 +37,7 @@ async def fleet_events(
         metrics.sse_clients.inc()
     try:
         seq, snapshot = fleet.snapshot_event()
-        yield b"retry: 2000\n\n" + snapshot
+        yield retry(2000) + snapshot
         while True:
             events = fleet.events_after(seq)
             if events is None:

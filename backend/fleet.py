@@ -74,6 +74,7 @@ class _Record:
     breaker: BreakerInfo = field(default_factory=BreakerInfo)
     instance: Instance | None = None
     remediation: RemediationInfo | None = None
+    link: str | None = None
     timeline: deque[TimelineEntry] = field(default_factory=lambda: deque(maxlen=TIMELINE))
     json: bytes = b""
     significant: bytes = b""  # the instance without its clock-driven fields
@@ -120,6 +121,7 @@ class Fleet:
         self._changed = asyncio.Event()
         self._list_cache: tuple[bytes, str] | None = None
         self._status_counts: Counter[InstanceStatus] = Counter()
+        self._link_counts: Counter[str | None] = Counter()
         self._stale_count = 0
 
     # ------------------------------------------------------------------ observers
@@ -201,11 +203,13 @@ class Fleet:
                 self._rebuild(rec)
 
     # ------------------------------------------------------------------ prober input
-    def probe_succeeded(self, name: str, health: EmulatorStatus) -> None:
+    def probe_succeeded(self, name: str, health: EmulatorStatus, link: str = "probe") -> None:
+        """A health body arrived: from a probe, or (``link="stream"``) on the status stream."""
         rec = self._records.get(name)
         if rec is None:
             return
         now = datetime.now(UTC)
+        rec.link = link
         rec.health = health
         rec.probed = rec.probe_ok = True
         rec.last_error = None
@@ -214,16 +218,27 @@ class Fleet:
         self._rebuild(rec)
 
     def probe_failed(self, name: str, error: str) -> None:
+        """A probe failed, or a status stream could not be opened or broke: either way the
+        health is probed now (``link`` becomes ``probe``)."""
         rec = self._records.get(name)
         if rec is None:
             return
         now = datetime.now(UTC)
+        rec.link = "probe"
         if rec.probe_ok or rec.failing_since is None:
             rec.failing_since = now
         rec.probed = True
         rec.probe_ok = False
         rec.last_error = error
         rec.last_probe_at = now
+        self._rebuild(rec)
+
+    def link_changed(self, name: str, link: str | None) -> None:
+        """How ``name``'s health arrives now: ``stream``, ``probe``, or None (not watched)."""
+        rec = self._records.get(name)
+        if rec is None or rec.link == link:
+            return
+        rec.link = link
         self._rebuild(rec)
 
     # ------------------------------------------------------------------ remediation input
@@ -325,14 +340,18 @@ class Fleet:
             logs_available=bool(t.log_file) or t.source is InstanceSource.KUBERNETES,
             lost_since=t.lost_since,
             remediation=rec.remediation,
+            link=rec.link,  # type: ignore[arg-type]
         )
 
     def _count(self, inst: Instance, delta: int) -> None:
         self._status_counts[inst.status] += delta
         self._stale_count += delta if inst.stale else 0
+        self._link_counts[inst.link] += delta
         if self.metrics is not None:
             self.metrics.instances.labels(inst.status.value).set(self._status_counts[inst.status])
             self.metrics.stale_instances.set(self._stale_count)
+            if inst.link is not None:
+                self.metrics.status_links.labels(inst.link).set(self._link_counts[inst.link])
 
     def _rebuild(self, rec: _Record) -> None:
         inst = self._derive(rec)

@@ -170,8 +170,19 @@ class Instance(_Wire):
         None, description="What is stale: the health probe failing, or discovery out of contact"
     )
     last_error: str | None = Field(None, description="Most recent probe or discovery error")
-    last_probe_at: datetime | None = Field(None, description="When the last probe finished")
-    last_ok_at: datetime | None = Field(None, description="When a probe last succeeded")
+    last_probe_at: datetime | None = Field(
+        None, description="When the last probe finished, or the last status arrived on the stream"
+    )
+    last_ok_at: datetime | None = Field(
+        None, description="When a probe last succeeded, or the last status arrived on the stream"
+    )
+    link: Literal["stream", "probe"] | None = Field(
+        None,
+        description="How the emulator's health arrives: stream (its supervisor's status "
+        "stream is open: changes are pushed), probe (polled: a supervisor without the stream, "
+        "or the stream could not be opened and is retried with backoff); null when the "
+        "supervisor is not watched (lost, or probing off)",
+    )
     health_url: str | None = Field(None, description="Base URL of the emulator's supervisor")
     vnc: str | None = Field(None, description="host:port of the instance's VNC server")
     logs_available: bool = Field(

@@ -185,6 +185,9 @@ async def run(settings: Settings) -> int:
         await supervisor.stop()
     finally:
         supervisor.kill_now()
+        # Open status streams end properly (readers see the end, not a broken link), and
+        # the HTTP server does not wait for them.
+        instance.feed.close()
         remove_registration(settings.state_dir)
         sup_task.cancel()
         vnc_task.cancel()

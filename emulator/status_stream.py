@@ -75,6 +75,17 @@ class StatusFeed:
         self._event = b""
         self._pending = False
         self._changed = asyncio.Event()
+        self.closed = False
+
+    def close(self) -> None:
+        """The supervisor is stopping: every open stream ends now (properly, so readers
+        see the end rather than a broken connection), and no new one starts."""
+        self.closed = True
+        changed, self._changed = self._changed, asyncio.Event()
+        changed.set()
+
+    def reopen(self) -> None:
+        self.closed = False
 
     def poke(self) -> None:
         """Something the status is made of changed: recompute it soon (once per burst)."""
@@ -145,9 +156,10 @@ class StatusStream(Response):
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         feed = self.feed
-        if feed.subscribers >= self.max_subscribers:
+        if feed.subscribers >= self.max_subscribers or feed.closed:
+            why = "stopping" if feed.closed else f"at most {self.max_subscribers}"
             busy = JSONResponse(
-                {"error": f"too many status streams (at most {self.max_subscribers})"},
+                {"error": f"no more status streams ({why})"},
                 status_code=503,
                 headers={"Retry-After": "5"},
             )
@@ -170,7 +182,7 @@ class StatusStream(Response):
         feed = self.feed
         now = time.monotonic()
         beat_at, check_at = now + self.heartbeat, now + feed.recheck
-        while not disconnected.done():
+        while not disconnected.done() and not feed.closed:
             if feed.revision > revision:
                 revision, event = feed.latest()
                 if not await self._write(send, event):
@@ -193,7 +205,7 @@ class StatusStream(Response):
                 if not await self._write(send, sse.KEEPALIVE):
                     return
                 beat_at = now + self.heartbeat
-        # The client left: end the response properly (nothing more is written to it).
+        # The client left, or the supervisor is stopping: end the response properly.
         with contextlib.suppress(Exception):
             await send({"type": "http.response.body", "body": b"", "more_body": False})
 

@@ -41,7 +41,7 @@ from urllib.parse import quote
 import httpx
 from pydantic import ValidationError
 
-from backend.bounded_http import AnswerTooLarge, MiB, fetch, lines
+from backend.bounded_http import AnswerTooLarge, MiB, fetch, lines, sse_events
 from backend.models import (
     FLEET_EVENT_ADAPTER,
     ActionResult,
@@ -318,7 +318,7 @@ class BackendClient:
                 if not resp.is_success:
                     await resp.aread()
                     self._raise_for(resp, what)
-                async for sse in _sse_events(resp, LOG_LINE_LIMIT):
+                async for sse in sse_events(lines(resp, LOG_LINE_LIMIT), LOG_LINE_LIMIT):
                     if sse.data is not None:
                         yield sse.data
         except AnswerTooLarge as exc:
@@ -377,7 +377,7 @@ class BackendClient:
                     if not ctype.startswith("text/event-stream"):
                         raise BadResponse(f"event stream: backend sent {ctype or 'no type'}")
                     connected = False
-                    async for sse in _sse_events(resp, SSE_LINE_LIMIT):
+                    async for sse in sse_events(lines(resp, SSE_LINE_LIMIT), SSE_LINE_LIMIT):
                         if sse.data is None:
                             continue
                         parsed = _parse_event(sse.event, sse.data)
@@ -438,41 +438,3 @@ def _parse_event(event: str | None, data: str) -> FleetEventT | MalformedEvent:
         return MalformedEvent(
             event, data[:500], f"{loc or 'data'}: {first['msg']}", str(name) if name else None
         )
-
-
-@dataclass(frozen=True, slots=True)
-class _Sse:
-    event: str | None
-    data: str | None
-    id: str | None
-
-
-async def _sse_events(resp: httpx.Response, max_line: int) -> AsyncIterator[_Sse]:
-    """Parses a ``text/event-stream`` body (WHATWG rules, enough for our server); an event
-    may not hold more than ``max_line`` bytes of data."""
-    event: str | None = None
-    data: list[str] = []
-    size = 0
-    ident: str | None = None
-    async for line in lines(resp, max_line):
-        if line == "":
-            if data or event:
-                yield _Sse(event, "\n".join(data) if data else None, ident)
-            event, data, size = None, [], 0
-            continue
-        if line.startswith(":"):
-            continue  # comment / keep-alive
-        fname, _, value = line.partition(":")
-        value = value.removeprefix(" ")
-        if fname == "data":
-            size += len(value)
-            if size > max_line:  # many short data lines add up to one event
-                raise AnswerTooLarge(f"an event of the stream is over {max_line} bytes")
-            data.append(value)
-        elif fname == "event":
-            event = value
-        elif fname == "id":
-            ident = value
-        # "retry" is ignored: our own backoff decides.
-    if data:
-        yield _Sse(event, "\n".join(data), ident)

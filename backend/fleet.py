@@ -77,6 +77,7 @@ class _Record:
     link: str | None = None
     timeline: deque[TimelineEntry] = field(default_factory=lambda: deque(maxlen=TIMELINE))
     json: bytes = b""
+    summary: bytes = b""  # the summary list's form (InstanceSummary)
     significant: bytes = b""  # the instance without its clock-driven fields
 
 
@@ -120,6 +121,7 @@ class Fleet:
         self._events: deque[tuple[int, bytes]] = deque(maxlen=event_buffer)
         self._changed = asyncio.Event()
         self._list_cache: tuple[bytes, str] | None = None
+        self._summary_cache: tuple[bytes, str] | None = None
         self._status_counts: Counter[InstanceStatus] = Counter()
         self._link_counts: Counter[str | None] = Counter()
         self._stale_count = 0
@@ -385,6 +387,7 @@ class Fleet:
             )
         rec.instance = inst
         rec.json = data
+        rec.summary = inst.summary().model_dump_json(exclude_defaults=True).encode()
         if self.metrics is not None:
             if inst.fps is None:
                 with contextlib.suppress(KeyError):
@@ -398,7 +401,7 @@ class Fleet:
         self._seq += 1
         self._changed_at = datetime.now(UTC)
         self._events.append((self._seq, sse.event(event, self._seq, data)))
-        self._list_cache = None
+        self._list_cache = self._summary_cache = None
         if self.metrics is not None:
             self.metrics.fleet_events.labels(event).inc()
         changed, self._changed = self._changed, asyncio.Event()
@@ -440,24 +443,29 @@ class Fleet:
 
     def list_body(self) -> tuple[bytes, str]:
         """The ``InstanceList`` JSON and its ETag, built at most once per change."""
-        cached = self._list_cache
-        if cached is not None:
-            return cached
-        records = self._records
-        items = b",".join([records[n].json for n in self._names])
+        if self._list_cache is None:
+            self._list_cache = self._assemble([self._records[n].json for n in self._names], "")
+        return self._list_cache
+
+    def summary_body(self) -> tuple[bytes, str]:
+        """The ``InstanceSummaryList`` JSON and its ETag, built at most once per change."""
+        if self._summary_cache is None:
+            items = [self._records[n].summary for n in self._names]
+            self._summary_cache = self._assemble(items, "-s")
+        return self._summary_cache
+
+    def _assemble(self, items: list[bytes], form: str) -> tuple[bytes, str]:
         generated = json.dumps(self._changed_at.isoformat().replace("+00:00", "Z"))
         body = b'{"items":[%s],"generated_at":%s,"revision":%d,"discovery":%s}' % (
-            items,
+            b",".join(items),
             generated.encode(),
             self._seq,
             self._discovery_json,
         )
         # The sequence number identifies the content within this process; the epoch makes
         # tags of an earlier process (same numbers, other content) never match. Cheaper
-        # than hashing a megabyte on every change of a large fleet.
-        etag = f'"{self._epoch}-{self._seq}"'
-        self._list_cache = (body, etag)
-        return self._list_cache
+        # than hashing a megabyte on every change of a large fleet. Each form has its own.
+        return body, f'"{self._epoch}-{self._seq}{form}"'
 
     def snapshot_event(self) -> tuple[int, bytes]:
         """A ``snapshot`` SSE event of the current fleet, and the seq it stands at."""

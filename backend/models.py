@@ -38,6 +38,8 @@ __all__ = [
     "InstanceList",
     "InstanceSource",
     "InstanceStatus",
+    "InstanceSummary",
+    "InstanceSummaryList",
     "NamespaceSource",
     "PauseRequest",
     "PodCondition",
@@ -150,6 +152,38 @@ class RemediationInfo(_Wire):
 class Instance(_Wire):
     """One emulator as the backend sees it."""
 
+    def summary(self) -> InstanceSummary:
+        """The instance in the summary list's form."""
+        pod, health = self.pod, self.health
+        phase = None
+        started = None
+        if pod is not None:
+            phase = "Terminating" if pod.deleting else pod.waiting_reason or pod.phase
+            started = pod.start_time or pod.created_at
+        if started is None and health is not None:
+            started = health.qemu.started_at
+        reason = self.status_reason
+        if reason is None and health is not None and health.reasons:
+            reason = health.reasons[0]
+        return InstanceSummary(
+            name=self.name,
+            status=self.status,
+            reason=reason or self.last_error,
+            stale=self.stale,
+            fps=self.fps,
+            breaker=self.breaker.state,
+            breaker_since=self.breaker.since
+            if self.breaker.state is not BreakerState.CLOSED
+            else None,
+            phase=phase,
+            ready=pod.ready if pod is not None else None,
+            restarts=(pod.restarts if pod else 0) + (health.qemu.restarts if health else 0),
+            started_at=started,
+            node=pod.node if pod is not None else None,
+            crash_loop=health is not None and health.qemu.crash_loop,
+            lost=self.lost_since is not None,
+        )
+
     name: str
     source: InstanceSource
     status: InstanceStatus = Field(description="Derived by the documented status rule")
@@ -215,6 +249,45 @@ class InstanceList(_Wire):
     """Body of ``GET /api/instances``; items sorted by name."""
 
     items: list[Instance]
+    generated_at: datetime = Field(description="When this view of the fleet last changed")
+    revision: int = Field(0, description="Increases with every change of the fleet")
+    discovery: DiscoveryState
+
+
+class InstanceSummary(_Wire):
+    """One instance as the summary list has it: what a fleet overview shows (the tiles'
+    and the table's lines), without the health body. Fields at their default are left out
+    of the JSON (a healthy instance is about 90 bytes); the full instance is
+    ``GET /api/instances/{name}``."""
+
+    name: str
+    status: InstanceStatus
+    reason: str | None = Field(
+        None,
+        description="Why: the status reason, else the emulator's first reason, else the last error",
+    )
+    stale: bool = Field(False, description="Some of what is shown is last-known")
+    fps: float | None = None
+    breaker: BreakerState = BreakerState.CLOSED
+    breaker_since: datetime | None = Field(None, description="While not closed: since when")
+    phase: str | None = Field(
+        None,
+        description="Kubernetes only: the pod's phase, its waiting reason, or Terminating",
+    )
+    ready: bool | None = Field(None, description="Kubernetes only: the pod is Ready")
+    restarts: int = Field(0, description="Pod restarts plus the supervisor's QEMU restarts")
+    started_at: datetime | None = Field(
+        None, description="When the pod started, else the current QEMU process"
+    )
+    node: str | None = None
+    crash_loop: bool = Field(False, description="The supervisor gave up restarting QEMU")
+    lost: bool = Field(False, description="The supervisor is gone without unregistering")
+
+
+class InstanceSummaryList(_Wire):
+    """Body of ``GET /api/instances?view=summary``; items sorted by name."""
+
+    items: list[InstanceSummary]
     generated_at: datetime = Field(description="When this view of the fleet last changed")
     revision: int = Field(0, description="Increases with every change of the fleet")
     discovery: DiscoveryState

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import httpx
@@ -17,6 +18,7 @@ from backend.models import (
     InstanceList,
     InstanceSource,
     InstanceStatus,
+    InstanceSummaryList,
     ReadinessReport,
     RemovedEvent,
     SnapshotEvent,
@@ -90,6 +92,67 @@ async def test_list_get_and_etag(tmp_path: Path, fake: FakeEmulators) -> None:
         error(await client.get("/api/instances/nope"), 404, "not_found")
         error(await client.get("/no/such/route"), 404, "not_found")
         error(await client.delete("/api/instances"), 405, "method_not_allowed")
+
+
+async def test_summary_list_is_small_and_has_its_own_etag(
+    tmp_path: Path, fake: FakeEmulators
+) -> None:
+    async with backend_for(write_static(tmp_path / "f.yaml", fake)) as (runtime, client):
+        await eventually(lambda: healthy(runtime), fleet=runtime.fleet, what="3 healthy")
+        runtime.prober.enabled = False
+        await runtime.prober.close()
+        full = await client.get("/api/instances")
+        summary = await client.get("/api/instances", params={"view": "summary"})
+        assert summary.status_code == 200
+        listed = InstanceSummaryList.model_validate_json(summary.content)
+        assert [i.name for i in listed.items] == ["loco-0", "loco-1", "loco-2"]
+        assert listed.revision == InstanceList.model_validate_json(full.content).revision
+        one = listed.items[0]
+        assert one.status is InstanceStatus.HEALTHY and one.fps == 25.0 and not one.stale
+        assert one.restarts == 0 and one.breaker == "closed"
+        raw = json.loads(summary.content)["items"][0]
+        assert "stale" not in raw and "breaker" not in raw, "defaults are left out"
+        assert len(summary.content) * 5 < len(full.content)
+        etag = summary.headers["etag"]
+        assert etag != full.headers["etag"], "one tag per form"
+        same = await client.get("/api/instances?view=summary", headers={"If-None-Match": etag})
+        assert same.status_code == 304
+        other = await client.get("/api/instances", headers={"If-None-Match": etag})
+        assert other.status_code == 200, "a summary's tag does not match the full list"
+        runtime.fleet.probe_failed("loco-1", "synthetic")
+        changed = await client.get("/api/instances?view=summary", headers={"If-None-Match": etag})
+        assert changed.status_code == 200
+        item = InstanceSummaryList.model_validate_json(changed.content).items[1]
+        assert item.status is InstanceStatus.DEGRADED and item.stale
+        assert item.reason and "synthetic" in item.reason
+        error(await client.get("/api/instances?view=tiny"), 422, "invalid_request")
+
+
+def test_summary_of_a_pod_instance() -> None:
+    from datetime import UTC, datetime
+
+    from backend.models import BreakerInfo, BreakerState, InstanceSource, PodFacts
+
+    started = datetime(2026, 1, 1, tzinfo=UTC)
+    inst = Instance(
+        name="loco-0",
+        source=InstanceSource.KUBERNETES,
+        status=InstanceStatus.UNHEALTHY,
+        status_reason="supervisor unreachable, circuit open",
+        pod=PodFacts(phase="Running", ready=False, restarts=2, node="n1", start_time=started),
+        breaker=BreakerInfo(state=BreakerState.OPEN, since=started),
+        stale=True,
+    )
+    s = inst.summary()
+    assert (s.phase, s.ready, s.restarts, s.node, s.started_at) == (
+        "Running",
+        False,
+        2,
+        "n1",
+        started,
+    )
+    assert s.breaker is BreakerState.OPEN and s.breaker_since == started and s.stale
+    assert s.reason == "supervisor unreachable, circuit open"
 
 
 async def test_status_change_reaches_the_list(tmp_path: Path, fake: FakeEmulators) -> None:

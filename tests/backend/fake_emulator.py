@@ -66,6 +66,7 @@ def tiny_png(width: int) -> bytes:
     return buf.getvalue()
 
 
+_STARTED = datetime.now(UTC)
 _REPORTED = frozenset({"overall_status", "fps", "reasons", "qemu_ok"})
 
 
@@ -113,7 +114,10 @@ class FakeInstance:
             reasons=list(self.reasons),
             timestamp=datetime.now(UTC),
             supervisor_uptime_seconds=12.5,
-            qemu=QemuFacts(pid=4242, running=True, qmp_status="running", booted=True),
+            supervisor_started_at=_STARTED,
+            qemu=QemuFacts(
+                pid=4242, running=True, qmp_status="running", booted=True, started_at=_STARTED
+            ),
             video=VideoFacts(
                 display_active=healthy, estimated_frame_rate=self.fps, width=640, height=400
             ),

@@ -212,8 +212,7 @@ class StatusStreams:
             self._failed(name, url, exc)
             return self._next(link, Outcome.REFUSED)
         if isinstance(opened, Outcome):
-            if opened is Outcome.UNSUPPORTED and self.fleet.get(name) is not None:
-                log(logger, logging.DEBUG, "no status stream; probing", instance=name, url=url)
+            log(logger, logging.DEBUG, f"status stream {opened}; probing", instance=name)
             return self._next(link, opened)
         started = time.monotonic()
         outcome = Outcome.ENDED

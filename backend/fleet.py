@@ -389,6 +389,7 @@ class Fleet:
         rec.json = data
         rec.summary = inst.summary().model_dump_json(exclude_defaults=True).encode()
         if self.metrics is not None:
+            self.metrics.set_instance_node(inst.name, inst.pod.node if inst.pod else None)
             if inst.fps is None:
                 with contextlib.suppress(KeyError):
                     self.metrics.fps.remove(inst.name)

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import contextlib
 
-from prometheus_client import CollectorRegistry, Counter, Enum, Gauge, Histogram
+from prometheus_client import CollectorRegistry, Counter, Enum, Gauge, Histogram, Info
 
 from backend.models import BreakerState, InstanceStatus
 
@@ -113,6 +113,17 @@ class BackendMetrics:
             ["instance"],
             registry=r,
         )
+        # Which node each instance runs on, as an info metric: dashboards join it onto the
+        # per-instance gauges (fps by node) instead of every gauge carrying a node label.
+        # No namespace label: the backend watches its own namespace only, which is the
+        # scrape target's, and a "namespace" label would clash with the one Prometheus adds.
+        self.instance_info = Info(
+            "loco_backend_instance",
+            "One series per instance the backend knows; node is where its pod runs "
+            "(empty until it is scheduled, and for static and local instances)",
+            ["instance"],
+            registry=r,
+        )
         self.actions = Counter(
             "loco_backend_actions",
             "Reset/restart requests by outcome",
@@ -189,8 +200,12 @@ class BackendMetrics:
             self.remediation_needs_person.labels(name).set(1)
         self._needing = set(needing)
 
+    def set_instance_node(self, name: str, node: str | None) -> None:
+        # Replaces the instance's one series, so a pod that moves leaves no old node behind.
+        self.instance_info.labels(name).info({"node": node or ""})
+
     def forget_target(self, target: str) -> None:
         # Removed instances must not linger as series (pods churn; names are unbounded).
-        for metric in (self.breaker_state, self.breaker_failures, self.fps):
+        for metric in (self.breaker_state, self.breaker_failures, self.fps, self.instance_info):
             with contextlib.suppress(KeyError):
                 metric.remove(target)

@@ -58,6 +58,12 @@ class VideoFacts(BaseModel):
         None, description="Seconds since the last framebuffer update arrived"
     )
     frames_total: int = Field(0, description="Distinct frames observed since start")
+    changed_at: datetime | None = Field(
+        None,
+        description="When the picture last changed, as seen on the continuous VNC "
+        "connection (every change, however rare: unlike the sampled frame rate, this sees "
+        "a desktop clock that redraws once a minute); null before the first picture",
+    )
     blank: bool = Field(False, description="The latest frame is a single colour")
     vnc_connected: bool = False
     vnc_reconnects: int = 0
@@ -108,7 +114,8 @@ CLOCK_FIELDS: dict[str, Any] = {
     "timestamp": True,
     "supervisor_uptime_seconds": True,
     "qemu": {"uptime_seconds", "qmp_latency_ms"},
-    "video": {"last_frame_age_seconds", "frames_total"},
+    # changed_at moves with every frame an animated guest draws.
+    "video": {"last_frame_age_seconds", "frames_total", "changed_at"},
     "disk": {"overlay_size", "free_bytes"},
 }
 

@@ -17,6 +17,7 @@ import struct
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import UTC, datetime
 
 import numpy as np
 from asyncvnc import Client
@@ -78,6 +79,8 @@ class VncSampler:
         self._buffer: np.ndarray | None = None
         self._rgb_index: list[int] = [2, 1, 0]
         self._last_update: float | None = None
+        self._changed_at: float | None = None
+        """Wall-clock time of the last change of the picture (for other processes)."""
         self._updates = 0
         self._seq = 0
         self._blank = False
@@ -106,6 +109,9 @@ class VncSampler:
             width=width,
             height=height,
             last_frame_age_seconds=None if age is None else round(age, 3),
+            changed_at=(
+                None if self._changed_at is None else datetime.fromtimestamp(self._changed_at, UTC)
+            ),
             blank=self._blank,
             vnc_connected=self._connected,
             vnc_reconnects=max(0, self._connections - 1),
@@ -139,6 +145,13 @@ class VncSampler:
             updates_before = self._updates
             try:
                 await self._session()
+            except PermissionError as exc:
+                # asyncvnc's refusal of the password; a PermissionError is an OSError, so
+                # this must come first to be told apart from a broken connection.
+                message = f"VNC authentication failed: {exc}"
+                if message != self._last_error:
+                    log(logger, logging.WARNING, message, server=f"{self.host}:{self.port}")
+                self._last_error = message
             except (OSError, EOFError, TimeoutError, ProtocolError, ValueError) as exc:
                 message = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
                 if message != self._last_error:
@@ -150,8 +163,6 @@ class VncSampler:
                         server=f"{self.host}:{self.port}",
                     )
                 self._last_error = message
-            except PermissionError as exc:
-                self._last_error = f"VNC authentication failed: {exc}"
             finally:
                 if self._connected:
                     self._connected = False
@@ -273,6 +284,7 @@ class VncSampler:
         writer.write(_update_request(not resized, width, height))
         blank = self._blank
         if changed:
+            self._changed_at = time.time()
             self._seq += 1
             sample = self._buffer[::8, ::8, :3]
             self._blank = bool((sample == sample[0, 0]).all())

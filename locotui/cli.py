@@ -2,7 +2,7 @@
 
     locotui [--backend URL] [--context CTX] [-n NAMESPACE] [--prometheus URL]
             [--read-only] [--no-thumbnails] [--config FILE]
-    locotui status|restart|logs|config ...
+    locotui status|restart|logs|remediation|config ...
 
 Opening the console, and what stops it, is :mod:`locotui.console`.
 """
@@ -31,8 +31,10 @@ and restarts is read from LOCOTUI_CONTROL_TOKEN or a token file, never from a fl
 """
 
 EPILOG = """\
-subcommands print and exit (for scripts): `locotui status` (exit 0 when all healthy),
-`locotui restart NAME`, `locotui logs NAME -f`, `locotui config`. See docs/locotui.md.
+subcommands print and exit (for scripts): `locotui status` (exit 0 when all healthy,
+5 when an instance needs a person), `locotui restart NAME`, `locotui logs NAME -f`,
+`locotui remediation pause --minutes 60 --reason ...` / `resume`, `locotui config`.
+See docs/locotui.md.
 """
 
 

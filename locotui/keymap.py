@@ -63,6 +63,7 @@ ACTIONS: Mapping[str, Action] = MappingProxyType(
             _a("restart_pod", "Restart (delete) the target pods", "R"),
             _a("rolling_restart", "Rolling restart of the StatefulSet", "ctrl+r"),
             _a("forget", "Forget lost instances (their supervisor died; local fleets)", "X"),
+            _a("pause_remediation", "Pause or resume the automatic recovery", "P"),
             _a("audit_log", "Show the audit log of actions (what this session did)", "e"),
             _a("toggle_thumbnails", "Turn thumbnails on or off", "t"),
             _a("zoom", "Zoom the focused tile", "z"),
@@ -71,8 +72,11 @@ ACTIONS: Mapping[str, Action] = MappingProxyType(
     )
 )
 
-MUTATING = frozenset({"soft_reset", "restart_pod", "rolling_restart", "forget"})
-"""Actions that change the fleet: disabled (and shown disabled) in read-only mode."""
+MUTATING = frozenset(
+    {"soft_reset", "restart_pod", "rolling_restart", "forget", "pause_remediation"}
+)
+"""Actions that change the fleet or how it is looked after: disabled (and shown disabled)
+in read-only mode."""
 
 _MODIFIERS = ("ctrl", "shift", "alt", "meta", "super", "hyper")
 # Textual names keys with lowercase words (f5, page_up, question_mark); a single printable

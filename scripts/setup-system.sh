@@ -9,7 +9,8 @@ have_cmd() { command -v "$1" >/dev/null 2>&1; }
 have_cmd qemu-system-x86_64 || need+=(qemu-system-x86)
 have_cmd qemu-img || need+=(qemu-utils)
 have_cmd nasm || need+=(nasm)
-have_cmd prometheus || need+=(prometheus)
+# prometheus also brings promtool, which checks and unit-tests the chart's alerting rules.
+{ have_cmd prometheus && have_cmd promtool; } || need+=(prometheus)
 have_cmd tmux || need+=(tmux)
 have_cmd wrk || need+=(wrk)
 # A kubectl may already come from another package that owns the same path; only fall back

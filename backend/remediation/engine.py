@@ -47,8 +47,8 @@ Act = Callable[[Action, str], Awaitable[str]]
 """Carries out a reset or restart of an instance; returns the answer, raises on failure."""
 
 
-def observe(inst: Instance) -> Observation:
-    """What the policy needs of an instance (see the policy's "bad")."""
+def observe(inst: Instance, now: float) -> Observation:
+    """What the policy needs of an instance at ``now`` (see the policy's "bad")."""
     health = inst.health
     running = (
         health is not None and not inst.stale and inst.lost_since is None and health.qemu_healthy
@@ -56,12 +56,14 @@ def observe(inst: Instance) -> Observation:
     problem = None
     if inst.status in (InstanceStatus.UNHEALTHY, InstanceStatus.DEGRADED):
         problem = inst.status_reason or inst.status.value
+    changed_at = health.video.changed_at if health is not None else None
     return Observation(
         name=inst.name,
         running=running,
         problem=problem,
         fps=inst.fps,
         profile=health.qemu.profile if health is not None else None,
+        still_for=None if changed_at is None else max(0.0, now - changed_at.timestamp()),
     )
 
 
@@ -224,7 +226,7 @@ class RemediationEngine:
             log(logger, logging.INFO, "remediation pause ended as planned")
             self.set_pause(None)
         now = self.clock()
-        observations = [observe(i) for i in self.instances()]
+        observations = [observe(i, now) for i in self.instances()]
         decisions = self.policy.step(
             now, observations, paused=self.pause is not None, dry_run=self.dry_run
         )

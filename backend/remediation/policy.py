@@ -75,6 +75,9 @@ class Observation:
     fps: float | None
     """The measured frame rate (None: not measured)."""
     profile: str | None
+    still_for: float | None = None
+    """Seconds since the picture last changed, from the supervisor's continuous view
+    (None: not reported; then a measured 0 frames/s stands in)."""
 
 
 @dataclass(frozen=True)
@@ -163,10 +166,13 @@ class Policy:
         return decisions
 
     def _bad(self, now: float, obs: Observation, case: Case, t: Thresholds) -> str | None:
-        if not obs.running:
+        if obs.still_for is not None:
+            # Every change counts, however rare (a desktop clock once a minute); the
+            # sampled frame rate can miss those and read 0 for a healthy idle desktop.
             case.frozen_since = None
-            return None
-        if obs.fps == 0.0:
+            if obs.still_for >= t.frozen_for:
+                return f"no new frame for {obs.still_for:.0f} s"
+        elif obs.fps == 0.0:
             if case.frozen_since is None:
                 case.frozen_since = now
             if now - case.frozen_since >= t.frozen_for:

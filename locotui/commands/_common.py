@@ -13,6 +13,7 @@ from locotui.data.backend_client import BackendClient
 from locotui.data.errors import (
     EXIT_FAILED,
     EXIT_FORBIDDEN,
+    EXIT_NEEDS_PERSON,
     EXIT_NOT_FOUND,
     EXIT_OK,
     EXIT_UNREACHABLE,
@@ -28,9 +29,11 @@ __all__ = [
     "EXIT_FAILED",
     "EXIT_FORBIDDEN",
     "EXIT_INTERRUPTED",
+    "EXIT_NEEDS_PERSON",
     "EXIT_NOT_FOUND",
     "EXIT_OK",
     "EXIT_UNREACHABLE",
+    "confirmed",
     "error",
     "exit_code_for",
     "kube_configured",
@@ -49,6 +52,28 @@ def error(message: str, stream: TextIO | None = None) -> None:
 
 def note(message: str, stream: TextIO | None = None) -> None:
     print(f"locotui: {message}", file=stream or sys.stderr, flush=True)
+
+
+async def confirmed(text: str, yes: bool, stdin: TextIO) -> bool:
+    """Whether to go ahead with what ``text`` describes: ``--yes``, or "y" typed on a
+    terminal after seeing it. Without a terminal and ``--yes`` the answer is no, and the
+    line says how to confirm."""
+    if yes:
+        return True
+    if not stdin.isatty():
+        error(
+            "refusing to act without confirmation: stdin is not a terminal; "
+            f"pass --yes to confirm ({text})"
+        )
+        return False
+    print(text, file=sys.stderr)
+    print("Proceed? [y/N] ", end="", file=sys.stderr, flush=True)
+    # input() blocks; keep the loop free (Ctrl-C still works).
+    answer = await asyncio.to_thread(stdin.readline)
+    if answer.strip().lower() in ("y", "yes"):
+        return True
+    note("cancelled")
+    return False
 
 
 def open_backend(settings: Settings, timeout: float = 5.0) -> BackendClient:

@@ -13,7 +13,6 @@ confirmed), 2 backend/cluster unreachable, 3 forbidden or read-only, 4 no such i
 from __future__ import annotations
 
 import argparse
-import asyncio
 import sys
 from typing import TYPE_CHECKING, TextIO
 
@@ -21,6 +20,7 @@ from backend.models import Instance
 from locotui.commands._common import (
     EXIT_FAILED,
     EXIT_OK,
+    confirmed,
     error,
     exit_code_for,
     kube_configured,
@@ -56,14 +56,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--timeout", type=float, default=300.0, help="seconds --wait waits at most (300)"
     )
-
-
-async def _confirm(text: str, stdin: TextIO) -> bool:
-    print(text, file=sys.stderr)
-    print("Proceed? [y/N] ", end="", file=sys.stderr, flush=True)
-    # input() blocks; keep the loop free (Ctrl-C still works).
-    answer = await asyncio.to_thread(stdin.readline)
-    return answer.strip().lower() in ("y", "yes")
 
 
 async def _main(settings: Settings, options: argparse.Namespace, stdin: TextIO) -> int:
@@ -107,17 +99,8 @@ async def _main(settings: Settings, options: argparse.Namespace, stdin: TextIO) 
                 wait_ready=options.wait,
                 ready_timeout=options.timeout,
             )
-            text = runner.describe(action, [name])
-            if not options.yes:
-                if not stdin.isatty():
-                    error(
-                        "refusing to act without confirmation: stdin is not a terminal; "
-                        f"pass --yes to confirm ({text})"
-                    )
-                    return EXIT_FAILED
-                if not await _confirm(text, stdin):
-                    note("cancelled")
-                    return EXIT_FAILED
+            if not await confirmed(runner.describe(action, [name]), options.yes, stdin):
+                return EXIT_FAILED
 
             def show(p: Progress) -> None:
                 if p.phase in (Phase.RUNNING, Phase.OK):

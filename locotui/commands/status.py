@@ -1,10 +1,18 @@
 """``locotui status [--json] [--watch]``: the fleet at a glance, with a scriptable exit code.
 
 Exit codes: 0 every instance is healthy; 1 any is degraded, unhealthy, starting or
-unknown; 2 the backend is unreachable (or answers errors), or the backend cannot reach
-the cluster (its discovery reports an error). When the backend is unreachable and a
-kubeconfig is available, the pods are listed from Kubernetes (marked as such) and the
-exit code is still 2.
+unknown; 5 any needs a person (the backend's automatic recovery reset it, restarted it
+and gave up on it), whatever the others are; 2 the backend is unreachable (or answers
+errors), or the backend cannot reach the cluster (its discovery reports an error), which
+goes before everything (nothing else can be known then). So: 2, then 5, then 1, then 0.
+When the backend is unreachable and a kubeconfig is available, the pods are listed from
+Kubernetes (marked as such) and the exit code is still 2.
+
+Under the table: the automatic recovery's state (``auto-recovery: on``, ``on (dry
+run)``, ``PAUSED until 14:05Z (by 10.0.0.3: moving racks)``, ``off``) and one line per
+instance that needs a person, with why. ``--json`` has them as ``remediation`` (the
+backend's ``GET /api/remediation``, null when it could not be read) and
+``needs_person`` (names).
 
 ``--watch`` reprints whenever the fleet changes (at most twice a second) until Ctrl-C,
 then exits with the code of the last state shown. With ``--json`` each state is one JSON
@@ -15,15 +23,17 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import sys
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, TextIO
 
-from backend.models import Instance, InstanceList, InstanceStatus
+from backend.models import Instance, InstanceList, InstanceStatus, RemediationStatus
 from locotui.commands._common import (
     EXIT_FAILED,
     EXIT_INTERRUPTED,
+    EXIT_NEEDS_PERSON,
     EXIT_OK,
     EXIT_UNREACHABLE,
     kube_configured,
@@ -34,11 +44,12 @@ from locotui.commands._common import (
 from locotui.data.errors import DataError
 from locotui.data.feeds import FleetFeeds
 from locotui.data.fleet import SEVERITY, FleetModel, Origin, Source, qemu_started_at
+from locotui.data.remediation import needing_a_person, policy_summary
 
 if TYPE_CHECKING:
     from locotui.config import Settings
 
-HELP = "show the fleet; exit 0 all healthy, 1 not all healthy, 2 unreachable"
+HELP = "show the fleet; exit 0 all healthy, 1 not all healthy, 5 some need a person, 2 unreachable"
 DESCRIPTION = __doc__ or ""
 
 
@@ -50,11 +61,24 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def exit_code(instances: list[Instance], reachable: bool, discovery_ok: bool = True) -> int:
+    """2 unreachable, then 5 someone must act, then 1 not all healthy, else 0."""
     if not reachable or not discovery_ok:
         return EXIT_UNREACHABLE
+    if needing_a_person(instances):
+        return EXIT_NEEDS_PERSON
     if all(i.status is InstanceStatus.HEALTHY for i in instances):
         return EXIT_OK
     return EXIT_FAILED
+
+
+def render_recovery(instances: list[Instance], remediation: RemediationStatus | None) -> str:
+    """The automatic recovery's lines under the table: its state, then who needs a
+    person and why."""
+    lines = [f"auto-recovery: {policy_summary(remediation)}"]
+    for inst in needing_a_person(sorted(instances, key=lambda i: i.name)):
+        why = (inst.remediation.reason if inst.remediation else None) or inst.status_reason
+        lines.append(f"needs a person: {inst.name}" + (f" ({why})" if why else ""))
+    return "\n".join(lines)
 
 
 def _age(inst: Instance, now: datetime) -> str:
@@ -121,6 +145,7 @@ def render_json(
     source: str,
     error: str | None,
     discovery: Any = None,
+    remediation: RemediationStatus | None = None,
 ) -> str:
     return json.dumps(
         {
@@ -131,6 +156,8 @@ def render_json(
             "at": datetime.now(UTC).isoformat(),
             "discovery": discovery.model_dump(mode="json") if discovery is not None else None,
             "counts": {s.value: sum(1 for i in instances if i.status is s) for s in InstanceStatus},
+            "needs_person": sorted(i.name for i in needing_a_person(instances)),
+            "remediation": remediation.model_dump(mode="json") if remediation else None,
             "instances": [i.model_dump(mode="json") for i in instances],
         },
         separators=(",", ":"),
@@ -156,11 +183,16 @@ async def _kube_instances(settings: Settings) -> tuple[list[Instance] | None, st
 async def _once(settings: Settings, options: argparse.Namespace, out: TextIO) -> int:
     backend_error: str | None = None
     fleet: InstanceList | None = None
+    remediation: RemediationStatus | None = None
     async with open_backend(settings) as backend:
         try:
             fleet = (await backend.list_instances()).fleet
         except DataError as exc:
             backend_error = str(exc)
+        if fleet is not None:
+            # The fleet is the answer; the policy's state only adds to it.
+            with contextlib.suppress(DataError):
+                remediation = await backend.remediation()
     if fleet is not None:
         d = fleet.discovery
         code = exit_code(fleet.items, True, d.ok)
@@ -172,6 +204,7 @@ async def _once(settings: Settings, options: argparse.Namespace, out: TextIO) ->
                     source="backend",
                     error=None if d.ok else d.error,
                     discovery=d,
+                    remediation=remediation,
                 ),
                 file=out,
             )
@@ -180,6 +213,7 @@ async def _once(settings: Settings, options: argparse.Namespace, out: TextIO) ->
             if not d.ok:
                 header = f"backend cannot reach {d.source.value} discovery: {d.error or 'error'}"
             print(render_table(fleet.items, header=header), file=out)
+            print(render_recovery(fleet.items, remediation), file=out)
         return code
     # The backend is gone: show what Kubernetes knows, but say so and still exit 2.
     pods, kube_error = await _kube_instances(settings)
@@ -241,6 +275,7 @@ async def _watch(
                             source=source,
                             error=error,
                             discovery=fleet.discovery,
+                            remediation=fleet.remediation,
                         ),
                         file=out,
                         flush=True,
@@ -251,6 +286,8 @@ async def _watch(
                 if feeds.fallback_active:
                     header += "  (Kubernetes-only view)"
                 text = render_table(instances, header=header)
+                if not feeds.fallback_active:
+                    text += "\n" + render_recovery(instances, fleet.remediation)
                 print(("\x1b[H\x1b[2J" if tty else "\n") + text, file=out, flush=True)
         except asyncio.CancelledError:
             return code

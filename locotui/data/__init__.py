@@ -31,8 +31,11 @@ Backend — :mod:`locotui.data.backend_client`
     ``get_instance(name) -> Instance``, ``thumbnail(name, width=160) -> bytes`` (PNG),
     ``logs(name, tail) -> list[str]``, ``follow_logs(name, tail) -> AsyncIterator[str]``,
     ``reset(name) / restart(name) -> ActionResult`` (Bearer token),
+    ``timeline(name) -> list[TimelineEntry]``, ``remediation() -> RemediationStatus``
+    (404: ``OFF``), ``pause_remediation(minutes, reason) / resume_remediation()`` (token),
     ``events(*, backoff, idle_timeout) -> AsyncIterator[SnapshotEvent | InstanceEvent |
-    RemovedEvent | DiscoveryEvent | LinkChange | MalformedEvent]`` (reconnects forever).
+    RemovedEvent | DiscoveryEvent | RemediationEvent | LinkChange | MalformedEvent]``
+    (reconnects forever).
 
 Kubernetes — :mod:`locotui.data.kube_client` (an adapter over :mod:`backend.kube`)
     ``await KubeClient.aconnect(kubeconfig, context, namespace)``,
@@ -48,19 +51,23 @@ Kubernetes — :mod:`locotui.data.kube_client` (an adapter over :mod:`backend.ku
 
 Fleet — :mod:`locotui.data.fleet`
     ``FleetModel(history_points=300, max_rate=10.0)``: ``entries: dict[str, Entry]``,
-    ``links: dict[Source, Link]``, ``discovery``, ``live``, ``data_age()``;
-    input ``apply_event(item)``, ``apply_snapshot``, ``apply_pods``,
-    ``apply_pod_change``, ``set_link``; view ``set_filter(text)`` (``/regex/``),
-    ``set_sort(SortKey, reverse)``, ``cycle_sort()``, ``set_unhealthy_only``, ``view()
-    -> list[Entry]``, ``counts()``; selection ``select/deselect/toggle/select_visible/
-    clear_selection``, ``targets(focused)``; change notification ``version``,
-    ``subscribe(cb) -> unsubscribe`` (coalesced: at most ``max_rate`` calls/s),
-    ``await wait_changed(seen)``. ``Entry``: ``name, instance, origin (backend|kubernetes),
-    error, status, fps, restarts, node, started_at, fps_history, status_history,
-    breaker_history, fps_values(n)``.
+    ``links: dict[Source, Link]``, ``discovery``, ``live``, ``data_age()``; the automatic
+    recovery: ``remediation`` (its state), ``decisions`` (recent ``RemediationEvent``s,
+    bounded), ``decisions_since(seen)``, ``needing_a_person()``; input
+    ``apply_event(item)``, ``apply_snapshot``, ``apply_pods``, ``apply_pod_change``,
+    ``set_link``, ``set_remediation``; view ``set_filter(text)`` (``/regex/``),
+    ``set_sort(SortKey, reverse)``, ``cycle_sort()``, ``set_unhealthy_only``, ``view() ->
+    list[Entry]``, ``counts()``; selection
+    ``select/deselect/toggle/select_visible/clear_selection``, ``targets(focused)``; change
+    notification ``version``, ``subscribe(cb) -> unsubscribe`` (coalesced: at most
+    ``max_rate`` calls/s), ``await wait_changed(seen)``. ``Entry``: ``name, instance, origin
+    (backend|kubernetes), error, status, fps, restarts, node, started_at, fps_history,
+    status_history, breaker_history, fps_values(n)``.
     :mod:`locotui.data.feeds`: ``FleetFeeds(fleet, backend=, kube=, fallback_after=5)``
     with ``start()``, ``stop()``, ``reconnect()`` keeps the model fed (backend SSE; the
-    Kubernetes pod watch while the backend is gone).
+    Kubernetes pod watch while the backend is gone; the automatic recovery's state, read
+    on connect, after its decisions (coalesced), every 30 s and on
+    ``refresh_remediation()``).
 
 Logs — :mod:`locotui.data.logs`
     ``parse_line(raw, instance) -> LogLine``, ``format_line(line)``,
@@ -77,6 +84,12 @@ History — :mod:`locotui.data.history`
     ``await status(...) -> {name: [(t, InstanceStatus)]}``: ``PrometheusHistory`` or
     ``SessionHistory`` (the fleet's ring buffers).
 
+Automatic recovery — :mod:`locotui.data.remediation`
+    ``OFF``, ``policy_state(status)``, ``policy_summary(status)`` (``off``, ``on``,
+    ``on (dry run)``, ``PAUSED until 14:05Z (by ...)``), ``needing_a_person(instances)``,
+    ``pause_request(minutes, reason) -> PauseRequest`` (raises ``ValueError``),
+    ``describe_pause(request, now)``, ``describe_resume(status, bad)``.
+
 Routes — :mod:`locotui.data.routes`
     ``Routes(backend=, kube=, source_of=)``: the one decision which side serves an
     instance: ``is_pod(name)``, ``restart(name) -> Mode``, ``logs(name, tail=, follow=,
@@ -92,6 +105,7 @@ Actions — :mod:`locotui.data.actions`
     result, error, details)``.
 
 Commands — :mod:`locotui.commands`
-    ``commands.register(subparsers)`` adds ``status``, ``restart``, ``logs``, ``config``;
-    each module has ``add_arguments(parser)`` and ``run(settings, options) -> int``.
+    ``commands.register(subparsers)`` adds ``status``, ``restart``, ``logs``,
+    ``remediation``, ``config``; each module has ``add_arguments(parser)`` and
+    ``run(settings, options) -> int``.
 """

@@ -1,4 +1,5 @@
-"""Operator actions on instances: soft reset, restart pod, rolling restart of the StatefulSet.
+"""Operator actions: soft reset, restart pod, rolling restart of the StatefulSet, forget; and
+pausing or resuming the backend's automatic recovery.
 
 Every action takes a list of targets, reports per-target :class:`Progress` (through an
 ``on_progress`` callback, or as an async iterator with :meth:`ActionRunner.stream`),
@@ -15,6 +16,10 @@ rolling_restart    patch the owning StatefulSet's pod template ``restartedAt`` (
                    ``kubectl rollout restart``) and follow the rollout
 forget             backend ``DELETE /api/instances/{name}``: a lost local instance (its
                    supervisor died) leaves the list; its state directory is kept
+pause / resume     backend ``POST /api/remediation/pause`` (minutes, reason) and
+remediation        ``/resume`` (control token); the target is the policy
+                   (:data:`~locotui.data.remediation.AUTO_RECOVERY`), not an instance, and
+                   the new state goes into the fleet model at once
 =================  =====================================================================
 
 :func:`describe` returns the exact confirmation text to show before doing it.
@@ -27,15 +32,16 @@ import contextlib
 import json
 import time
 from collections import deque
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from enum import StrEnum
 from pathlib import Path
 from typing import Any, Literal
 
-from backend.models import InstanceSource
+from backend.models import InstanceSource, RemediationStatus
 from locotui.data.errors import DataError, ReadOnly
+from locotui.data.remediation import AUTO_RECOVERY, policy_summary
 from locotui.data.routes import Mode, Routes
 
 __all__ = [
@@ -47,6 +53,7 @@ __all__ = [
     "Phase",
     "Progress",
     "describe",
+    "name_list",
 ]
 
 
@@ -55,6 +62,8 @@ class ActionKind(StrEnum):
     RESTART_POD = "restart_pod"
     ROLLING_RESTART = "rolling_restart"
     FORGET = "forget"
+    PAUSE_REMEDIATION = "pause_remediation"
+    RESUME_REMEDIATION = "resume_remediation"
 
 
 class Phase(StrEnum):
@@ -71,6 +80,8 @@ DOWNTIME_SECONDS: dict[ActionKind, int] = {
     ActionKind.RESTART_POD: 45,
     ActionKind.ROLLING_RESTART: 45,
     ActionKind.FORGET: 0,
+    ActionKind.PAUSE_REMEDIATION: 0,
+    ActionKind.RESUME_REMEDIATION: 0,
 }
 
 
@@ -137,7 +148,8 @@ class AuditLog:
             fh.write(entry.to_json() + "\n")
 
 
-def _names(targets: Sequence[str], limit: int = 5) -> str:
+def name_list(targets: Sequence[str], limit: int = 5) -> str:
+    """``a, b, c and 2 more``: names for a sentence, however many there are."""
     shown = ", ".join(targets[:limit])
     more = len(targets) - limit
     return shown + (f" and {more} more" if more > 0 else "")
@@ -167,20 +179,20 @@ def describe(
     ns = f" in namespace {namespace}" if namespace else ""
     n = len(targets)
     if action is ActionKind.SOFT_RESET:
-        what = f"{targets[0]}" if n == 1 else f"{n} instances ({_names(targets)})"
+        what = f"{targets[0]}" if n == 1 else f"{n} instances ({name_list(targets)})"
         return (
             f"Soft reset {what} (QMP system_reset through the backend): the guest reboots "
             f"in place, {_minutes(down)} without a usable picture; the pod keeps running."
         )
     if action is ActionKind.FORGET:
-        what = f"{targets[0]}" if n == 1 else f"{n} instances ({_names(targets)})"
+        what = f"{targets[0]}" if n == 1 else f"{n} instances ({name_list(targets)})"
         return (
             f"Forget {what}: the supervisor is gone, so the instance leaves the list; its "
             "state directory (overlay, logs) is kept. Nothing running is touched."
         )
     if action is ActionKind.RESTART_POD:
         if mode == "backend":
-            what = f"{targets[0]}" if n == 1 else f"{n} instances ({_names(targets)})"
+            what = f"{targets[0]}" if n == 1 else f"{n} instances ({name_list(targets)})"
             return (
                 f"Restart QEMU of {what} through the backend (the emulator reboots, "
                 f"{_minutes(down)} of downtime)."
@@ -192,7 +204,7 @@ def describe(
                 f"reboots, {_minutes(down)} of downtime)."
             )
         return (
-            f"Delete {n} pods{ns} ({_names(targets)}){via}; their StatefulSet recreates them "
+            f"Delete {n} pods{ns} ({name_list(targets)}){via}; their StatefulSet recreates them "
             f"(each emulator reboots, {_minutes(down)} of downtime)."
         )
     sets = list(statefulsets or [])
@@ -201,7 +213,7 @@ def describe(
         if len(sets) == 1
         else f"StatefulSets {', '.join(sets)}"
         if sets
-        else "the StatefulSet owning " + _names(targets)
+        else "the StatefulSet owning " + name_list(targets)
     )
     count = replicas if replicas is not None else n
     total = f", about {_minutes(down * count)} in total" if count > 1 else ""
@@ -273,11 +285,7 @@ class ActionRunner:
         action = ActionKind(action)
         targets = list(dict.fromkeys(targets))
         report = on_progress or (lambda _p: None)
-        if self.read_only:
-            await self.audit.append(
-                AuditEntry(datetime.now(UTC), action, tuple(targets), "refused", "read-only mode")
-            )
-            raise ReadOnly(f"read-only mode: {action.value.replace('_', ' ')} is disabled")
+        await self._refuse_if_read_only(action, targets)
         finals: dict[str, Progress] = {}
 
         def emit(p: Progress) -> None:
@@ -299,6 +307,20 @@ class ActionRunner:
 
             await asyncio.gather(*(one(t) for t in targets))
         results = list(finals.values())
+        await self._audit(action, targets, results)
+        return results
+
+    async def _refuse_if_read_only(self, action: ActionKind, targets: Sequence[str]) -> None:
+        """In read-only mode: audits the refusal and raises :class:`ReadOnly`."""
+        if self.read_only:
+            await self.audit.append(
+                AuditEntry(datetime.now(UTC), action, tuple(targets), "refused", "read-only mode")
+            )
+            raise ReadOnly(f"read-only mode: {action.value.replace('_', ' ')} is disabled")
+
+    async def _audit(
+        self, action: ActionKind, targets: Sequence[str], results: Sequence[Progress]
+    ) -> None:
         failed = [p for p in results if p.phase is Phase.FAILED]
         result: Literal["ok", "failed", "partial"] = (
             "ok" if not failed else "failed" if len(failed) == len(results) else "partial"
@@ -313,7 +335,65 @@ class ActionRunner:
                 tuple(f"{p.target}: {p.message}" for p in results),
             )
         )
-        return results
+
+    # ------------------------------------------------------------------ the policy
+    async def pause_remediation(
+        self,
+        minutes: float | None,
+        reason: str | None,
+        on_progress: ProgressCallback | None = None,
+    ) -> list[Progress]:
+        """Pauses the automatic recovery (``minutes`` None: until resumed); one
+        :class:`Progress` for :data:`AUTO_RECOVERY`, audited like every action."""
+        ask = f"pausing it for {minutes:g} min" if minutes else "pausing it until resumed"
+        return await self._policy(
+            ActionKind.PAUSE_REMEDIATION,
+            ask,
+            lambda backend: backend.pause_remediation(minutes, reason),
+            on_progress,
+        )
+
+    async def resume_remediation(
+        self, on_progress: ProgressCallback | None = None
+    ) -> list[Progress]:
+        """Resumes the automatic recovery (see :meth:`pause_remediation`)."""
+        return await self._policy(
+            ActionKind.RESUME_REMEDIATION,
+            "resuming it",
+            lambda backend: backend.resume_remediation(),
+            on_progress,
+        )
+
+    async def _policy(
+        self,
+        action: ActionKind,
+        asking: str,
+        call: Callable[[Any], Awaitable[RemediationStatus]],
+        on_progress: ProgressCallback | None,
+    ) -> list[Progress]:
+        targets = [AUTO_RECOVERY]
+        await self._refuse_if_read_only(action, targets)
+        report = on_progress or (lambda _p: None)
+
+        def emit(p: Progress) -> None:
+            with contextlib.suppress(Exception):  # a broken display must not stop it
+                report(p)
+
+        try:
+            if self.backend is None:
+                raise DataError("the automatic recovery is the backend's: no backend configured")
+            emit(Progress(action, AUTO_RECOVERY, Phase.RUNNING, f"asking the backend: {asking}"))
+            status = await call(self.backend)
+            # The answer is the new state: shown at once, not at the next periodic read.
+            set_state = getattr(self.fleet, "set_remediation", None)
+            if set_state is not None:
+                set_state(status)
+            final = Progress(action, AUTO_RECOVERY, Phase.OK, f"now {policy_summary(status)}")
+        except DataError as exc:
+            final = Progress(action, AUTO_RECOVERY, Phase.FAILED, str(exc), error=exc)
+        emit(final)
+        await self._audit(action, targets, [final])
+        return [final]
 
     async def stream(
         self, action: ActionKind | str, targets: Sequence[str]

@@ -9,7 +9,7 @@ what happened               exception
 connect refused / timeout   :class:`Unreachable`
 401                         :class:`Unauthorized`
 403                         :class:`Forbidden` (wrong token, control disabled)
-404                         :class:`NotFound`
+404                         :class:`NotFound` (``remediation()``: the policy is off)
 429                         :class:`RateLimited` (``retry_after`` from header)
 5xx / other                 :class:`ServerError`
 body not what we expect     :class:`BadResponse`
@@ -39,7 +39,7 @@ from typing import Any
 from urllib.parse import quote
 
 import httpx
-from pydantic import ValidationError
+from pydantic import TypeAdapter, ValidationError
 
 from backend.bounded_http import AnswerTooLarge, MiB, fetch, lines, sse_events
 from backend.models import (
@@ -51,8 +51,11 @@ from backend.models import (
     Instance,
     InstanceEvent,
     InstanceList,
+    RemediationEvent,
+    RemediationStatus,
     RemovedEvent,
     SnapshotEvent,
+    TimelineEntry,
 )
 from locotui.data.errors import (
     BadResponse,
@@ -65,6 +68,7 @@ from locotui.data.errors import (
     Unreachable,
 )
 from locotui.data.link import Backoff, LinkChange, LinkState
+from locotui.data.remediation import OFF
 
 __all__ = [
     "BackendClient",
@@ -76,7 +80,7 @@ __all__ = [
     "MalformedEvent",
 ]
 
-FleetEventT = SnapshotEvent | InstanceEvent | RemovedEvent | DiscoveryEvent
+FleetEventT = SnapshotEvent | InstanceEvent | RemovedEvent | DiscoveryEvent | RemediationEvent
 
 # Ceilings of what is read from the backend. The largest legitimate answers: the full list
 # and the snapshot event of a thousand instances (about 1 MiB each), 10,000 log lines.
@@ -85,6 +89,9 @@ SSE_LINE_LIMIT = 32 * MiB
 PNG_LIMIT = 8 * MiB
 LOG_LIMIT = 16 * MiB
 LOG_LINE_LIMIT = 1 * MiB
+
+
+_TIMELINE: TypeAdapter[list[TimelineEntry]] = TypeAdapter(list[TimelineEntry])
 
 
 @dataclass(frozen=True, slots=True)
@@ -303,6 +310,21 @@ class BackendClient:
         )
         return resp.text.splitlines()
 
+    async def timeline(self, name: str) -> list[TimelineEntry]:
+        """The instance's incident timeline, oldest first: status changes, the automatic
+        recovery's decisions and people's actions."""
+        resp = await self._request("GET", self._path(name, "/timeline"), f"timeline of {name}")
+        return _parse(_TIMELINE, resp, f"timeline of {name}")
+
+    async def remediation(self) -> RemediationStatus:
+        """The automatic recovery's state. A backend older than the feature (404) has none,
+        which reads the same as one that has it off: :data:`~locotui.data.remediation.OFF`."""
+        try:
+            resp = await self._request("GET", "/api/remediation", "automatic recovery")
+        except NotFound:
+            return OFF
+        return _parse(RemediationStatus, resp, "automatic recovery")
+
     async def follow_logs(self, name: str, tail: int = 200) -> AsyncIterator[str]:
         """The last ``tail`` lines then every new one, until cancelled (local/static only;
         the backend refuses to follow Kubernetes pods: use the kube client)."""
@@ -343,6 +365,35 @@ class BackendClient:
         """Drop a lost local instance (its supervisor died) from the list. Needs the token."""
         resp = await self._request("DELETE", self._path(name), f"forget {name}", auth=True)
         return _parse(ActionResult, resp, f"forget {name}")
+
+    async def pause_remediation(
+        self, minutes: float | None = None, reason: str | None = None
+    ) -> RemediationStatus:
+        """Pauses the automatic recovery (for ``minutes``, else until resumed). Needs the
+        token; answers the new state."""
+        body = {k: v for k, v in (("minutes", minutes), ("reason", reason)) if v is not None}
+        return await self._policy("pause", json=body)
+
+    async def resume_remediation(self) -> RemediationStatus:
+        """Resumes the automatic recovery. Needs the token; answers the new state."""
+        return await self._policy("resume")
+
+    async def _policy(self, verb: str, **kwargs: Any) -> RemediationStatus:
+        what = f"{verb} automatic recovery"
+        try:
+            resp = await self._request(
+                "POST", f"/api/remediation/{verb}", what, auth=True, **kwargs
+            )
+        except NotFound:
+            raise NotFound(
+                f"{what}: this backend has no automatic recovery (it is older than the console)",
+                status=404,
+            ) from None
+        except ServerError as exc:
+            if exc.status != 503:
+                raise
+            raise ServerError(f"{exc}; try again in a moment", status=503) from None
+        return _parse(RemediationStatus, resp, what)
 
     # ------------------------------------------------------------------ events
     async def events(
@@ -415,8 +466,10 @@ class BackendClient:
 
 
 def _parse(model: Any, resp: httpx.Response, what: str) -> Any:
+    """``resp``'s body as ``model`` (a pydantic model or a TypeAdapter)."""
+    validate = getattr(model, "model_validate_json", None) or model.validate_json
     try:
-        return model.model_validate_json(resp.content)
+        return validate(resp.content)
     except ValidationError as exc:
         first = exc.errors()[0] if exc.errors() else {"loc": (), "msg": "invalid"}
         loc = ".".join(str(p) for p in first.get("loc", ()))

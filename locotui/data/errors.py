@@ -86,6 +86,9 @@ EXIT_FAILED = 1
 EXIT_UNREACHABLE = 2
 EXIT_FORBIDDEN = 3
 EXIT_NOT_FOUND = 4
+EXIT_NEEDS_PERSON = 5
+"""``status`` only: some instance needs a person (the automatic recovery gave up on it);
+a code of its own, since 3 already means forbidden for every command."""
 
 
 def exit_code_for(exc: BaseException) -> int:

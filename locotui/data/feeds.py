@@ -8,6 +8,14 @@ watch starts and the fleet shows pods without emulator health (entries with
 stops and the backend's snapshot replaces the fallback view. Without a backend URL, the
 watch runs from the start.
 
+The automatic recovery's state (``GET /api/remediation``: on, dry run, paused until when,
+by whom) is not on the stream, so it is read: when the stream (re)connects, after the
+recovery's decisions (a burst of them is one read, ``remediation_settle`` after the
+first), when asked (:meth:`FleetFeeds.refresh_remediation`), and every
+``remediation_every`` seconds, or sooner when a pause is due to end by itself, so its end
+is seen. Only while the stream is connected: a backend that is gone is not asked. A read
+that fails keeps the last state (the stream's own state already says what is wrong).
+
 Usage (on the UI's loop)::
 
     feeds = FleetFeeds(fleet, backend=BackendClient(url, token=...), kube=kube_or_None)
@@ -22,8 +30,10 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
+from backend.models import RemediationEvent
 from locotui.data.backend_client import BackendClient
 from locotui.data.errors import DataError
 from locotui.data.fleet import FleetModel, Source
@@ -40,6 +50,11 @@ logger = logging.getLogger("locotui.feeds")
 
 KubeFactory = Callable[[], Awaitable["KubeClient"]]
 
+REMEDIATION_EVERY = 30.0
+"""Seconds between two reads of the automatic recovery's state when nothing asks sooner."""
+REMEDIATION_SETTLE = 0.5
+"""Seconds to wait after a reason to read it, so a burst of decisions is one read."""
+
 
 class FleetFeeds:
     def __init__(
@@ -51,6 +66,8 @@ class FleetFeeds:
         fallback_after: float = 5.0,
         backoff: Callable[[], Backoff] = Backoff,
         idle_timeout: float = 45.0,
+        remediation_every: float = REMEDIATION_EVERY,
+        remediation_settle: float = REMEDIATION_SETTLE,
     ) -> None:
         self.fleet = fleet
         self.backend = backend
@@ -63,6 +80,10 @@ class FleetFeeds:
         self._backend_task: asyncio.Task[None] | None = None
         self._kube_task: asyncio.Task[None] | None = None
         self._fallback_timer: asyncio.TimerHandle | None = None
+        self.remediation_every = remediation_every
+        self.remediation_settle = remediation_settle
+        self._remediation_task: asyncio.Task[None] | None = None
+        self._remediation_wake = asyncio.Event()
 
     @property
     def fallback_active(self) -> bool:
@@ -73,6 +94,9 @@ class FleetFeeds:
         if self.backend is not None:
             self.fleet.set_link(Source.BACKEND, LinkState.CONNECTING, detail=self.backend.base_url)
             self._backend_task = loop.create_task(self._run_backend(), name="feed-backend")
+            self._remediation_task = loop.create_task(
+                self._run_remediation(), name="feed-remediation"
+            )
         elif self._kube_or_factory is not None:
             self._start_fallback()
 
@@ -80,11 +104,15 @@ class FleetFeeds:
         if self._fallback_timer is not None:
             self._fallback_timer.cancel()
             self._fallback_timer = None
-        tasks = [t for t in (self._backend_task, self._kube_task) if t is not None]
+        tasks = [
+            t
+            for t in (self._backend_task, self._kube_task, self._remediation_task)
+            if t is not None
+        ]
         for t in tasks:
             t.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
-        self._backend_task = self._kube_task = None
+        self._backend_task = self._kube_task = self._remediation_task = None
         for source in (Source.BACKEND, Source.KUBERNETES):
             if self.fleet.links[source].state is not LinkState.IDLE:
                 self.fleet.set_link(source, LinkState.STOPPED)
@@ -117,6 +145,8 @@ class FleetFeeds:
                     )
                     self._on_backend_link(item)
                 self.fleet.apply_event(item)
+                if isinstance(item, RemediationEvent):
+                    self.refresh_remediation()
         except asyncio.CancelledError:
             raise
         except Exception as exc:  # the feed must not die silently
@@ -126,6 +156,7 @@ class FleetFeeds:
 
     def _on_backend_link(self, change: LinkChange) -> None:
         if change.state is LinkState.CONNECTED:
+            self.refresh_remediation()
             if self._fallback_timer is not None:
                 self._fallback_timer.cancel()
                 self._fallback_timer = None
@@ -138,6 +169,41 @@ class FleetFeeds:
             return
         loop = asyncio.get_running_loop()
         self._fallback_timer = loop.call_later(delay, self._start_fallback)
+
+    # ------------------------------------------------------------------ remediation
+    def refresh_remediation(self) -> None:
+        """Reads the automatic recovery's state again soon (requests close together are
+        one read)."""
+        self._remediation_wake.set()
+
+    def _remediation_wait(self) -> float:
+        """Until the next read nobody asked for: the interval, or just after a pause is
+        due to end by itself (the backend ends it on its next step, within a second)."""
+        status = self.fleet.remediation
+        wait = self.remediation_every
+        if status is not None and status.paused and status.paused_until is not None:
+            left = (status.paused_until - datetime.now(UTC)).total_seconds() + 1.5
+            wait = min(wait, max(self.remediation_settle, left))
+        return wait
+
+    async def _run_remediation(self) -> None:
+        assert self.backend is not None
+        while True:
+            # asyncio.timeout, not wait_for: on Python 3.11 wait_for can swallow the
+            # cancellation of stop() when the wake-up comes at the same moment.
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(self._remediation_wait()):
+                    await self._remediation_wake.wait()
+            await asyncio.sleep(self.remediation_settle)
+            self._remediation_wake.clear()
+            if not self.fleet.live:
+                continue  # the reconnect asks again
+            try:
+                status = await self.backend.remediation()
+            except DataError as exc:
+                logger.debug("reading the automatic recovery's state failed: %s", exc)
+                continue
+            self.fleet.set_remediation(status)
 
     # ------------------------------------------------------------------ kubernetes
     def _start_fallback(self) -> None:

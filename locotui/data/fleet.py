@@ -3,7 +3,10 @@
 Sources write into one :class:`FleetModel`; widgets only read it:
 
 * the backend's event stream: :meth:`FleetModel.apply_event` (snapshot / instance /
-  removed / discovery, or a :class:`~locotui.data.backend_client.MalformedEvent`),
+  removed / discovery / remediation, or a
+  :class:`~locotui.data.backend_client.MalformedEvent`),
+* the automatic recovery's state, read from the backend now and then
+  (:meth:`FleetModel.set_remediation`; the feeds do it),
 * the Kubernetes fallback (backend gone): :meth:`FleetModel.apply_pods` /
   :meth:`FleetModel.apply_pod_change` — pods shown without emulator health, each
   :class:`Entry` marked ``origin == Origin.KUBERNETES``,
@@ -42,11 +45,14 @@ from backend.models import (
     InstanceEvent,
     InstanceList,
     InstanceStatus,
+    RemediationEvent,
+    RemediationStatus,
     RemovedEvent,
     SnapshotEvent,
 )
 from emulator.models import EmulatorStatus
 from locotui.data.link import LinkChange, LinkState
+from locotui.data.remediation import needing_a_person
 
 __all__ = [
     "SEVERITY",
@@ -79,7 +85,7 @@ class Origin(StrEnum):
 
 class SortKey(StrEnum):
     NAME = "name"
-    STATUS = "status"  # worst first
+    STATUS = "status"  # worst first (needing a person before all)
     FPS = "fps"  # lowest first (the slow ones are the interesting ones)
     RESTARTS = "restarts"  # most first
     AGE = "age"  # youngest first (just restarted)
@@ -212,6 +218,7 @@ class FleetModel:
         *,
         history_points: int = 300,
         status_history_points: int = 100,
+        decision_points: int = 100,
         max_rate: float = 10.0,
         sample_interval: float = 1.0,
         clock: Callable[[], float] = time.monotonic,
@@ -228,6 +235,13 @@ class FleetModel:
         self.links: dict[Source, Link] = {s: Link(s, since=clock()) for s in Source}
         self.revision: int | None = None
         """The backend's fleet revision of the last snapshot/event applied."""
+        self.remediation: RemediationStatus | None = None
+        """The automatic recovery's state as last read from the backend (None: not read
+        yet; :data:`locotui.data.remediation.OFF` when the backend has it off or lacks it)."""
+        self.decisions: deque[RemediationEvent] = deque(maxlen=decision_points)
+        """The automatic recovery's recent decisions, oldest first (bounded)."""
+        self.decisions_total = 0
+        """Decisions received in this session (the deque keeps only the newest)."""
         # view state
         self._filter_text = ""
         self._filter_regex: re.Pattern[str] | None = None
@@ -365,6 +379,12 @@ class FleetModel:
         elif isinstance(event, DiscoveryEvent):
             self.discovery = event.discovery
             self._touch()
+        elif isinstance(event, RemediationEvent):
+            # The instance's rung arrives as an instance event of its own; this is the
+            # decision itself (what was done, or not, and why), kept for the UI to report.
+            self.decisions.append(event)
+            self.decisions_total += 1
+            self._touch()
         elif isinstance(event, MalformedEvent):
             where = f"instance {event.name}: " if event.name else ""
             message = f"malformed {event.event or 'event'} from backend: {where}{event.error}"
@@ -373,6 +393,26 @@ class FleetModel:
             self.link_error(Source.BACKEND, message)
         else:
             self.link_error(Source.BACKEND, f"unexpected item from backend: {type(event).__name__}")
+
+    def decisions_since(self, seen: int) -> tuple[list[RemediationEvent], int]:
+        """The decisions received after the first ``seen`` of this session (as far as the
+        deque still holds them), and the count to pass next time."""
+        new = min(self.decisions_total - seen, len(self.decisions))
+        if new <= 0:
+            return [], self.decisions_total
+        return list(self.decisions)[-new:], self.decisions_total
+
+    def set_remediation(self, status: RemediationStatus) -> None:
+        """The automatic recovery's state, as the backend answered it."""
+        if status == self.remediation:
+            return
+        self.remediation = status
+        self._touch()
+
+    def needing_a_person(self) -> list[Entry]:
+        """The entries the automatic recovery gave up on, in natural name order."""
+        names = {i.name for i in needing_a_person(e.instance for e in self.entries.values())}
+        return [self.entries[n] for n in sorted(names, key=_natural)]
 
     def apply_snapshot(self, fleet: InstanceList) -> None:
         """Replaces every entry with the backend's list (history of kept names survives)."""
@@ -483,7 +523,8 @@ class FleetModel:
         return self._filter_text
 
     def set_filter(self, text: str) -> None:
-        """Filters on name, node, status and status reason.
+        """Filters on name, node, status, status reason and the automatic recovery's
+        rung (``needs person``, ``reset``, ``restart``).
 
         Plain text matches as a case-insensitive substring; ``/regex/`` (slashes around
         it) as a case-insensitive regular expression. Raises :class:`FilterError` for a
@@ -538,6 +579,8 @@ class FleetModel:
             inst.status.value,
             inst.status_reason or "",
             entry.origin.value,
+            # "needs" finds the instances the automatic recovery gave up on.
+            inst.remediation.rung.replace("_", " ") if inst.remediation else "",
         ]
         if self._filter_regex is not None:
             return any(self._filter_regex.search(f) for f in fields)
@@ -547,7 +590,9 @@ class FleetModel:
     def _sort_tuple(self, e: Entry) -> tuple[Any, ...]:
         key = self._sort_key
         if key is SortKey.STATUS:
-            return (SEVERITY[e.status], e.name)
+            # Worst first, and worse than any status: the ones nobody is fixing.
+            rung = e.instance.remediation
+            return (not (rung and rung.rung == "needs_person"), SEVERITY[e.status], e.name)
         if key is SortKey.FPS:
             # Unknown fps sorts first: it is worse than any number.
             return (e.fps is not None, e.fps or 0.0, e.name)

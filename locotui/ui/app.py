@@ -43,6 +43,7 @@ from locotui.data.fleet import FilterError, FleetModel, Origin, Source
 from locotui.data.history import HistoryProvider, make_history
 from locotui.data.kube_client import KubeClient
 from locotui.data.link import LinkState
+from locotui.data.remediation import AUTO_RECOVERY, describe_resume, policy_summary
 from locotui.data.routes import Routes
 from locotui.keymap import ACTIONS, MUTATING
 from locotui.ui.clock import Clock
@@ -212,6 +213,8 @@ class LocoApp(App[int]):
         self.thumbnails_on = settings.thumbnails
         self._cursor_hint: str | None = None
         self.rendered_version = -1
+        self._decisions_seen = 0
+        """The automatic recovery's decisions already announced (see render_fleet)."""
         self.header_info = HeaderInfo(
             context=context or settings.kube_context or (kube.context if kube else None),
             namespace=settings.namespace or (kube.namespace if kube else None),
@@ -303,6 +306,19 @@ class LocoApp(App[int]):
     def render_fleet(self) -> None:
         self._render()
 
+    def _announce_decisions(self) -> None:
+        """The automatic recovery's new decisions as notices: with each repaint, which
+        follows the model's coalesced notification, so a burst of them is a few notices
+        (and one an operator's own repaint took first is still announced)."""
+        from locotui.ui.recovery import notices
+
+        new, self._decisions_seen = self.model.decisions_since(self._decisions_seen)
+        for notice in notices(new):
+            if notice.alert:
+                self.show_alert(notice.text)
+            else:
+                self.notify(notice.text, title="auto-recovery", severity=notice.severity)
+
     def wants_pictures(self) -> bool:
         return (
             self.thumbnails_on
@@ -312,8 +328,9 @@ class LocoApp(App[int]):
         )
 
     def show_alert(self, line: str) -> None:
-        """A line from whoever started the console (the demo's processes ending): kept in
-        the banner, since a toast alone is gone before anyone reads it."""
+        """A line that must stay visible (the demo's processes ending, an instance the
+        automatic recovery gave up on): kept in the banner, since a toast alone is gone
+        before anyone reads it."""
         self.header_info.alerts.append(line)
         self.notify(line, title="alert", severity="error", timeout=20)
         self.banner.update(self.clock.monotonic())
@@ -392,6 +409,7 @@ class LocoApp(App[int]):
                 (self.model.sort_key, self.model.sort_reverse),
             )
         self._cursor_hint = self.cursor_name
+        self._announce_decisions()
         self.header.update(self.clock.monotonic())
         self.banner.update(self.clock.monotonic())
         if self.thumbs is not None:
@@ -636,6 +654,10 @@ class LocoApp(App[int]):
             if section:
                 active.scroll_to_section(section)
             return
+        entry = self.model.get(name)
+        if section is None and entry is not None and entry.instance.remediation is not None:
+            # On the automatic recovery's ladder: what happened so far is what matters.
+            section = "timeline"
         self.push_screen(
             DetailScreen(
                 name,
@@ -645,6 +667,8 @@ class LocoApp(App[int]):
                 kube=self.kube,
                 thumbs=self.thumbs,
                 section=section,
+                timeline=self.backend.timeline if self.backend is not None else None,
+                audit=self.audit,
             )
         )
 
@@ -703,6 +727,40 @@ class LocoApp(App[int]):
             return
         self._confirm_action(ActionKind.FORGET, lost)
 
+    def action_pause_remediation(self) -> None:
+        """Pauses the automatic recovery, or resumes it when it is paused: confirmed,
+        run and audited like every action."""
+        from locotui.ui.screens.confirm import ActionScreen, PauseScreen
+
+        if self.read_only:
+            self.notify_read_only("pause_remediation")
+            return
+        status = self.model.remediation
+        if self.backend is None or (status is not None and not status.enabled):
+            self.notify(
+                "the automatic recovery is off on this backend, so there is nothing to pause: "
+                "start the backend with --remediation (LOCO_REMEDIATION=1; Helm: "
+                "backend.remediation.enabled)",
+                title="auto-recovery",
+                severity="warning",
+                timeout=10,
+            )
+            return
+        if status is not None and status.paused:
+            bad = sum(1 for e in self.model.entries.values() if not e.healthy)
+            self.push_screen(
+                ActionScreen(
+                    ActionKind.RESUME_REMEDIATION,
+                    [AUTO_RECOVERY],
+                    describe_resume(status, bad),
+                    self.runner,
+                    job=self.runner.resume_remediation,
+                )
+            )
+            return
+        # Not read yet (None) is asked as a pause too: the backend says if it is off.
+        self.push_screen(PauseScreen(self.runner, self.now))
+
     def _confirm_action(self, kind: ActionKind, targets: list[str]) -> None:
         from locotui.ui.screens.confirm import ActionScreen
 
@@ -725,6 +783,10 @@ class LocoApp(App[int]):
             keys = ", ".join(self.settings.keys.keys_for(name))
             enabled = self.check_action(name, ())
             label = action.description
+            status = self.model.remediation
+            if name == "pause_remediation" and status is not None and status.paused:
+                # Say which of the two it will do.
+                label = f"Resume the automatic recovery ({policy_summary(status)})"
             if enabled is None:
                 label += " (disabled)"
             elif enabled is False:

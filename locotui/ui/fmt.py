@@ -16,6 +16,8 @@ from backend.models import BreakerState, Instance, InstanceStatus
 
 __all__ = [
     "BREAKER_STYLE",
+    "NEEDS_PERSON_MARK",
+    "RUNG_MARK",
     "STALE_MARK",
     "STATUS_STYLE",
     "STATUS_SYMBOL",
@@ -27,6 +29,7 @@ __all__ = [
     "measuring",
     "phase_style",
     "pod_summary",
+    "rung_text",
     "since",
     "span",
     "sparkline",
@@ -61,6 +64,11 @@ STATUS_ORDER: tuple[InstanceStatus, ...] = (
 )
 
 STALE_MARK = "~"
+
+RUNG_MARK = "⟳"
+"""The automatic recovery acted on the instance and is watching it."""
+NEEDS_PERSON_MARK = "⚑"
+"""The automatic recovery gave up on the instance: a person must look."""
 
 BREAKER_STYLE: dict[BreakerState, str] = {
     BreakerState.CLOSED: "green",
@@ -231,6 +239,17 @@ def pod_summary(inst: Instance, at: datetime | None = None) -> Text:
     if pod.node:
         text.append(f" {pod.node}", style="dim")
     return text
+
+
+def rung_text(inst: Instance, at: datetime | None = None) -> Text | None:
+    """Where the automatic recovery has the instance: ``⟳ reset 40s ago, watching``, or
+    ``⚑ needs a person`` as loud as the screen gets; None while it is not on the ladder."""
+    rung = inst.remediation
+    if rung is None:
+        return None
+    if rung.rung == "needs_person":
+        return span(f"{NEEDS_PERSON_MARK} needs a person", "bold reverse red")
+    return span(f"{RUNG_MARK} {rung.rung} {since(rung.since, at)} ago, watching", "bold yellow")
 
 
 def reason_of(inst: Instance) -> str | None:

@@ -1,8 +1,10 @@
 """The two header lines and the backend-gone banner.
 
-Line 1: where (context, namespace), how many in each status, the view state (filter,
-sort, unhealthy-only, selection) and the READ-ONLY marker. Line 2: the state of every
-connection (backend, Kubernetes, Prometheus) with the retry countdown while reconnecting,
+Line 1: where (context, namespace), how many in each status and how many need a person
+(the automatic recovery gave up on them), the view state (filter, sort, unhealthy-only,
+selection) and the READ-ONLY marker. Line 2: the state of every connection (backend,
+Kubernetes, Prometheus) with the retry countdown while reconnecting, the automatic
+recovery's state (on, dry run, PAUSED until when and by whom, off) once it has been read,
 and the age of the data. Both are drawn with :class:`~locotui.ui.lines.LineCache`, so the
 once-a-second tick only repaints what moved (the countdown, the age).
 """
@@ -16,13 +18,23 @@ from rich.text import Text
 from textual.strip import Strip
 from textual.widget import Widget
 
+from backend.models import RemediationStatus
 from locotui.data.fleet import FleetModel, Link, Origin, Source
 from locotui.data.link import LinkState
+from locotui.data.remediation import policy_state, policy_summary
 from locotui.ui import fmt
 from locotui.ui.fmt import span
 from locotui.ui.lines import LineCache
 
-__all__ = ["Banner", "FleetHeader", "HeaderInfo", "banner_text", "header_lines", "link_text"]
+__all__ = [
+    "Banner",
+    "FleetHeader",
+    "HeaderInfo",
+    "banner_text",
+    "header_lines",
+    "link_text",
+    "recovery_text",
+]
 
 
 @dataclass(frozen=True)
@@ -69,6 +81,26 @@ def link_text(label: str, link: Link, now: float, idle_label: str = "off") -> Te
     return text
 
 
+# How each state of the automatic recovery looks: symbol and style. Paused stands out:
+# it is the state someone must remember to end.
+_POLICY_LOOK: dict[str, tuple[str, str]] = {
+    "on": ("●", "green"),
+    "dry_run": ("◐", "cyan"),
+    "paused": ("‖", "bold yellow"),
+    "off": ("○", "dim"),
+    "unknown": ("?", "dim"),
+}
+
+
+def recovery_text(status: RemediationStatus | None) -> Text:
+    """``auto-recovery ● on`` / ``◐ on (dry run)`` / ``‖ PAUSED until 14:05Z (by ...)`` /
+    ``○ off``."""
+    symbol, style = _POLICY_LOOK[policy_state(status)]
+    text = span("auto-recovery ", "bold")
+    text.append(f"{symbol} {policy_summary(status)}", style=style)
+    return text
+
+
 def _short(error: str, limit: int = 60) -> str:
     error = error.replace("\n", " ")
     return error if len(error) <= limit else error[: limit - 1] + "…"
@@ -90,6 +122,12 @@ def header_lines(model: FleetModel, info: HeaderInfo, now: float) -> list[Text]:
         style = fmt.STATUS_STYLE[status] if n else "dim"
         first.append(f"{fmt.STATUS_SYMBOL[status]} {n} ", style=style)
     first.append(f"of {len(model)}", style="dim")
+    # Right after the counts: on a narrow terminal the end of this line is cut off.
+    gave_up = len(model.needing_a_person())
+    if gave_up:
+        first.append("  ")
+        verb = "needs" if gave_up == 1 else "need"
+        first.append(f" {fmt.NEEDS_PERSON_MARK} {gave_up} {verb} a person ", "bold reverse red")
     stale = sum(1 for e in model.entries.values() if e.instance.stale)
     if stale:
         first.append(f"  {fmt.STALE_MARK}{stale} stale", style="bold yellow")
@@ -113,6 +151,11 @@ def header_lines(model: FleetModel, info: HeaderInfo, now: float) -> list[Text]:
     second = Text(" ")
     second.append_text(link_text("backend", model.links[Source.BACKEND], now))
     second.append("  │ ", style="dim")
+    if model.remediation is not None:
+        # Next to the backend: it is the backend's policy (and a narrow terminal cuts
+        # the end of this line, where the optional sources are).
+        second.append_text(recovery_text(model.remediation))
+        second.append("  │ ", style="dim")
     second.append_text(link_text("kube", model.links[Source.KUBERNETES], now, "not used"))
     second.append("  │ ", style="dim")
     second.append_text(

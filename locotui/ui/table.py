@@ -70,6 +70,13 @@ def row_cells(entry: Entry, selected: bool, at: datetime) -> tuple[Text | str, .
     else:
         why = fmt.reason_of(inst)
         reason = fmt.span(why or "", "red" if why else "")
+        # The automatic recovery's rung leads the reason, as on the tile.
+        rung = fmt.rung_text(inst, at)
+        if rung is not None:
+            if why:
+                rung.append(" · ", style="dim")
+                rung.append_text(reason)
+            reason = rung
     if pod is not None:
         phase = "Terminating" if pod.deleting else (pod.waiting_reason or pod.phase or "?")
         pod_text = fmt.span(phase, fmt.phase_style(phase, pod.ready))
@@ -129,6 +136,9 @@ def row_key(entry: Entry, selected: bool, at: datetime) -> tuple[object, ...]:
         trend,
         selected,
         fmt.since(started, at) if started else None,
+        inst.remediation,
+        # Its age moves on by itself (reset 40s ago).
+        fmt.since(inst.remediation.since, at) if inst.remediation is not None else None,
     )
 
 

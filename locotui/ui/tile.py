@@ -95,17 +95,26 @@ def tile_lines(entry: Entry, at: datetime) -> list[Text]:
     lines.append(third)
 
     # 4: why. Malformed data beats everything: the operator must know the tile is wrong.
+    # Then the automatic recovery's rung, first, since it says who is on it (the policy,
+    # or nobody: "needs a person"); the reason follows as far as the width allows.
     if entry.error:
         lines.append(Text(f"⚠ {entry.error}", style="bold red"))
+        return lines
+    reason = fmt.reason_of(inst)
+    if reason:
+        bad = inst.status in (InstanceStatus.UNHEALTHY, InstanceStatus.DEGRADED)
+        why = Text(reason, style="red" if bad else "yellow")
+    elif inst.last_error:
+        why = Text(inst.last_error, style="yellow")
     else:
-        reason = fmt.reason_of(inst)
-        if reason:
-            bad = inst.status in (InstanceStatus.UNHEALTHY, InstanceStatus.DEGRADED)
-            lines.append(Text(reason, style="red" if bad else "yellow"))
-        elif inst.last_error:
-            lines.append(Text(inst.last_error, style="yellow"))
-        else:
-            lines.append(Text("no problems reported", style="dim"))
+        why = Text("no problems reported", style="dim")
+    rung = fmt.rung_text(inst, at)
+    if rung is not None:
+        if reason or inst.last_error:
+            rung.append(" · ", style="dim")
+            rung.append_text(why)
+        why = rung
+    lines.append(why)
     return lines
 
 
@@ -155,6 +164,8 @@ class Tile(Widget):
     Tile.-cursor.-unhealthy { border: heavy $error; }
     Tile.-cursor.-starting { border: heavy $primary-lighten-1; }
     Tile.-cursor.-unknown { border: heavy $secondary; }
+    Tile.-needs-person { border: round $error; background: $error 15%; }
+    Tile.-cursor.-needs-person { border: heavy $error; }
     Tile.-selected { background: $primary 20%; }
     Tile.-cursor.-selected { background: $primary 30%; }
     Tile.-error { border: double $error; }
@@ -208,6 +219,9 @@ class Tile(Widget):
         self.set_class(cursor, "-cursor")
         self.set_class(selected, "-selected")
         self.set_class(bool(entry.error), "-error")
+        # Whatever its status, an instance the automatic recovery gave up on is framed
+        # and tinted as an error: it is the one an operator must act on.
+        self.set_class(_needs_person(entry), "-needs-person")
         self._selected = selected
         self._update_title(at)
         if thumb_rows != self.thumb_rows:
@@ -230,20 +244,25 @@ class Tile(Widget):
         inst = entry.instance
         selected = self._selected
         stale_age = fmt.since(inst.stale_since, at) if inst.stale and inst.stale_since else ""
-        title_key = (entry.name, selected, inst.stale, stale_age, entry.origin)
+        needs = _needs_person(entry)
+        title_key = (entry.name, selected, inst.stale, stale_age, entry.origin, needs)
         if title_key != self._title_key:
             self._title_key = title_key
             mark = "✔ " if selected else ""
             self.border_title = Text(f"{mark}{entry.name}", style="bold")
+            parts: list[Text] = []
+            if needs:
+                parts.append(Text(f"{fmt.NEEDS_PERSON_MARK} NEEDS A PERSON", "bold reverse red"))
             if entry.origin is Origin.KUBERNETES:
                 # Says where the data came from; "pod only" implies it is not current.
-                self.border_subtitle = Text("pod only · no health", style="bold yellow")
+                parts.append(Text("pod only · no health", style="bold yellow"))
             elif inst.stale:
-                self.border_subtitle = Text(
-                    f"{fmt.STALE_MARK}STALE {stale_age}".rstrip(), style="bold yellow"
+                parts.append(
+                    Text(f"{fmt.STALE_MARK}STALE {stale_age}".rstrip(), style="bold yellow")
                 )
-            else:
-                self.border_subtitle = ""
+            self.border_subtitle = (
+                "" if not parts else parts[0] if len(parts) == 1 else Text(" ").join(parts)
+            )
 
     def _key(self, entry: Entry, at: datetime) -> tuple[object, ...]:
         """What the text lines depend on. The model replaces an entry's ``Instance`` on
@@ -359,6 +378,11 @@ class Tile(Widget):
 
     def on_click(self, event: events.Click) -> None:
         self.post_message(self.Clicked(self, event.chain >= 2))
+
+
+def _needs_person(entry: Entry) -> bool:
+    rung = entry.instance.remediation
+    return rung is not None and rung.rung == "needs_person"
 
 
 def _now(widget: Widget) -> datetime:

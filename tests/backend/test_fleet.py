@@ -231,6 +231,33 @@ def test_status_metrics_follow_the_fleet() -> None:
     assert value("loco_backend_instance_fps", {"instance": "a"}) is None
 
 
+def test_instance_info_follows_the_node() -> None:
+    """One loco_backend_instance_info series per instance, with the node it runs on now."""
+    metrics = BackendMetrics()
+    fleet = Fleet(SRC, DiscoveryState(source=SRC, ok=True), metrics)
+
+    def pod(node: str | None) -> Target:
+        return Target(
+            name="p",
+            source=InstanceSource.KUBERNETES,
+            health_url="http://10.0.0.1:8080",
+            pod=PodFacts(phase="Running", node=node),
+        )
+
+    def series() -> dict[str, str]:
+        (family,) = (f for f in metrics.registry.collect() if f.name == "loco_backend_instance")
+        return {s.labels["instance"]: s.labels["node"] for s in family.samples if s.value == 1}
+
+    fleet.sync([pod(None), target("s")])
+    assert series() == {"p": "", "s": ""}  # not scheduled yet; static instances have no node
+    fleet.upsert(pod("node-a"))
+    assert series() == {"p": "node-a", "s": ""}
+    fleet.upsert(pod("node-b"))  # rescheduled: the old node's series goes
+    assert series() == {"p": "node-b", "s": ""}
+    fleet.remove("p")
+    assert series() == {"s": ""}
+
+
 def test_instance_event_embeds_exact_instance_json() -> None:
     fleet = new_fleet()
     fleet.sync([target("a")])

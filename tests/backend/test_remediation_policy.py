@@ -196,3 +196,31 @@ def test_a_successor_skips_what_it_cannot_read() -> None:
     )
     assert skipped == ["a", "b", "c"]
     assert policy.cases == {}
+
+
+def desktop(name: str, still_for: float) -> Observation:
+    """A Windows 98 guest whose sampled frame rate reads 0 (its bursts miss the clock)."""
+    return Observation(
+        name, running=True, problem=None, fps=0.0, profile="win98", still_for=still_for
+    )
+
+
+def test_an_idle_desktop_whose_clock_ticks_is_never_reset() -> None:
+    """The taskbar clock redraws once a minute; the sampled rate may read 0 for hours."""
+    policy = Policy()
+    decisions = []
+    for t in range(0, 3 * 3600, 5):
+        decisions += policy.step(float(t), [desktop("w", float(t % 60))])
+    assert decisions == []
+
+
+def test_a_desktop_that_stops_changing_is_reset_after_its_profile_allows() -> None:
+    w = PROFILES["win98"]
+    policy = Policy()
+    got = []
+    for t in range(0, 600, 5):
+        got += [(t, d) for d in policy.step(float(t), [desktop("w", float(t))])]
+    first = got[0]
+    assert first[1].action is Action.RESET
+    assert w.frozen_for + w.bad_for <= first[0] < w.frozen_for + w.bad_for + 5
+    assert "no new frame for" in first[1].reason

@@ -27,7 +27,10 @@ from tests.deploy.chart import (
 )
 
 # Kinds from CRDs that kubernetes-validate has no schema for, and the fields checked instead.
-CRD_KINDS = {("monitoring.coreos.com/v1", "ServiceMonitor")}
+CRD_KINDS = {
+    ("monitoring.coreos.com/v1", "ServiceMonitor"),
+    ("monitoring.coreos.com/v1", "PrometheusRule"),
+}
 
 
 @pytest.fixture(scope="module")
@@ -83,6 +86,8 @@ def test_every_manifest_validates(variant: str, kube_version: str) -> None:
 def test_default_release_objects() -> None:
     kinds = sorted((d["kind"], d["metadata"]["name"]) for d in render().docs)
     assert kinds == [
+        ("ConfigMap", "loco-alerts"),
+        ("ConfigMap", "loco-dashboard"),
         ("Deployment", "loco-backend"),
         ("Role", "loco-backend"),
         ("Role", "loco-operator"),

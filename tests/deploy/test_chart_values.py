@@ -45,6 +45,12 @@ SCHEMA_ERROR = "values don't meet the specifications of the schema"
         ),
         ({"metrics": {"serviceMonitor": {"interval": "often"}}}, "interval"),
         ({"emulator": {"kvm": {"resourceName": ""}}}, "at '/emulator/kvm/resourceName'"),
+        ({"alerts": {"prometheusRule": "maybe"}}, "at '/alerts/prometheusRule'"),
+        ({"alerts": {"emulatorDown": {"for": "5 minutes"}}}, "at '/alerts/emulatorDown/for'"),
+        ({"alerts": {"frameRateCollapsed": {"belowFps": 0}}}, "belowFps"),
+        ({"alerts": {"namespaceLabel": "kubernetes-namespace"}}, "at '/alerts/namespaceLabel'"),
+        ({"alerts": {"emulatorDown": {"severity": ""}}}, "at '/alerts/emulatorDown/severity'"),
+        ({"dashboards": {"labelValue": "a b"}}, "at '/dashboards/labelValue'"),
     ],
 )
 def test_schema_rejects_bad_values(values: dict[str, Any], expected: str) -> None:

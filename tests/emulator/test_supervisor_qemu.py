@@ -125,6 +125,30 @@ async def test_mode_switching_guest_resolution_follows(tmp_path: Path) -> None:
         sup.stop()
 
 
+async def test_a_still_picture_is_seen_on_the_continuous_connection(tmp_path: Path) -> None:
+    """``video.changed_at`` follows every change of the picture: it keeps moving while
+    the guest draws, stops when the guest is told to freeze, and moves again after."""
+    from datetime import UTC, datetime
+
+    sup = start_supervisor(tmp_path, "still")
+    try:
+        await sup.wait_ready(30)
+
+        def still_for(h: dict) -> float:
+            changed = h["video"]["changed_at"]
+            assert changed is not None, "a drawing guest has a last change"
+            return (datetime.now(UTC) - datetime.fromisoformat(changed)).total_seconds()
+
+        await sup.wait_status(lambda h: still_for(h) < 1.0, 10, "changing while it draws")
+        await sup.freeze_picture()
+        frozen = await sup.wait_status(lambda h: still_for(h) > 3.0, 15, "still once frozen")
+        await sup.freeze_picture(False)
+        drawing = await sup.wait_status(lambda h: still_for(h) < 1.0, 10, "changing again")
+        assert drawing["video"]["changed_at"] > frozen["video"]["changed_at"]
+    finally:
+        sup.stop()
+
+
 async def test_killed_qemu_is_restarted_and_ready_again(tmp_path: Path) -> None:
     sup = start_supervisor(tmp_path, "kill9")
     try:

@@ -102,3 +102,39 @@ async def test_quiet_server_gets_full_refresh_requests_then_is_dropped(
             assert await next_request(session, 2) == (False, 16, 16)
             await asyncio.wait_for(peer.sessions.get(), 5)
             assert "no VNC update" in (sampler.last_error or "")
+
+
+async def test_a_refused_password_is_named_as_such() -> None:
+    """A server that refuses the VNC password: the sampler says so (not "connection lost")
+    and keeps trying, since the password may be fixed while it runs."""
+    attempts = 0
+
+    async def refuse(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        nonlocal attempts
+        attempts += 1
+        writer.write(b"RFB 003.008\n")
+        await reader.readexactly(12)
+        writer.write(bytes([1, 2]))  # one security type: VNC authentication
+        await reader.readexactly(1)
+        writer.write(bytes(16))  # the challenge
+        await reader.readexactly(16)
+        writer.write((1).to_bytes(4, "big"))  # failed
+        await writer.drain()
+        writer.close()
+
+    server = await asyncio.start_server(refuse, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    try:
+        sampler = VncSampler("127.0.0.1", port, password="wrong")
+        async with running(sampler):
+            await wait_until(
+                lambda: asyncio.sleep(0, sampler.last_error),
+                lambda e: e is not None and "authentication failed" in e,
+                5,
+                what="the refusal named",
+            )
+            await wait_until(lambda: asyncio.sleep(0, attempts), lambda n: n >= 2, 5)
+        assert not sampler.facts().vnc_connected
+    finally:
+        server.close()
+        await server.wait_closed()

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import io
 import json
 import os
@@ -109,7 +110,16 @@ async def backend(tmp_path: Path, fake: FakeEmulators) -> AsyncIterator[BackendP
         )
     )
     static = write_static(tmp_path / "s.yaml", fake, extra={"loco-0": {"log_file": str(log)}})
-    async with BackendProcess(static, token="tok") as proc:
+    async with healthy_backend(static) as proc:
+        yield proc
+
+
+@contextlib.asynccontextmanager
+async def healthy_backend(
+    static: Path, extra: list[str] | None = None
+) -> AsyncIterator[BackendProcess]:
+    """The backend on ``static`` (control token ``tok``), once all it shows is healthy."""
+    async with BackendProcess(static, token="tok", extra=extra) as proc:
         await wait_backend(proc.url, all_healthy)
         yield proc
 
@@ -123,7 +133,7 @@ async def test_status_exit_codes_0_1_2(
     lines = ok.out.splitlines()
     assert lines[0].split() == ["NAME", "STATUS", "FPS", "RESTARTS", "NODE", "AGE", "REASON"]
     assert lines[1].split()[:3] == ["loco-0", "healthy", "25.0"]
-    assert lines[-1] == "2 instances: 2 healthy"
+    assert lines[-2:] == ["2 instances: 2 healthy", "auto-recovery: off"]
 
     fake.instances["loco-1"].overall_status = OverallStatus.DEGRADED
     fake.instances["loco-1"].reasons = ["frame rate 3.0 below 10"]
@@ -154,6 +164,99 @@ async def test_status_exit_codes_0_1_2(
     assert "Traceback" not in down.err
     down_json = await locotui("status", "--json", env=env)
     assert down_json.code == 2 and json.loads(down_json.out)["source"] == "none"
+
+
+# The policy on, quick to climb its ladder on the test image the fakes report.
+REMEDIATION = [
+    "--remediation", "--remediation-cooldown", "0.1", "--remediation-thresholds",
+    "testimage.bad_for=0.3,testimage.watch_reset=1,testimage.watch_restart=1",
+]  # fmt: skip
+
+
+@pytest.fixture
+async def remediating(tmp_path: Path, fake: FakeEmulators) -> AsyncIterator[BackendProcess]:
+    async with healthy_backend(write_static(tmp_path / "r.yaml", fake), REMEDIATION) as proc:
+        yield proc
+
+
+async def test_status_exit_5_when_an_instance_needs_a_person(
+    tmp_path: Path, fake: FakeEmulators, remediating: BackendProcess
+) -> None:
+    env = clean_env(tmp_path, LOCOTUI_BACKEND_URL=remediating.url)
+    ok = await locotui("status", env=env)
+    assert ok.code == 0 and ok.out.splitlines()[-1] == "auto-recovery: on", ok
+    # loco-0 degraded with QEMU down (not the policy's business: exit 1 alone) ...
+    fake.instances["loco-0"].overall_status = OverallStatus.DEGRADED
+    # ... and loco-1 running but bad: reset, restarted, given up on.
+    bad = fake.instances["loco-1"]
+    bad.qemu_ok, bad.reasons, bad.overall_status = (
+        True,
+        ["display is blank"],
+        OverallStatus.DEGRADED,
+    )
+    await wait_backend(
+        remediating.url,
+        lambda items: any(i.remediation and i.remediation.rung == "needs_person" for i in items),
+        timeout=30,
+    )
+    text = await locotui("status", env=env)
+    assert text.code == 5, text  # before 1: someone must act
+    assert text.out.splitlines()[-2:] == [
+        "auto-recovery: on",
+        "needs a person: loco-1 (display is blank)",
+    ]
+    doc = json.loads((await locotui("status", "--json", env=env)).out)
+    assert doc["exit_code"] == 5 and not doc["healthy"]
+    assert doc["needs_person"] == ["loco-1"]
+    assert doc["remediation"]["enabled"] and doc["remediation"]["needing_a_person"] == ["loco-1"]
+    assert fake.instances["loco-1"].resets == 1 and fake.instances["loco-1"].restarts == 1
+    await remediating.stop()
+    down = await locotui("status", "--json", env=env)
+    assert down.code == 2 and json.loads(down.out)["remediation"] is None  # 2 goes first
+
+
+async def test_remediation_command_pause_resume_and_its_exit_codes(
+    tmp_path: Path, fake: FakeEmulators, remediating: BackendProcess, backend: BackendProcess
+) -> None:
+    env = clean_env(tmp_path, LOCOTUI_BACKEND_URL=remediating.url, LOCOTUI_CONTROL_TOKEN="tok")
+    r = await locotui("remediation", env=env)
+    assert r.code == 0, r
+    assert r.out.splitlines()[0] == "auto-recovery: on"
+    assert "budgets: 3 actions per instance an hour" in r.out
+    # Not a terminal and no --yes: the exact action is shown, nothing is done.
+    r = await locotui("remediation", "pause", "--minutes", "30", env=env)
+    assert r.code == 1 and "pass --yes to confirm" in r.err
+    assert "Pause automatic recovery for 30 minutes? It resumes by itself at" in r.err
+    assert not json.loads((await locotui("remediation", "--json", env=env)).out)["paused"]
+    r = await locotui("remediation", "pause", "--minutes", "0", "--yes", env=env)
+    assert r.code == 2 and "at most 10080 (a week)" in r.err
+    r = await locotui("remediation", "resume", "--minutes", "5", env=env)
+    assert r.code == 2 and "go with pause only" in r.err
+    wrong = {**env, "LOCOTUI_CONTROL_TOKEN": "bad"}
+    r = await locotui("remediation", "pause", "--yes", env=wrong)
+    assert r.code == 3 and "the control token is wrong" in r.err
+    r = await locotui("remediation", "pause", "--yes", "--read-only", env=env)
+    assert r.code == 3 and "read-only" in r.err
+    r = await locotui(
+        "remediation", "pause", "--minutes", "30", "--reason", "moving racks", "--yes", env=env
+    )
+    assert r.code == 0, r
+    assert r.out.startswith("auto-recovery: PAUSED until ")
+    assert r.out.rstrip().endswith("(by 127.0.0.1: moving racks)")
+    doc = json.loads((await locotui("remediation", "status", "--json", env=env)).out)
+    assert doc["paused"] and doc["paused_reason"] == "moving racks"
+    status = await locotui("status", env=env)
+    assert "auto-recovery: PAUSED until" in status.out
+    r = await locotui("remediation", "resume", "--yes", env=env)
+    assert r.code == 0 and r.out == "auto-recovery: on\n", r
+    r = await locotui("remediation", "resume", "--yes", env=env)
+    assert r.code == 0 and "not paused: nothing to do" in r.out
+    # A backend with the policy off: said, and how to turn it on.
+    off = {**env, "LOCOTUI_BACKEND_URL": backend.url}
+    assert (await locotui("remediation", env=off)).out == "auto-recovery: off\n"
+    r = await locotui("remediation", "pause", "--yes", env=off)
+    assert r.code == 1 and "off on this backend" in r.err and "--remediation" in r.err
+    assert "Traceback" not in r.err
 
 
 async def test_status_falls_back_to_kubernetes_but_still_exits_2(tmp_path: Path) -> None:

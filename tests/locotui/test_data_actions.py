@@ -86,6 +86,42 @@ async def test_read_only_refuses_and_is_audited() -> None:
     assert entry.result == "refused" and entry.targets == ("loco-emulator-0",)
 
 
+async def test_pausing_the_policy_is_an_audited_action(tmp_path: Path) -> None:
+    refusing = ActionRunner(audit=AuditLog(), read_only=True)
+    with pytest.raises(ReadOnly, match="pause remediation is disabled"):
+        await refusing.pause_remediation(60, "racks")
+    assert refusing.audit.entries[0].targets == ("auto-recovery",)
+    assert refusing.audit.entries[0].result == "refused"
+    # Without a backend: a failure that says why, audited.
+    (alone,) = await ActionRunner().resume_remediation()
+    assert alone.phase is Phase.FAILED and "no backend configured" in alone.message
+    async with FakeEmulators(["loco-0"], token="tok") as fake:
+        static = write_static(tmp_path / "s.yaml", fake)
+        async with (
+            BackendProcess(static, token="tok", extra=["--remediation"]) as proc,
+            BackendClient(proc.url, token="tok") as backend,
+        ):
+            fleet = FleetModel()
+            audit = AuditLog(path=tmp_path / "audit.jsonl")
+            runner = ActionRunner(backend=backend, audit=audit, fleet=fleet)
+            seen: list[Progress] = []
+            (paused,) = await runner.pause_remediation(15, "moving racks", seen.append)
+            assert [p.phase for p in seen] == [Phase.RUNNING, Phase.OK]
+            assert paused.message.startswith("now PAUSED until ")
+            assert paused.message.endswith("(by 127.0.0.1: moving racks)")
+            # The answer is the new state, in the model at once.
+            assert fleet.remediation is not None and fleet.remediation.paused
+            (resumed,) = await runner.resume_remediation()
+            assert resumed.phase is Phase.OK and resumed.message == "now on"
+            assert fleet.remediation.enabled and not fleet.remediation.paused
+    lines = [json.loads(x) for x in (tmp_path / "audit.jsonl").read_text().splitlines()]
+    assert [(x["action"], x["result"]) for x in lines] == [
+        ("pause_remediation", "ok"),
+        ("resume_remediation", "ok"),
+    ]
+    assert "moving racks" in lines[0]["details"][0]
+
+
 async def test_restart_pods_with_progress_and_audit(
     sim: KubeSim, kube: KubeClient, tmp_path: Path
 ) -> None:

@@ -11,7 +11,13 @@ from typing import Any
 
 import pytest
 
-from backend.models import InstanceEvent, InstanceStatus, SnapshotEvent
+from backend.models import (
+    InstanceEvent,
+    InstanceStatus,
+    RemediationEvent,
+    RemediationStatus,
+    SnapshotEvent,
+)
 from emulator.models import OverallStatus
 from locotui.data.backend_client import BackendClient, MalformedEvent
 from locotui.data.errors import (
@@ -26,9 +32,11 @@ from locotui.data.errors import (
 from locotui.data.feeds import FleetFeeds
 from locotui.data.fleet import FleetModel, Source
 from locotui.data.link import Backoff, LinkChange, LinkState
+from locotui.data.remediation import OFF
 from tests.backend.fake_emulator import FakeEmulators
 from tests.backend.helpers import write_static
 from tests.locotui.test_data_support import BackendProcess, eventually, free_port
+from tests.support.waiting import wait_until
 
 FAST = Backoff(initial=0.05, maximum=0.3)
 
@@ -220,6 +228,135 @@ async def test_feeds_keep_the_fleet_model_current(
         finally:
             await feeds.stop()
         assert fleet.links[Source.BACKEND].state is LinkState.STOPPED
+
+
+# --------------------------------------------------------------------------- remediation
+
+# The policy on, quick to act on the test image (the fake supervisors' profile).
+REMEDIATION = [
+    "--remediation", "--remediation-cooldown", "0.1", "--remediation-thresholds",
+    "testimage.bad_for=0.3,testimage.watch_reset=60,testimage.recovered_for=0.3",
+]  # fmt: skip
+
+
+async def test_remediation_state_pause_resume_and_timeline(
+    tmp_path: Path, fake: FakeEmulators
+) -> None:
+    static = write_static(tmp_path / "s.yaml", fake)
+    async with BackendProcess(static, token="sekrit", extra=REMEDIATION) as proc:
+        async with BackendClient(proc.url) as anon:
+            state = await anon.remediation()
+            assert state.enabled and state.leader and not state.paused
+            with pytest.raises(Unauthorized, match="LOCOTUI_CONTROL_TOKEN"):
+                await anon.pause_remediation(60)
+        async with BackendClient(proc.url, token="wrong") as wrong:
+            with pytest.raises(Forbidden, match="the control token is wrong"):
+                await wrong.resume_remediation()
+        async with BackendClient(proc.url, token="sekrit") as client:
+            paused = await client.pause_remediation(60, "moving racks")
+            assert paused.paused and paused.paused_reason == "moving racks"
+            assert paused.paused_until is not None and paused.paused_by == "127.0.0.1"
+            assert (await client.remediation()).paused
+            forever = await client.pause_remediation()  # no body fields: until resumed
+            assert forever.paused and forever.paused_until is None
+            assert not (await client.resume_remediation()).paused
+            timeline = await wait_until(
+                lambda: client.timeline("loco-0"),
+                lambda t: t[-1].text == "healthy",
+                deadline=10,
+                what="the first probe on the timeline",
+            )
+            assert [e.kind for e in timeline] == ["status"] * len(timeline), timeline
+            assert timeline[0].text == "unknown: not probed yet" and timeline[-1].by is None
+            with pytest.raises(NotFound, match="no instance named 'ghost'"):
+                await client.timeline("ghost")
+
+
+async def test_remediation_off_or_missing_reads_as_off(
+    backend: BackendProcess,
+) -> None:
+    async with BackendClient(backend.url, token="sekrit") as client:
+        assert await client.remediation() == OFF
+        with pytest.raises(ServerError, match=r"off on this backend.*--remediation"):
+            await client.pause_remediation(15)
+    # A backend older than the feature: no such route at all.
+    missing = raw_server(
+        b'{"detail":"Not Found"}', status="404 Not Found", ctype="application/json"
+    )
+    async with missing as url, BackendClient(url, token="t", timeout=1) as client:
+        assert await client.remediation() == OFF
+        with pytest.raises(NotFound, match="this backend has no automatic recovery"):
+            await client.resume_remediation()
+
+
+async def test_feeds_read_the_policy_on_connect_and_see_a_pause_end_by_itself(
+    tmp_path: Path, fake: FakeEmulators
+) -> None:
+    static = write_static(tmp_path / "s.yaml", fake)
+    fleet = FleetModel(max_rate=50)
+    async with (
+        BackendProcess(static, token="sekrit", extra=REMEDIATION) as proc,
+        BackendClient(proc.url, token="sekrit") as client,
+    ):
+        # Nothing but the connect and the pause's end may cause a read here.
+        feeds = FleetFeeds(fleet, backend=client, remediation_every=300, remediation_settle=0.05)
+        await feeds.start()
+        try:
+            await eventually(lambda: fleet.remediation is not None, what="the policy read")
+            assert fleet.remediation.enabled and not fleet.remediation.paused  # type: ignore[union-attr]
+            # Paused elsewhere (another console) for about a second: the next read is due
+            # just after it ends, not 300 s later.
+            paused = await client.pause_remediation(0.02, "short")
+            feeds.refresh_remediation()
+            await eventually(lambda: fleet.remediation == paused, what="the pause seen")
+            await eventually(
+                lambda: not fleet.remediation.paused,  # type: ignore[union-attr]
+                timeout=8,
+                what="the pause's end seen without any event",
+            )
+        finally:
+            await feeds.stop()
+
+
+class BurstBackend:
+    """A backend whose stream is a snapshot and then a burst of decisions, and whose
+    policy reads are counted."""
+
+    base_url = "http://burst"
+
+    def __init__(self, decisions: int) -> None:
+        self.decisions = decisions
+        self.reads = 0
+
+    async def events(self, **_: Any) -> AsyncIterator[Any]:
+        yield LinkChange(LinkState.CONNECTING)
+        yield LinkChange(LinkState.CONNECTED)
+        yield SnapshotEvent.model_validate_json(SNAPSHOT.split(b"data: ")[1])
+        for seq in range(self.decisions):
+            yield RemediationEvent(
+                seq=seq + 2, instance=f"loco-{seq}", action="reset", reason="display is blank",
+                outcome="acted", rung="reset", at="2024-01-01T00:00:00Z",
+            )  # fmt: skip
+        await asyncio.Event().wait()
+
+    async def remediation(self) -> RemediationStatus:
+        self.reads += 1
+        return OFF.model_copy(update={"enabled": True})
+
+
+async def test_a_burst_of_decisions_is_one_read_of_the_policy() -> None:
+    fleet = FleetModel(max_rate=50)
+    backend = BurstBackend(decisions=40)
+    feeds = FleetFeeds(fleet, backend=backend, remediation_every=300, remediation_settle=0.2)  # type: ignore[arg-type]
+    await feeds.start()
+    try:
+        await eventually(lambda: fleet.decisions_total == 40, what="the burst applied")
+        await eventually(lambda: fleet.remediation is not None, what="the policy read")
+        await asyncio.sleep(0.5)  # anything still pending would have read by now
+        # The connect and the 40 decisions arrive within one settle interval: one read.
+        assert backend.reads == 1, backend.reads
+    finally:
+        await feeds.stop()
 
 
 # --------------------------------------------------------------------------- raw SSE server

@@ -16,6 +16,9 @@ from backend.models import (
     InstanceSource,
     InstanceStatus,
     PodFacts,
+    RemediationEvent,
+    RemediationInfo,
+    RemediationStatus,
     RemovedEvent,
     SnapshotEvent,
 )
@@ -180,6 +183,61 @@ def test_malformed_input_becomes_errors_not_exceptions() -> None:
     # Errored entries stay visible under "unhealthy only" even if their status is healthy.
     fleet.set_unhealthy_only(True)
     assert "loco-emulator-0" in names(fleet)
+
+
+def decision(seq: int, name: str, action: str = "reset", outcome: str = "acted") -> str:
+    """A remediation event as the backend sends it on /api/events."""
+    return RemediationEvent(
+        seq=seq,
+        instance=name,
+        action=action,  # type: ignore[arg-type]
+        reason="display is blank",
+        outcome=outcome,  # type: ignore[arg-type]
+        rung="reset",
+        at=NOW,
+    ).model_dump_json()
+
+
+def test_remediation_decisions_are_kept_not_reported_as_unexpected() -> None:
+    fleet = FleetModel(decision_points=3)
+    fleet.apply_event(SnapshotEvent(seq=1, fleet=fleet_list([instance("loco-emulator-1")])))
+    version = fleet.version
+    first = _parse_event("remediation", decision(2, "loco-emulator-1"))
+    assert isinstance(first, RemediationEvent)
+    fleet.apply_event(first)
+    link = fleet.links[Source.BACKEND]
+    assert link.error is None and link.malformed == 0
+    assert fleet.version > version  # the UI hears about it
+    assert [d.action for d in fleet.decisions] == ["reset"]
+    # A burst: the deque keeps the newest; a reader catches up from where it was.
+    new, seen = fleet.decisions_since(0)
+    assert [d.seq for d in new] == [2] and seen == 1
+    for seq in range(3, 8):
+        fleet.apply_event(_parse_event("remediation", decision(seq, "loco-emulator-1")))
+    assert len(fleet.decisions) == 3 and fleet.decisions_total == 6
+    new, seen = fleet.decisions_since(seen)
+    assert [d.seq for d in new] == [5, 6, 7] and seen == 6  # 3 and 4 fell out
+    assert fleet.decisions_since(seen) == ([], 6)
+    assert fleet.links[Source.BACKEND].malformed == 0
+
+
+def test_remediation_state_and_who_needs_a_person() -> None:
+    fleet = make_fleet()
+    assert fleet.remediation is None and fleet.needing_a_person() == []
+    gave_up = instance("loco-emulator-10", InstanceStatus.DEGRADED).model_copy(
+        update={"remediation": RemediationInfo(rung="needs_person", since=NOW)}
+    )
+    watching = instance("loco-emulator-2", InstanceStatus.DEGRADED).model_copy(
+        update={"remediation": RemediationInfo(rung="reset", since=NOW)}
+    )
+    fleet.apply_event(InstanceEvent(seq=2, instance=gave_up))
+    fleet.apply_event(InstanceEvent(seq=3, instance=watching))
+    assert [e.name for e in fleet.needing_a_person()] == ["loco-emulator-10"]
+    status = RemediationStatus(enabled=True, leader=True, dry_run=False, paused=False)
+    fleet.set_remediation(status)
+    version = fleet.version
+    fleet.set_remediation(status.model_copy())  # the same answer again: no change
+    assert fleet.version == version and fleet.remediation == status
 
 
 def test_history_ring_buffers_are_bounded_and_time_sampled() -> None:

@@ -9,6 +9,7 @@ instances, a fixed picture for thumbnails, a fixed history. Snapshots are SVG fi
 from __future__ import annotations
 
 from collections.abc import Sequence
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -16,13 +17,20 @@ import pytest
 import pytest_textual_snapshot
 from textual.pilot import Pilot
 
-from backend.models import InstanceStatus
+from backend.models import InstanceStatus, RemediationStatus, TimelineEntry
 from locotui.data.fleet import Origin, Source
 from locotui.data.link import LinkState
 from locotui.ui.app import LocoApp, can_have_picture
 from locotui.ui.clock import FrozenClock
 from locotui.ui.screens.detail import DetailScreen
-from tests.locotui.test_ui_support import NOW, demo_instances, frozen_model, png, ui_settings
+from tests.locotui.test_ui_support import (
+    NOW,
+    demo_instances,
+    frozen_model,
+    on_rung,
+    png,
+    ui_settings,
+)
 
 SIZES = [(80, 24), (160, 50)]
 PICTURE = png(64, 40)
@@ -65,16 +73,71 @@ class FixedHistory:
         }
 
 
-def build_app(thumbnails: bool = True, view: str = "tiles") -> LocoApp:
+class FixedTimeline:
+    """The backend, as far as the detail screen's timeline asks: an incident that went
+    from a reset through a restart to needing a person, then a person's reset."""
+
+    base_url = "http://backend:8081"
+
+    async def timeline(self, name: str) -> list[TimelineEntry]:
+        t = NOW - timedelta(minutes=12)
+        steps = [
+            (0, "status", "healthy", None),
+            (120, "status", "degraded: display is blank", None),
+            (180, "remediation", "reset (acted): display is blank", "remediation"),
+            (420, "remediation", "restart (acted): display is blank", "remediation"),
+            (
+                660,
+                "remediation",
+                "give_up (acted): still bad after a reset and a restart: display is blank",
+                "remediation",
+            ),
+            (690, "action", "reset: system_reset sent", "10.0.0.3"),
+        ]
+        return [
+            TimelineEntry(at=t + timedelta(seconds=s), kind=k, text=x, by=b)  # type: ignore[arg-type]
+            for s, k, x, b in steps
+        ]
+
+
+PAUSED = RemediationStatus(
+    enabled=True,
+    leader=True,
+    dry_run=False,
+    paused=True,
+    paused_since=NOW - timedelta(minutes=5),
+    paused_until=NOW.replace(hour=10, minute=21),
+    paused_by="10.0.0.3",
+    paused_reason="moving racks",
+)
+
+
+def build_app(thumbnails: bool = True, view: str = "tiles", incident: bool = False) -> LocoApp:
+    """The demo fleet; with ``incident``, loco-2 needs a person, loco-5 was just reset by
+    the automatic recovery, and the recovery is paused."""
+
     async def picture(name: str, width: int) -> bytes:
         return PICTURE
 
     settings = ui_settings(
         "http://backend:8081", namespace="loco", thumbnails=thumbnails, default_view=view
     )
-    model = frozen_model(demo_instances(9))
+    instances = demo_instances(9)
+    if incident:
+        instances[2] = on_rung(instances[2], "needs_person", 60)
+        instances[5] = on_rung(
+            instances[5].model_copy(
+                update={"status": InstanceStatus.DEGRADED, "status_reason": "display is blank"}
+            ),
+            "reset",
+            40,
+        )
+    model = frozen_model(instances)
+    if incident:
+        model.set_remediation(PAUSED)
     return LocoApp(
         settings,
+        backend=FixedTimeline(),  # type: ignore[arg-type]
         model=model,
         clock=FrozenClock(NOW, 1000.0),
         start_feeds=False,
@@ -113,21 +176,38 @@ def test_table(snap_compare: Any, size: tuple[int, int]) -> None:
 
 
 @pytest.mark.parametrize("size", SIZES, ids=lambda s: f"{s[0]}x{s[1]}")
-def test_detail(snap_compare: Any, size: tuple[int, int]) -> None:
-    async def open_detail(pilot: Pilot[Any]) -> None:
-        app: LocoApp = pilot.app  # type: ignore[assignment]
-        await _settle(pilot)
-        await pilot.press("right", "right", "enter")  # loco-2, the degraded one
-        for _ in range(200):
-            await pilot.pause(0.02)
-            screen = app.screen
-            if isinstance(screen, DetailScreen):
-                picture = screen.query_one("#detail-picture")
-                if picture.thumb.strips and screen._fps is not None:  # type: ignore[attr-defined]
-                    break
-        await pilot.pause(0.05)
+def test_incident(snap_compare: Any, size: tuple[int, int]) -> None:
+    """One instance needs a person, one is being watched after a reset, the automatic
+    recovery is paused: the tiles, the header's count and the policy's state."""
+    assert snap_compare(build_app(incident=True), terminal_size=size, run_before=_settle)
 
+
+async def open_detail(pilot: Pilot[Any]) -> None:
+    app: LocoApp = pilot.app  # type: ignore[assignment]
+    await _settle(pilot)
+    await pilot.press("right", "right", "enter")  # loco-2, the degraded one
+    for _ in range(200):
+        await pilot.pause(0.02)
+        screen = app.screen
+        if isinstance(screen, DetailScreen):
+            picture = screen.query_one("#detail-picture")
+            if (
+                picture.thumb.strips  # type: ignore[attr-defined]
+                and screen._fps is not None
+                and screen._timeline is not None
+            ):
+                break
+    await pilot.pause(0.05)
+
+
+@pytest.mark.parametrize("size", SIZES, ids=lambda s: f"{s[0]}x{s[1]}")
+def test_detail(snap_compare: Any, size: tuple[int, int]) -> None:
     assert snap_compare(build_app(), terminal_size=size, run_before=open_detail)
+
+
+def test_detail_incident(snap_compare: Any) -> None:
+    """80x24: the detail of an instance that needs a person opens at its timeline."""
+    assert snap_compare(build_app(incident=True), terminal_size=(80, 24), run_before=open_detail)
 
 
 @pytest.mark.parametrize("size", SIZES, ids=lambda s: f"{s[0]}x{s[1]}")

@@ -39,6 +39,7 @@ from backend.models import (
     InstanceStatus,
     PodCondition,
     PodFacts,
+    RemediationInfo,
 )
 from emulator.models import DiskFacts, EmulatorStatus, OverallStatus, QemuFacts, VideoFacts
 from locotui.config import Settings, load_settings
@@ -392,6 +393,18 @@ def instance(
         health_url=f"http://10.1.0.7:8080/{name}",
         logs_available=True,
     )
+
+
+def on_rung(inst: Instance, rung: str, seconds_ago: float = 40.0) -> Instance:
+    """``inst`` as the automatic recovery has it: ``reset``, ``restart`` (acted, watching)
+    or ``needs_person`` (gave up), since ``seconds_ago`` before :data:`NOW`."""
+    info = RemediationInfo(
+        rung=rung,  # type: ignore[arg-type]
+        since=NOW - timedelta(seconds=seconds_ago),
+        reason=inst.status_reason,
+        actions_last_hour=1 if rung == "reset" else 2,
+    )
+    return inst.model_copy(update={"remediation": info})
 
 
 def demo_instances(n: int = 9) -> list[Instance]:

@@ -13,9 +13,16 @@ import numpy as np
 import pytest
 from rich.console import Console
 from rich.style import Style
+from rich.text import Text
 from textual.app import App, ComposeResult
 
-from backend.models import BreakerState, InstanceStatus
+from backend.models import (
+    BreakerState,
+    InstanceStatus,
+    RemediationEvent,
+    RemediationStatus,
+    TimelineEntry,
+)
 from locotui import cli
 from locotui.data.fleet import Origin, Source
 from locotui.data.link import LinkState
@@ -23,11 +30,20 @@ from locotui.data.logs import LogBuffer, LogFilter, format_line, parse_line
 from locotui.ui import fmt
 from locotui.ui.grid import MIN_THUMB_ROWS, plan_grid
 from locotui.ui.halfblock import HalfBlockRenderer, decode_image, fit_cells, resize_area
-from locotui.ui.header import HeaderInfo, banner_text, header_lines
+from locotui.ui.header import HeaderInfo, banner_text, header_lines, recovery_text
 from locotui.ui.logview import LogView, line_text
+from locotui.ui.recovery import notices
+from locotui.ui.screens.detail import TIMELINE_SHOWN, timeline_section
 from locotui.ui.table import COLUMNS, row_cells
 from locotui.ui.tile import tile_lines
-from tests.locotui.test_ui_support import NOW, demo_instances, frozen_model, instance, png
+from tests.locotui.test_ui_support import (
+    NOW,
+    demo_instances,
+    frozen_model,
+    instance,
+    on_rung,
+    png,
+)
 
 # --------------------------------------------------------------------------- half blocks
 
@@ -198,6 +214,144 @@ def test_row_cells_match_columns() -> None:
     assert plain[0] == "✔" and plain[1] == "loco-4"
     assert plain[2] == "✖ unhealthy ~stale"
     assert "open" in plain[5] and "circuit open" in plain[11]
+
+
+def test_tile_and_row_lead_with_the_rung() -> None:
+    """The rung goes first on the reason's line (the tile has four text lines and keeps
+    them); "needs a person" stands out, the reason follows as far as the width allows."""
+    model = frozen_model(
+        [
+            on_rung(demo_instances(3)[2], "reset", 40),
+            on_rung(instance("loco-5", InstanceStatus.DEGRADED, reason="blank"), "restart", 130),
+            on_rung(instance("loco-7", InstanceStatus.UNHEALTHY, reason="gone"), "needs_person"),
+        ]
+    )
+    lines = {n: [t.plain for t in tile_lines(e, NOW)] for n, e in model.entries.items()}
+    assert all(len(v) == 4 for v in lines.values())
+    assert lines["loco-2"][3] == "⟳ reset 40s ago, watching · frame rate low: 4.0 fps"
+    assert lines["loco-5"][3] == "⟳ restart 2m10s ago, watching · blank"
+    needs = tile_lines(model.entries["loco-7"], NOW)[3]
+    assert needs.plain == "⚑ needs a person · gone"
+    assert "reverse" in str(needs.get_style_at_offset(Console(), 0))
+    reason = row_cells(model.entries["loco-7"], False, NOW)[-1]
+    assert isinstance(reason, Text) and reason.plain == "⚑ needs a person · gone"
+    # Sorting by status puts the one nobody is fixing first; the filter finds it.
+    model.set_sort("status")
+    assert [e.name for e in model.view()] == ["loco-7", "loco-2", "loco-5"]
+    model.set_filter("needs")
+    assert [e.name for e in model.view()] == ["loco-7"]
+
+
+def test_header_says_the_policy_state_and_who_needs_a_person() -> None:
+    instances = demo_instances(9)
+    instances[4] = on_rung(instances[4], "needs_person")
+    model = frozen_model(instances)
+    info = HeaderInfo(context="kind-loco", namespace="loco")
+    first, second = (t.plain for t in header_lines(model, info, 1000.0))
+    assert "⚑ 1 needs a person" in first
+    assert "auto-recovery" not in second  # not read yet: nothing claimed
+    on = RemediationStatus(enabled=True, leader=True, dry_run=False, paused=False)
+    paused = on.model_copy(
+        update={
+            "paused": True,
+            "paused_until": NOW.replace(hour=14, minute=5),
+            "paused_by": "10.0.0.3",
+            "paused_reason": "moving racks",
+        }
+    )
+    looks = {
+        "off": RemediationStatus(enabled=False, leader=False, dry_run=False, paused=False),
+        "on": on,
+        "on (dry run)": on.model_copy(update={"dry_run": True}),
+        "PAUSED until 14:05Z (by 10.0.0.3: moving racks)": paused,
+        "PAUSED until resumed (moving racks)": paused.model_copy(
+            update={"paused_until": None, "paused_by": None}
+        ),
+    }
+    for words, status in looks.items():
+        model.set_remediation(status)
+        second = header_lines(model, info, 1000.0)[1].plain
+        assert second.startswith(" backend ● live  │ auto-recovery "), second
+        assert f" {words}  │ kube" in second, second
+    assert recovery_text(paused).plain.startswith("auto-recovery ‖ PAUSED")
+
+
+def render_plain(renderable: object, width: int = 100) -> str:
+    console = Console(width=width, record=True, color_system=None)
+    console.print(renderable)
+    return console.export_text()
+
+
+def test_timeline_section_oldest_first_with_the_rung_on_top() -> None:
+    inst = on_rung(instance("loco-3", InstanceStatus.DEGRADED, reason="blank"), "reset", 40)
+    day = NOW - timedelta(days=1)
+    entries = [
+        TimelineEntry(at=day, kind="status", text="healthy"),
+        TimelineEntry(at=NOW - timedelta(seconds=90), kind="status", text="degraded: blank"),
+        TimelineEntry(
+            at=NOW - timedelta(seconds=40),
+            kind="remediation",
+            text="reset (acted)",
+            by="remediation",
+        ),
+        TimelineEntry(at=NOW, kind="action", text="reset: system_reset sent", by="10.0.0.3"),
+    ]
+    text = render_plain(timeline_section(inst, entries, None, NOW))
+    lines = [ln.strip() for ln in text.splitlines() if ln.strip()]
+    assert lines[0] == "Incident timeline"
+    assert lines[1] == "⟳ reset 40s ago, watching  1 action in the last hour  blank"
+    rows = lines[3:]
+    assert rows[0].startswith("03-13 09:26:53") and rows[0].endswith("healthy")
+    assert rows[1].startswith("03-14 09:25:23")  # the date again: the day changed
+    assert rows[2].split() == ["09:26:13", "auto", "reset", "(acted)", "auto-recovery"]
+    assert rows[3].split()[-1] == "10.0.0.3"
+    many = [TimelineEntry(at=NOW, kind="status", text=f"s{i}") for i in range(80)]
+    text = render_plain(timeline_section(None, many, None, NOW))
+    assert f"({80 - TIMELINE_SHOWN} earlier not shown)" in text and "s79" in text
+    assert "s29" not in text.split("not shown")[1]
+    assert "no backend" in render_plain(timeline_section(None, None, "no backend", NOW))
+
+
+def decision(name: str, action: str, outcome: str = "acted", **kw: object) -> RemediationEvent:
+    return RemediationEvent(
+        seq=1,
+        instance=name,
+        action=action,  # type: ignore[arg-type]
+        reason=str(kw.pop("reason", "display is blank")),
+        outcome=outcome,  # type: ignore[arg-type]
+        rung="reset",
+        at=NOW,
+        **kw,  # type: ignore[arg-type]
+    )
+
+
+def test_decisions_become_few_notices_and_give_ups_alerts() -> None:
+    burst = [decision(f"loco-{i}", "reset") for i in range(8)]
+    burst += [
+        decision("loco-9", "restart", "failed", detail="supervisor unreachable"),
+        decision("loco-3", "give_up", reason="still bad after a reset and a restart"),
+        decision("loco-4", "reset", "skipped_paused"),
+        decision("loco-5", "recovered", reason="good for 10 s after reset"),
+    ]
+    got = notices(burst)
+    assert [(n.text, n.severity, n.alert) for n in got] == [
+        (
+            "09:26Z loco-3 needs a person: the automatic recovery gave up (still bad after "
+            "a reset and a restart)",
+            "error",
+            True,
+        ),
+        (
+            "auto-recovery reset loco-0, loco-1, loco-2, loco-3, loco-4 and 3 more",
+            "information",
+            False,
+        ),
+        ("auto-recovery could not restart loco-9: supervisor unreachable", "error", False),
+        ("loco-5 recovered: good for 10 s after reset", "information", False),
+    ]
+    assert notices([decision("loco-1", "reset", "dry_run")])[0].text == (
+        "auto-recovery would reset loco-1 (dry run): display is blank"
+    )
 
 
 def test_header_lines_counts_links_and_read_only() -> None:

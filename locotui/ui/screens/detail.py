@@ -2,13 +2,20 @@
 
 A bigger picture refreshed twice a second; the full emulator health (every field of
 ``EmulatorStatus``: QEMU, video, disk, reasons, errors); the instance as the backend sees
-it (status reason, staleness, probe times); the circuit breaker and its history; the pod
-(phase, conditions) with its recent Kubernetes events; fps and status history (Prometheus
-when configured, else this session's own).
+it (status reason, staleness, probe times); its incident timeline (status changes, the
+automatic recovery's decisions and people's actions, oldest first, from the backend); the
+circuit breaker and its history; the pod (phase, conditions) with its recent Kubernetes
+events; fps and status history (Prometheus when configured, else this session's own).
+
+The timeline is fetched when the screen opens and again when something it would show has
+happened: the instance's status or rung changed, the automatic recovery decided about it,
+this console acted (the audit log moved); at most once a second however much happens, and
+every 15 s anyway (other consoles' actions arrive that way).
 """
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from typing import Any, ClassVar
 
@@ -22,7 +29,8 @@ from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.screen import Screen
 from textual.widgets import Footer, Static
 
-from backend.models import BreakerState, Instance, InstanceStatus
+from backend.models import BreakerState, Instance, InstanceStatus, TimelineEntry
+from locotui.data.actions import AuditLog
 from locotui.data.errors import DataError
 from locotui.data.fleet import (
     Entry,
@@ -45,10 +53,17 @@ __all__ = [
     "emulator_section",
     "instance_section",
     "pod_section",
+    "timeline_section",
     "title_line",
 ]
 
-SECTIONS = ("status", "emulator", "breaker", "pod", "events", "history")
+SECTIONS = ("status", "timeline", "emulator", "breaker", "pod", "events", "history")
+TIMELINE_SHOWN = 50
+"""Newest timeline entries shown (the backend keeps a few hundred per instance)."""
+TIMELINE_EVERY = 15.0
+"""Seconds after which the timeline is fetched again even if nothing here changed."""
+TIMELINE_GAP = 1.0
+"""Seconds between two fetches at the least (a burst of changes is one fetch)."""
 
 
 def _kv(title: str) -> Table:
@@ -98,6 +113,10 @@ def title_line(entry: Entry, at: datetime) -> Text:
     text.append("   ")
     text.append_text(fmt.fps_label(inst))
     text.append(f"   source {inst.source.value}", style="dim")
+    rung = fmt.rung_text(inst, at)
+    if rung is not None:
+        text.append("   ")
+        text.append_text(rung)
     if entry.origin is Origin.KUBERNETES:
         text.append("   pod-only view (backend unreachable)", style="bold yellow")
     if entry.error:
@@ -129,6 +148,71 @@ def instance_section(entry: Entry, at: datetime) -> Table:
     t.add_row("vnc", _val(inst.vnc))
     t.add_row("logs", _val(inst.logs_available))
     return t
+
+
+_KIND_STYLE = {"remediation": "bold yellow", "action": "bold cyan", "status": ""}
+# The console calls the policy auto-recovery; "auto" keeps the column narrow.
+_KIND = {"remediation": "auto"}
+_BY = {"remediation": "auto-recovery"}
+
+
+def _timeline_style(entry: TimelineEntry) -> str:
+    if entry.kind == "status":
+        try:
+            return fmt.STATUS_STYLE[InstanceStatus(entry.text.partition(":")[0])]
+        except ValueError:
+            return ""
+    if entry.kind == "remediation" and entry.text.startswith("give_up"):
+        return "bold red"
+    return _KIND_STYLE.get(entry.kind, "")
+
+
+def timeline_section(
+    inst: Instance | None,
+    entries: list[TimelineEntry] | None,
+    error: str | None,
+    at: datetime,
+) -> RenderableType:
+    """The instance's incident timeline, oldest first, under where it stands now."""
+    parts: list[RenderableType] = [Text("Incident timeline", style="bold underline")]
+    rung = inst.remediation if inst is not None else None
+    now = fmt.rung_text(inst, at) if inst is not None else None
+    if rung is not None and now is not None:
+        plural = "s" if rung.actions_last_hour != 1 else ""
+        now.append(f"  {rung.actions_last_hour} action{plural} in the last hour", style="dim")
+        if rung.reason:
+            now.append(f"  {rung.reason}", style="yellow")
+        parts.append(now)
+    if error:
+        parts.append(Text(error, style="bold red"))
+    elif entries is None:
+        parts.append(Text("⋯ loading", style="italic cyan"))
+    elif not entries:
+        parts.append(Text("nothing recorded yet", style="dim"))
+    else:
+        shown = entries[-TIMELINE_SHOWN:]
+        if len(entries) > len(shown):
+            parts.append(Text(f"({len(entries) - len(shown)} earlier not shown)", style="dim"))
+        t = Table(box=None, show_header=True, header_style="dim", expand=True, padding=(0, 1))
+        t.add_column("time (UTC)", no_wrap=True)
+        t.add_column("kind", no_wrap=True)
+        t.add_column("what", ratio=1)
+        t.add_column("by", no_wrap=True, style="dim")
+        day = None
+        for e in shown:
+            when = e.at.astimezone(UTC)
+            # The date only where it changes: most incidents fit in one day.
+            stamp = f"{when:%H:%M:%S}" if when.date() == day else f"{when:%m-%d %H:%M:%S}"
+            day = when.date()
+            style = _timeline_style(e)
+            t.add_row(
+                Text(stamp, style="dim"),
+                Text(_KIND.get(e.kind, e.kind), style=_KIND_STYLE.get(e.kind, "")),
+                Text(e.text, style=style),
+                _BY.get(e.by or "", e.by or ""),
+            )
+        parts.append(t)
+    return Group(*parts)
 
 
 def emulator_section(inst: Instance, at: datetime) -> RenderableType:
@@ -365,9 +449,20 @@ class DetailScreen(Screen[None]):
         kube: KubeClient | None,
         thumbs: ThumbnailCache | None,
         section: str | None = None,
+        timeline: Callable[[str], Awaitable[list[TimelineEntry]]] | None = None,
+        audit: AuditLog | None = None,
     ) -> None:
         super().__init__()
         self.instance_name = name
+        self.timeline = timeline
+        self.audit = audit
+        self._timeline: list[TimelineEntry] | None = None
+        self._timeline_error: str | None = (
+            None if timeline is not None else "no backend: the timeline is kept there"
+        )
+        self._timeline_for: tuple[object, ...] | None = None
+        self._timeline_at = float("-inf")
+        self._timeline_loading = False
         self.model = model
         self.clock = clock
         self.history = history
@@ -417,7 +512,9 @@ class DetailScreen(Screen[None]):
 
     def scroll_to_section(self, section: str) -> None:
         target = self.query_one("#history" if section == "history" else f"#section-{section}")
-        target.scroll_visible(animate=False)
+        # At the top of the view: a section grows below its title (the timeline does once
+        # it is fetched), and a small terminal would otherwise show only its first lines.
+        target.scroll_visible(animate=False, top=True)
         if section == "history":
             self._load_history()
 
@@ -435,6 +532,8 @@ class DetailScreen(Screen[None]):
             return
         self.query_one("#detail-title", Static).update(title_line(entry, at))
         self.query_one("#section-status", Static).update(instance_section(entry, at))
+        self._show_timeline(at)
+        self._maybe_load_timeline()
         self.query_one("#section-emulator", Static).update(emulator_section(entry.instance, at))
         hist = list(entry.breaker_history)
         self.query_one("#section-breaker", Static).update(breaker_section(entry.instance, hist, at))
@@ -452,6 +551,60 @@ class DetailScreen(Screen[None]):
             self._load_events()
         if now - self._history_at >= 15:
             self._load_history()
+
+    # ------------------------------------------------------------------ timeline
+    def _timeline_wanted(self) -> tuple[object, ...]:
+        """What the timeline shown should be up to date with; a fetch is due when it
+        moves (a status change, a rung, a decision about this instance, an action)."""
+        entry = self.model.get(self.instance_name)
+        inst = entry.instance if entry is not None else None
+        last = next(
+            (d.seq for d in reversed(self.model.decisions) if d.instance == self.instance_name),
+            None,
+        )
+        return (
+            inst.status if inst is not None else None,
+            inst.remediation if inst is not None else None,
+            last,
+            self.audit.version if self.audit is not None else 0,
+        )
+
+    def _maybe_load_timeline(self) -> None:
+        if self.timeline is None or self._timeline_loading:
+            return
+        now = self.clock.monotonic()
+        if now - self._timeline_at < TIMELINE_GAP:
+            return  # the next fleet change or tick looks again
+        wanted = self._timeline_wanted()
+        if wanted != self._timeline_for or now - self._timeline_at >= TIMELINE_EVERY:
+            self._load_timeline(wanted)
+
+    def _show_timeline(self, at: datetime) -> None:
+        entry = self.model.get(self.instance_name)
+        self.query_one("#section-timeline", Static).update(
+            timeline_section(
+                entry.instance if entry is not None else None,
+                self._timeline,
+                self._timeline_error,
+                at,
+            )
+        )
+
+    @work(group="detail-timeline", exit_on_error=False)
+    async def _load_timeline(self, wanted: tuple[object, ...]) -> None:
+        assert self.timeline is not None
+        self._timeline_loading = True
+        self._timeline_at = self.clock.monotonic()
+        self._timeline_for = wanted
+        try:
+            self._timeline = await self.timeline(self.instance_name)
+            self._timeline_error = None
+        except DataError as exc:
+            self._timeline_error = str(exc)
+        finally:
+            self._timeline_loading = False
+        if self.is_mounted:
+            self._show_timeline(self.clock.now())
 
     def _show_history(self) -> None:
         self.query_one("#history", Static).update(

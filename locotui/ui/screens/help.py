@@ -51,6 +51,14 @@ FIXED_KEYS: tuple[tuple[str, tuple[tuple[str, str], ...]], ...] = (
             ("n / Esc", "cancel (or close once finished)"),
         ),
     ),
+    (
+        "Pausing the automatic recovery (keymap: pause_remediation; again to resume)",
+        (
+            ("↑ ↓", "15, 60, 240 minutes or until resumed (or type the minutes)"),
+            ("Tab", "to the reason (others see it; audited)"),
+            ("Enter / Esc", "pause / cancel"),
+        ),
+    ),
 )
 
 

@@ -64,6 +64,13 @@ class VideoFacts(BaseModel):
         "connection (every change, however rare: unlike the sampled frame rate, this sees "
         "a desktop clock that redraws once a minute); null before the first picture",
     )
+    still_since: datetime | None = Field(
+        None,
+        description="While the picture has not changed for a couple of seconds: when it last "
+        "changed (changed_at); null while it changes and before the first picture. Unlike "
+        "changed_at it moves only when the picture stops or starts changing, so it is news "
+        "(the status stream sends it) where changed_at is a clock",
+    )
     blank: bool = Field(False, description="The latest frame is a single colour")
     vnc_connected: bool = False
     vnc_reconnects: int = 0

@@ -115,13 +115,19 @@ def test_the_backend_and_the_supervisor_agree_on_what_is_news() -> None:
             "supervisor_uptime_seconds": 99,
             "qemu": QemuFacts(uptime_seconds=98, qmp_latency_ms=3.0),
             "video": base.video.model_copy(
-                update={"last_frame_age_seconds": 0.3, "frames_total": 1234}
+                update={
+                    "last_frame_age_seconds": 0.3,
+                    "frames_total": 1234,
+                    "changed_at": datetime(2026, 1, 2, tzinfo=UTC),
+                }
             ),
             "disk": disk.model_copy(update={"overlay_size": 5, "free_bytes": 7}),
         }
     )
     news = base.model_copy(update={"reasons": ["something happened"]})
-    for changed, published in ((clock_only, False), (news, True)):
+    still = base.video.model_copy(update={"still_since": datetime(2026, 1, 1, tzinfo=UTC)})
+    stopped = base.model_copy(update={"video": still})
+    for changed, published in ((clock_only, False), (news, True), (stopped, True)):
         fleet = new_fleet()
         fleet.sync([target("a")])
         fleet.probe_succeeded("a", base)

@@ -145,6 +145,9 @@ async def test_a_still_picture_is_seen_on_the_continuous_connection(tmp_path: Pa
         await sup.freeze_picture(False)
         drawing = await sup.wait_status(lambda h: still_for(h) < 1.0, 10, "changing again")
         assert drawing["video"]["changed_at"] > frozen["video"]["changed_at"]
+        # still_since, the part of it that is news: set while still, null while drawing.
+        assert frozen["video"]["still_since"] == frozen["video"]["changed_at"]
+        assert drawing["video"]["still_since"] is None
     finally:
         sup.stop()
 

@@ -30,7 +30,7 @@ from collections import Counter, deque
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any, Protocol
+from typing import Any, Literal, Protocol
 
 from backend.discovery.base import Target
 from backend.metrics import BackendMetrics
@@ -118,7 +118,8 @@ class Fleet:
         self._observers: list[FleetObserver] = []
         self._seq = 0
         self._changed_at = datetime.now(UTC)
-        self._events: deque[tuple[int, bytes]] = deque(maxlen=event_buffer)
+        # (seq, the event, its summary form or None when that stream leaves it out)
+        self._events: deque[tuple[int, bytes, bytes | None]] = deque(maxlen=event_buffer)
         self._changed = asyncio.Event()
         self._list_cache: tuple[bytes, str] | None = None
         self._summary_cache: tuple[bytes, str] | None = None
@@ -387,7 +388,9 @@ class Fleet:
             )
         rec.instance = inst
         rec.json = data
-        rec.summary = inst.summary().model_dump_json(exclude_defaults=True).encode()
+        summary = inst.summary().model_dump_json(exclude_defaults=True).encode()
+        summary_changed = summary != rec.summary
+        rec.summary = summary
         if self.metrics is not None:
             self.metrics.set_instance_node(inst.name, inst.pod.node if inst.pod else None)
             if inst.fps is None:
@@ -396,12 +399,28 @@ class Fleet:
             else:
                 self.metrics.fps.labels(inst.name).set(inst.fps)
         seq = self._seq + 1
-        self._publish("instance", b'{"type":"instance","seq":%d,"instance":%s}' % (seq, data))
+        self._publish(
+            "instance",
+            b'{"type":"instance","seq":%d,"instance":%s}' % (seq, data),
+            # Summary subscribers hear of the change only when their form of it changed.
+            b'{"type":"summary","seq":%d,"instance":%s}' % (seq, summary)
+            if summary_changed
+            else None,
+        )
 
-    def _publish(self, event: str, data: bytes) -> None:
+    def _publish(
+        self, event: str, data: bytes, summary: bytes | Literal[False] | None = False
+    ) -> None:
+        """Appends an event to the buffer. ``summary`` is its data in the summary stream's
+        form (event type ``summary``): None leaves it out of that stream, False (the
+        default) means the same event in both."""
         self._seq += 1
         self._changed_at = datetime.now(UTC)
-        self._events.append((self._seq, sse.event(event, self._seq, data)))
+        full = sse.event(event, self._seq, data)
+        brief = full if summary is False else None
+        if summary:
+            brief = sse.event("summary", self._seq, summary)
+        self._events.append((self._seq, full, brief))
         self._list_cache = self._summary_cache = None
         if self.metrics is not None:
             self.metrics.fleet_events.labels(event).inc()
@@ -468,16 +487,20 @@ class Fleet:
         # than hashing a megabyte on every change of a large fleet. Each form has its own.
         return body, f'"{self._epoch}-{self._seq}{form}"'
 
-    def snapshot_event(self) -> tuple[int, bytes]:
-        """A ``snapshot`` SSE event of the current fleet, and the seq it stands at."""
-        body, _ = self.list_body()
+    def snapshot_event(self, summary: bool = False) -> tuple[int, bytes]:
+        """A snapshot SSE event of the current fleet (``snapshot``, or with ``summary``
+        ``summary_snapshot`` of the summary list), and the seq it stands at."""
+        body, _ = self.summary_body() if summary else self.list_body()
+        kind = b"summary_snapshot" if summary else b"snapshot"
         seq = self._seq
         return seq, sse.event(
-            "snapshot", seq, b'{"type":"snapshot","seq":%d,"fleet":%s}' % (seq, body)
+            kind.decode(), seq, b'{"type":"%s","seq":%d,"fleet":%s}' % (kind, seq, body)
         )
 
-    def events_after(self, seq: int) -> list[tuple[int, bytes]] | None:
-        """Buffered events with a sequence number above ``seq``, in order.
+    def events_after(self, seq: int, summary: bool = False) -> list[tuple[int, bytes]] | None:
+        """Buffered events with a sequence number above ``seq``, in order (with
+        ``summary``, in the summary stream's form: changes that leave an instance's summary
+        as it was are left out, so its sequence numbers have gaps).
 
         None means the subscriber is too far behind (the buffer moved on): it needs a new
         snapshot rather than a stream with a hole in it.
@@ -487,7 +510,12 @@ class Fleet:
         if not self._events or seq + 1 < self._events[0][0]:
             return None
         start = seq + 1 - self._events[0][0]
-        return list(itertools.islice(self._events, start, None))
+        column = 2 if summary else 1
+        return [
+            (item[0], chunk)
+            for item in itertools.islice(self._events, start, None)
+            if (chunk := item[column]) is not None
+        ]
 
     async def wait_for_change(self, after_seq: int) -> None:
         """Returns once an event after ``after_seq`` exists (callers bound it with a timeout)."""

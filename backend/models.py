@@ -14,7 +14,7 @@ the SSE ``id:`` equals its ``seq``. Parse with ``FLEET_EVENT_ADAPTER.validate_js
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import datetime, timedelta
 from enum import StrEnum
 from typing import Annotated, Any, Literal
 
@@ -24,6 +24,7 @@ from emulator.models import EmulatorStatus
 
 __all__ = [
     "FLEET_EVENT_ADAPTER",
+    "SUMMARY_EVENT_ADAPTER",
     "ActionResult",
     "BackendHealth",
     "BreakerInfo",
@@ -51,6 +52,8 @@ __all__ = [
     "RemediationStatus",
     "RemovedEvent",
     "SnapshotEvent",
+    "SummaryEvent",
+    "SummarySnapshotEvent",
     "TimelineEntry",
 ]
 
@@ -137,6 +140,11 @@ class BreakerInfo(_Wire):
     )
 
 
+def _seconds(when: datetime | None) -> datetime | None:
+    """``when`` to the whole second: what an age needs, in fewer bytes."""
+    return None if when is None else when.replace(microsecond=0)
+
+
 class RemediationInfo(_Wire):
     """Where an instance stands on the remediation ladder (absent while all is well)."""
 
@@ -160,28 +168,45 @@ class Instance(_Wire):
         if pod is not None:
             phase = "Terminating" if pod.deleting else pod.waiting_reason or pod.phase
             started = pod.start_time or pod.created_at
-        if started is None and health is not None:
-            started = health.qemu.started_at
+        qemu = None
+        if health is not None:
+            q = health.qemu
+            qemu = q.qmp_status or ("running" if q.running else "not running")
+            if started is None:
+                started = q.started_at
+                if started is None and q.uptime_seconds is not None:  # an older supervisor
+                    started = health.timestamp - timedelta(seconds=q.uptime_seconds)
         reason = self.status_reason
         if reason is None and health is not None and health.reasons:
             reason = health.reasons[0]
+        closed = self.breaker.state is BreakerState.CLOSED
         return InstanceSummary(
             name=self.name,
+            source=self.source,
             status=self.status,
             reason=reason or self.last_error,
             stale=self.stale,
+            stale_since=_seconds(self.stale_since),
             fps=self.fps,
+            measuring=(
+                self.fps is None
+                and not self.stale
+                and health is not None
+                and health.video.estimated_frame_rate is None
+                and self.status in (InstanceStatus.HEALTHY, InstanceStatus.STARTING)
+            ),
             breaker=self.breaker.state,
-            breaker_since=self.breaker.since
-            if self.breaker.state is not BreakerState.CLOSED
-            else None,
+            breaker_since=None if closed else _seconds(self.breaker.since),
             phase=phase,
             ready=pod.ready if pod is not None else None,
             restarts=(pod.restarts if pod else 0) + (health.qemu.restarts if health else 0),
-            started_at=started,
+            started_at=_seconds(started),
             node=pod.node if pod is not None else None,
+            qemu=qemu,
             crash_loop=health is not None and health.qemu.crash_loop,
-            lost=self.lost_since is not None,
+            lost_since=_seconds(self.lost_since),
+            remediation=self.remediation,
+            watched=self.health_url is not None,
         )
 
     name: str
@@ -255,19 +280,25 @@ class InstanceList(_Wire):
 
 
 class InstanceSummary(_Wire):
-    """One instance as the summary list has it: what a fleet overview shows (the tiles'
-    and the table's lines), without the health body. Fields at their default are left out
-    of the JSON (a healthy instance is about 90 bytes); the full instance is
-    ``GET /api/instances/{name}``."""
+    """One instance as the summary list has it: what a fleet overview shows (the console's
+    tiles and table), without the health body. Fields at their default are left out of the
+    JSON (a healthy instance is about 120 bytes); the full instance is
+    ``GET /api/instances/{name}``. Moments are whole seconds: whoever shows an age computes
+    it from them."""
 
     name: str
+    source: InstanceSource
     status: InstanceStatus
     reason: str | None = Field(
         None,
         description="Why: the status reason, else the emulator's first reason, else the last error",
     )
     stale: bool = Field(False, description="Some of what is shown is last-known")
+    stale_since: datetime | None = None
     fps: float | None = None
+    measuring: bool = Field(
+        False, description="The emulator is live but has not measured its frame rate yet"
+    )
     breaker: BreakerState = BreakerState.CLOSED
     breaker_since: datetime | None = Field(None, description="While not closed: since when")
     phase: str | None = Field(
@@ -280,8 +311,19 @@ class InstanceSummary(_Wire):
         None, description="When the pod started, else the current QEMU process"
     )
     node: str | None = None
+    qemu: str | None = Field(
+        None,
+        description="QEMU's state as its supervisor reports it (QMP status, or running / not "
+        "running); null without a health body",
+    )
     crash_loop: bool = Field(False, description="The supervisor gave up restarting QEMU")
-    lost: bool = Field(False, description="The supervisor is gone without unregistering")
+    lost_since: datetime | None = Field(
+        None, description="The supervisor is gone without unregistering, since then"
+    )
+    remediation: RemediationInfo | None = None
+    watched: bool = Field(
+        False, description="The backend knows the supervisor's address (pictures can be asked)"
+    )
 
 
 class InstanceSummaryList(_Wire):
@@ -347,6 +389,29 @@ FleetEvent = Annotated[
     Field(discriminator="type"),
 ]
 FLEET_EVENT_ADAPTER: TypeAdapter[Any] = TypeAdapter(FleetEvent)
+
+
+class SummarySnapshotEvent(_Wire):
+    """``/api/events?view=summary``: the first event, the fleet in the summary form."""
+
+    type: Literal["summary_snapshot"] = "summary_snapshot"
+    seq: int
+    fleet: InstanceSummaryList
+
+
+class SummaryEvent(_Wire):
+    """``/api/events?view=summary``: an instance appeared or its summary changed."""
+
+    type: Literal["summary"] = "summary"
+    seq: int
+    instance: InstanceSummary
+
+
+SummaryFleetEvent = Annotated[
+    SummarySnapshotEvent | SummaryEvent | RemovedEvent | DiscoveryEvent | RemediationEvent,
+    Field(discriminator="type"),
+]
+SUMMARY_EVENT_ADAPTER: TypeAdapter[Any] = TypeAdapter(SummaryFleetEvent)
 
 
 class RemediationStatus(_Wire):

@@ -250,9 +250,17 @@ def create_app(runtime: BackendRuntime) -> FastAPI:
         responses={200: _SSE_DOC},
         summary="Server-sent events: a snapshot, then every change in order",
     )
-    async def events() -> StreamingResponse:
+    async def events(
+        view: Annotated[
+            Literal["full", "summary"],
+            Query(
+                description="full: instances with their health bodies; summary: "
+                "summary_snapshot and summary events, what a fleet overview shows"
+            ),
+        ] = "full",
+    ) -> StreamingResponse:
         return StreamingResponse(
-            fleet_events(fleet, settings.sse_keepalive, metrics),
+            fleet_events(fleet, settings.sse_keepalive, metrics, summary=view == "summary"),
             media_type="text/event-stream",
             headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
         )

@@ -128,6 +128,30 @@ async def test_summary_list_is_small_and_has_its_own_etag(
         error(await client.get("/api/instances?view=tiny"), 422, "invalid_request")
 
 
+async def test_the_summary_event_stream(tmp_path: Path, fake: FakeEmulators) -> None:
+    from backend.models import SUMMARY_EVENT_ADAPTER, SummaryEvent, SummarySnapshotEvent
+    from tests.backend.helpers import SseReader
+
+    async with backend_for(write_static(tmp_path / "f.yaml", fake)) as (runtime, client):
+        await eventually(lambda: healthy(runtime), fleet=runtime.fleet, what="3 healthy")
+        runtime.prober.enabled = False
+        await runtime.prober.close()
+        params = {"view": "summary"}
+        async with client.stream("GET", "/api/events", params=params, timeout=30) as events:
+            reader = SseReader(events)
+            kind, _, data = await reader.next_event()
+            snapshot = SUMMARY_EVENT_ADAPTER.validate_json(data)
+            assert kind == "summary_snapshot" and isinstance(snapshot, SummarySnapshotEvent)
+            assert len(snapshot.fleet.items) == 3 and snapshot.fleet.items[0].fps == 25.0
+            runtime.fleet.probe_failed("loco-2", "synthetic")
+            kind, seq, data = await reader.next_event()
+            event = SUMMARY_EVENT_ADAPTER.validate_json(data)
+            assert kind == "summary" and isinstance(event, SummaryEvent)
+            assert event.instance.name == "loco-2" and event.instance.stale
+            assert seq == runtime.fleet.seq
+        error(await client.get("/api/events?view=tiny"), 422, "invalid_request")
+
+
 def test_summary_of_a_pod_instance() -> None:
     from datetime import UTC, datetime
 

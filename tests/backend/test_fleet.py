@@ -272,3 +272,29 @@ def test_instance_event_embeds_exact_instance_json() -> None:
     assert isinstance(event, InstanceEvent)
     data = json.loads(chunk.decode().split("data: ", 1)[1])
     assert json.dumps(data["instance"], separators=(",", ":")).encode() == fleet.instance_json("a")
+
+
+def test_the_summary_stream_hears_only_of_changes_to_summaries() -> None:
+    from backend.models import SUMMARY_EVENT_ADAPTER, SummaryEvent, SummarySnapshotEvent
+
+    fleet = new_fleet()
+    fleet.sync([target("a")])
+    fleet.probe_succeeded("a", body())
+    seq = fleet.seq
+    # The picture's size is in the health body, not in the overview.
+    wider = body().model_copy(update={"video": VideoFacts(estimated_frame_rate=20.0, width=640)})
+    fleet.probe_succeeded("a", wider)
+    assert fleet.seq == seq + 1, "published in full"
+    assert fleet.events_after(seq, summary=True) == [], "not in the summary form"
+    fleet.probe_succeeded("a", body(fps=12.5))
+    ((got, chunk),) = fleet.events_after(seq, summary=True) or []
+    assert got == seq + 2
+    data = chunk.decode().split("data: ", 1)[1]
+    event = SUMMARY_EVENT_ADAPTER.validate_json(data)
+    assert isinstance(event, SummaryEvent) and event.instance.fps == 12.5
+    assert "event: summary\n" in chunk.decode()
+    _, snap = fleet.snapshot_event(summary=True)
+    data = snap.decode().split("data: ", 1)[1]
+    snapshot = SUMMARY_EVENT_ADAPTER.validate_json(data)
+    assert isinstance(snapshot, SummarySnapshotEvent)
+    assert [i.name for i in snapshot.fleet.items] == ["a"]

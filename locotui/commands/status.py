@@ -239,7 +239,7 @@ async def _once(settings: Settings, options: argparse.Namespace, out: TextIO) ->
 
 
 def _model_code(fleet: FleetModel) -> int:
-    instances = [e.instance for e in fleet.entries.values()]
+    instances = [e.full for e in fleet.entries.values() if e.full is not None]
     discovery_ok = fleet.discovery.ok if fleet.discovery is not None else True
     return exit_code(instances, fleet.live, discovery_ok)
 
@@ -259,7 +259,7 @@ async def _watch(
             while True:
                 seen = await fleet.wait_changed(seen)
                 code = state["code"] = _model_code(fleet)
-                instances = [e.instance for e in fleet.entries.values()]
+                instances = [e.full for e in fleet.entries.values() if e.full is not None]
                 link = fleet.links[Source.BACKEND]
                 error = None if fleet.live else (link.error or f"backend {link.state.value}")
                 if options.json:

@@ -204,7 +204,13 @@ class LocoApp(App[int]):
             routes=self.routes,
         )
         self.feeds: FleetFeeds | None = (
-            FleetFeeds(self.model, backend=backend, kube=kube, fallback_after=fallback_after)
+            FleetFeeds(
+                self.model,
+                backend=backend,
+                kube=kube,
+                fallback_after=fallback_after,
+                summary=True,
+            )
             if start_feeds
             else None
         )
@@ -337,7 +343,7 @@ class LocoApp(App[int]):
 
     def _source_of(self, name: str) -> InstanceSource | None:
         entry = self.model.get(name)
-        return entry.instance.source if entry is not None else None
+        return entry.summary.source if entry is not None else None
 
     async def on_unmount(self) -> None:
         if self.feeds is not None:
@@ -655,7 +661,7 @@ class LocoApp(App[int]):
                 active.scroll_to_section(section)
             return
         entry = self.model.get(name)
-        if section is None and entry is not None and entry.instance.remediation is not None:
+        if section is None and entry is not None and entry.summary.remediation is not None:
             # On the automatic recovery's ladder: what happened so far is what matters.
             section = "timeline"
         self.push_screen(
@@ -668,6 +674,7 @@ class LocoApp(App[int]):
                 thumbs=self.thumbs,
                 section=section,
                 timeline=self.backend.timeline if self.backend is not None else None,
+                fetch=self.backend.get_instance if self.backend is not None else None,
                 audit=self.audit,
             )
         )
@@ -719,7 +726,7 @@ class LocoApp(App[int]):
         self._confirm_action(ActionKind.ROLLING_RESTART, targets)
 
     def action_forget(self) -> None:
-        lost = [n for n in self.targets() if (e := self.model.get(n)) and e.instance.lost_since]
+        lost = [n for n in self.targets() if (e := self.model.get(n)) and e.summary.lost_since]
         if not lost:
             self.notify(
                 "only a lost instance (its supervisor died) can be forgotten", severity="warning"
@@ -797,19 +804,15 @@ class LocoApp(App[int]):
 def can_have_picture(entry: Any) -> bool:
     """Worth asking for a frame: a backend instance with an address whose circuit is not
     open (an open circuit means the backend would refuse at once)."""
-    inst = entry.instance
-    return (
-        entry.origin is Origin.BACKEND
-        and inst.health_url is not None
-        and inst.breaker.state is not BreakerState.OPEN
-    )
+    inst = entry.summary
+    return entry.origin is Origin.BACKEND and inst.watched and inst.breaker is not BreakerState.OPEN
 
 
 def _no_picture(entry: Any) -> Thumb:
     if entry.origin is Origin.KUBERNETES:
         return Thumb(message="no picture: backend unreachable")
-    if entry.instance.health_url is None:
+    if not entry.summary.watched:
         return Thumb(message="no supervisor address yet")
-    if entry.instance.breaker.state is BreakerState.OPEN:
+    if entry.summary.breaker is BreakerState.OPEN:
         return Thumb(message="no picture: supervisor unreachable", error=True)
     return THUMB_LOADING

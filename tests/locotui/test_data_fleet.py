@@ -295,10 +295,8 @@ def test_kubernetes_fallback_entries_are_marked() -> None:
     assert names(fleet) == ["loco-emulator-0", "loco-emulator-1", "loco-emulator-2"]
     e0 = fleet.get("loco-emulator-0")
     assert e0 is not None and e0.origin is Origin.KUBERNETES
-    assert e0.instance.health is None and e0.instance.stale
-    assert e0.status is InstanceStatus.UNKNOWN and "health unknown" in (
-        e0.instance.status_reason or ""
-    )
+    assert e0.full is not None and e0.full.health is None and e0.summary.stale
+    assert e0.status is InstanceStatus.UNKNOWN and "health unknown" in (e0.summary.reason or "")
     assert e0.fps_values() == fps_before  # history survives the switch of source
     assert fleet.get("loco-emulator-1").status is InstanceStatus.STARTING  # type: ignore[union-attr]
     assert fleet.get("loco-emulator-2").status is InstanceStatus.UNHEALTHY  # type: ignore[union-attr]

@@ -245,8 +245,10 @@ async def test_unreachable_and_server_errors(sim: KubeSim, kube: KubeClient) -> 
 
 
 async def test_feeds_fall_back_to_kubernetes_and_back(sim: KubeSim, tmp_path: Path) -> None:
-    """The backend is down: pods appear from Kubernetes (no health); once the backend is up
-    its snapshot replaces the fallback view."""
+    """The backend is down: pods appear from Kubernetes (no health) as soon as its first
+    connection is refused, not after ``fallback_after`` (which is for a backend lost after
+    it was connected); once the backend is up its summary snapshot replaces the fallback
+    view."""
     port = free_port()
     fleet = FleetModel(max_rate=50)
     async with FakeEmulators(PODS) as fake, BackendClient(f"http://127.0.0.1:{port}") as client:
@@ -254,8 +256,9 @@ async def test_feeds_fall_back_to_kubernetes_and_back(sim: KubeSim, tmp_path: Pa
             fleet,
             backend=client,
             kube=lambda: KubeClient.aconnect(sim.kubeconfig),
-            fallback_after=0.2,
+            fallback_after=600,
             backoff=lambda: Backoff(0.05, 0.2),
+            summary=True,
         )
         await feeds.start()
         backend = BackendProcess(write_static(tmp_path / "s.yaml", fake), port=port)
@@ -263,7 +266,7 @@ async def test_feeds_fall_back_to_kubernetes_and_back(sim: KubeSim, tmp_path: Pa
             await eventually(lambda: len(fleet) == 3, what="fallback pods")
             assert feeds.fallback_active
             e = fleet.get("loco-emulator-0")
-            assert e is not None and e.origin is Origin.KUBERNETES and e.instance.health is None
+            assert e is not None and e.origin is Origin.KUBERNETES and e.summary.qemu is None
             assert fleet.links[Source.KUBERNETES].state is LinkState.CONNECTED
             assert fleet.links[Source.BACKEND].error and not fleet.live
             # Pod changes show up in the fallback view.
@@ -286,6 +289,12 @@ async def test_feeds_fall_back_to_kubernetes_and_back(sim: KubeSim, tmp_path: Pa
             )
             assert not feeds.fallback_active
             assert fleet.links[Source.KUBERNETES].state is LinkState.IDLE
+            await eventually(
+                lambda: (x := fleet.get("loco-emulator-0")) is not None and x.summary.qemu,
+                what="health in the summary",
+            )
+            back = fleet.get("loco-emulator-0")
+            assert back is not None and back.full is None, "the summary stream, no health body"
         finally:
             await feeds.stop()
             await backend.stop()

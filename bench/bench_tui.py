@@ -12,7 +12,8 @@ static discovery over them, and the real ``locotui`` binary on a pseudo-terminal
 Scenarios:
 
 * ``tiles``   — 9 instances, tiles with thumbnails refreshed at 1 Hz;
-* ``table``   — 200 instances in the table view, nobody at the keyboard.
+* ``table``   — 200 and 1000 instances in the table view (``--rows``), nobody at the
+  keyboard.
 
 Per scenario: start to first full paint (every tile or row of the first screen drawn),
 then ``--repeat`` windows of ``--window`` seconds: CPU (% of one core, user+system of the
@@ -433,6 +434,9 @@ def main() -> int:
     parser.add_argument("--keys", type=int, default=20, help="key presses timed (20)")
     parser.add_argument("--starts", type=int, default=3, help="cold starts timed (3)")
     parser.add_argument("--only", choices=["tiles", "table"], help="run one scenario")
+    parser.add_argument(
+        "--rows", default="200,1000", help="fleet sizes of the table scenario (200,1000)"
+    )
     args = parser.parse_args()
     print(
         f"locotui benchmark — {os.cpu_count()} CPUs, load average "
@@ -451,10 +455,10 @@ def main() -> int:
                 args,
                 workdir,
             )
-        if args.only in (None, "table"):
-            results["table"] = scenario(
-                "table",
-                200,
+        for rows in [int(n) for n in args.rows.split(",") if n] if args.only != "tiles" else []:
+            results[f"table{rows}"] = scenario(
+                f"table{rows}",
+                rows,
                 ["--view", "table", "--no-thumbnails"],
                 lambda t: "loco-0" in t and "loco-40" in t and "STATUS" in t,
                 ((b"j", b"k"), r"loco-{} "),
@@ -464,7 +468,7 @@ def main() -> int:
     print("\nsummary (medians):")
     for name, r in results.items():
         print(
-            f"  {name:6} first paint {r['first_paint_s'] * 1000:5.0f} ms "
+            f"  {name:9} first paint {r['first_paint_s'] * 1000:5.0f} ms "
             f"| CPU {r['cpu_pct']:5.1f} % "
             f"| {r['bytes_per_s'] / 1000:6.1f} kB/s | RSS {r['rss_mib']:4.0f} MiB "
             f"| re-sort {r['key_median_ms']:3.0f} ms (p95 {r['key_p95_ms']:.0f}) "

@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import re
 import time
 from collections import deque
@@ -263,6 +264,7 @@ class FleetModel:
         self._sort_reverse = False
         self._unhealthy_only = False
         self.selection: set[str] = set()
+        self._view: tuple[int, list[Entry]] | None = None
         # notification
         self.version = 0
         self._subscribers: list[Callback] = []
@@ -648,9 +650,15 @@ class FleetModel:
         return (_natural(e.name),)
 
     def view(self) -> list[Entry]:
-        """The entries to show: filtered, then sorted by the current key."""
+        """The entries to show: filtered, then sorted by the current key. Kept until the
+        model changes (every change bumps :attr:`version`): the once-a-second repaint of
+        an idle fleet of a thousand does not sort it again. Do not modify the list."""
+        cached = self._view
+        if cached is not None and cached[0] == self.version:
+            return cached[1]
         shown = [e for e in self.entries.values() if self.matches(e)]
         shown.sort(key=self._sort_tuple, reverse=self._sort_reverse)
+        self._view = (self.version, shown)
         return shown
 
     def counts(self) -> dict[InstanceStatus, int]:
@@ -707,6 +715,7 @@ class FleetModel:
         return sorted(self.entries, key=_natural)
 
 
+@functools.lru_cache(maxsize=8192)
 def _natural(name: str) -> tuple[Any, ...]:
     """Sort key so loco-emulator-10 comes after loco-emulator-9."""
     return tuple(int(p) if p.isdigit() else p for p in re.split(r"(\d+)", name))

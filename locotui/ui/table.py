@@ -235,13 +235,15 @@ class FleetTable(ScrollView, can_focus=True):
         self.entries = entries
         if order != self._order:
             self.rebuilds += 1
-            self._order = order
             # Cached rows stay valid (a row's strip does not depend on where it is, and
-            # each is checked against its key when painted).
-            self._columns_for = None
+            # each is checked against its key when painted). A re-sort keeps the same rows:
+            # the column widths (sized to the names and nodes) and the cache stand.
             names = set(order)
-            for gone in [n for n in self._strips if n not in names]:
-                del self._strips[gone]
+            if len(order) != len(self._order) or names != set(self._order):
+                self._columns_for = None
+                for gone in [n for n in self._strips if n not in names]:
+                    del self._strips[gone]
+            self._order = order
             self.virtual_size = Size(self.size.width, len(order) + 1)
             if cursor_name in order:
                 self.cursor = order.index(cursor_name)

@@ -22,6 +22,11 @@ seconds from killing its QEMU (SIGKILL) and from stopping it (SIGSTOP, a hang) t
 instance's unhealthy event on ``/api/events``. A kill is seen by the supervisor when the
 kernel reports the exit; a hang only when its once-a-second QMP probe times out (1 s).
 
+``fanout`` — ``--fanout-clients`` (100) consumers of ``/api/events`` on one backend
+watching ``--fanout-size`` (100) stand-ins of which ``--churn`` change every second, in
+the full and the summary form: the backend's CPU, and from a state change to its event
+at every client the median client and the last one.
+
 ``serving`` — ``/api/instances`` throughput and latency under load (``wrk -t2 -c32`` when
 installed, else an httpx client) with the fleet still (``--no-probe``) and live (polled),
 and memory per instance.
@@ -555,9 +560,110 @@ def serving(args: argparse.Namespace, work: Path) -> None:
             )
 
 
+async def _fanout_round(
+    url: str, fake_port: int, view: str, clients: int, rounds: int
+) -> tuple[list[float], list[float], float]:
+    """(median client's latency per round, last client's latency per round, seconds the
+    clients took to connect). Every client reads its own stream; a round is a state
+    change of loco-0 and ends when every client has seen it."""
+    want: list[str] = [""]
+    seen: list[dict[int, float]] = [{}]
+    done = asyncio.Event()
+    ready = 0
+    all_ready = asyncio.Event()
+    timeout = httpx.Timeout(10, read=120)
+    limits = httpx.Limits(max_connections=clients + 1)
+    async with httpx.AsyncClient(base_url=url, timeout=timeout, limits=limits) as http:
+
+        async def client(n: int) -> None:
+            nonlocal ready
+            async with http.stream("GET", "/api/events", params={"view": view}) as stream:
+                lines = stream.aiter_lines()
+                async for line in lines:
+                    if line.startswith("data: "):
+                        break  # the snapshot
+                ready += 1
+                if ready == clients:
+                    all_ready.set()
+                async for line in lines:
+                    if not line.startswith("data: ") or not want[0]:
+                        continue
+                    inst = json.loads(line[6:]).get("instance") or {}
+                    if inst.get("name") == "loco-0" and inst.get("status") == want[0]:
+                        seen[0].setdefault(n, time.perf_counter())
+                        if len(seen[0]) == clients:
+                            done.set()
+
+        t0 = time.perf_counter()
+        tasks = [asyncio.create_task(client(n)) for n in range(clients)]
+        medians, lasts = [], []
+        try:
+            async with asyncio.timeout(120):
+                await all_ready.wait()
+            connect = time.perf_counter() - t0
+            async with httpx.AsyncClient(
+                base_url=f"http://127.0.0.1:{fake_port}", timeout=10
+            ) as admin:
+                for r in range(rounds):
+                    await asyncio.sleep(random.uniform(0.5, 1.5))
+                    seen[0], done = {}, asyncio.Event()
+                    want[0] = ("degraded", "healthy")[r % 2]
+                    started = time.perf_counter()
+                    await admin.post(f"/_admin/loco-0/status/{want[0]}")
+                    async with asyncio.timeout(60):
+                        await done.wait()
+                    lags = sorted(t - started for t in seen[0].values())
+                    medians.append(statistics.median(lags))
+                    lasts.append(lags[-1])
+        finally:
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+    return medians, lasts, connect
+
+
+def fanout(args: argparse.Namespace, work: Path) -> None:
+    size, clients = args.fanout_size, args.fanout_clients
+    rows = []
+    for view in ("full", "summary"):
+        print(f"== fan-out: {clients} clients, {view} form, {size} instances", flush=True)
+        with fake_supervisors(size, work) as fake_port:
+            static = work / f"fanout-{size}.yaml"
+            write_fleet(static, size, fake_port)
+            with backend(static, True, args.probe_interval) as (url, pid):
+                wait_probed(url, size, 120, link="stream")
+                httpx.post(
+                    f"http://127.0.0.1:{fake_port}/_admin/churn",
+                    params={"fraction": args.churn},
+                    timeout=10,
+                )
+                cpu0, t0 = cpu_seconds(pid), time.monotonic()
+                medians, lasts, connect = asyncio.run(
+                    _fanout_round(url, fake_port, view, clients, args.fault_rounds)
+                )
+                cpu = (cpu_seconds(pid) - cpu0) / (time.monotonic() - t0) * 100
+                rows.append((view, cpu, medians, lasts, connect, rss_kib(pid) / 1024))
+    med = statistics.median
+    print()
+    print(
+        f"SSE fan-out: {clients} clients, {size} instances, {args.churn:.0%} changing every "
+        f"second, {args.fault_rounds} state changes"
+    )
+    print(
+        "| form | all clients connected | backend CPU | change -> event, median client "
+        "| last client | RSS |"
+    )
+    print("|---|---|---|---|---|---|")
+    for view, cpu, medians, lasts, connect, rss in rows:
+        print(
+            f"| {view} | {connect:.2f} s | {cpu:.1f} % | {med(medians) * 1000:.0f} ms | "
+            f"{med(lasts) * 1000:.0f} ms (max {max(lasts) * 1000:.0f}) | {rss:.0f} MiB |"
+        )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--parts", nargs="+", default=["links", "real", "serving"])
+    parser.add_argument("--parts", nargs="+", default=["links", "real", "fanout", "serving"])
     parser.add_argument("--sizes", type=int, nargs="+", default=[10, 100, 1000])
     parser.add_argument("--probe-interval", type=float, default=1.0)
     links_args = parser.add_argument_group("links")
@@ -568,6 +674,9 @@ def main() -> None:
     links_args.add_argument("--fault-rounds", type=int, default=10)
     links_args.add_argument("--list-requests", type=int, default=1000)
     parser.add_argument("--real-rounds", type=int, default=5)
+    fanout_args = parser.add_argument_group("fanout")
+    fanout_args.add_argument("--fanout-clients", type=int, default=100)
+    fanout_args.add_argument("--fanout-size", type=int, default=100)
     serving_args = parser.add_argument_group("serving")
     serving_args.add_argument("--duration", type=float, default=8.0, help="s per load run")
     serving_args.add_argument("--repeat", type=int, default=3, help="load runs per setting")
@@ -582,6 +691,8 @@ def main() -> None:
             print_links(links(args, work), args)
         if "real" in args.parts:
             print_real(real(args, work), args)
+        if "fanout" in args.parts:
+            fanout(args, work)
         if "serving" in args.parts:
             serving(args, work)
 

@@ -23,7 +23,7 @@ import struct
 import zlib
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Annotated
 
@@ -363,6 +363,13 @@ if __name__ == "__main__":
     parser.add_argument("--port-file", type=Path, required=True)
     parser.add_argument("--no-stream", dest="streams", action="store_false")
     parser.add_argument("--heartbeat", type=float, default=5.0)
+    parser.add_argument(
+        "--started-ago",
+        type=float,
+        default=0.0,
+        help="seconds since the supervisors and their QEMU started (what ages show)",
+    )
     ns = parser.parse_args()
+    _STARTED = datetime.now(UTC) - timedelta(seconds=ns.started_ago)
     with contextlib.suppress(KeyboardInterrupt):
         asyncio.run(_serve_forever(ns.instances, ns.port_file, ns.streams, ns.heartbeat))

@@ -24,7 +24,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Itera
 from dataclasses import replace
 from datetime import datetime
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from textual import events, on
 from textual.app import App, ComposeResult
@@ -41,7 +41,6 @@ from locotui.data.backend_client import BackendClient
 from locotui.data.feeds import FleetFeeds
 from locotui.data.fleet import FilterError, FleetModel, Origin, Source
 from locotui.data.history import HistoryProvider, make_history
-from locotui.data.kube_client import KubeClient
 from locotui.data.link import LinkState
 from locotui.data.remediation import AUTO_RECOVERY, describe_resume, policy_summary
 from locotui.data.routes import Routes
@@ -53,6 +52,10 @@ from locotui.ui.loops import ConsoleLoops
 from locotui.ui.table import FleetTable
 from locotui.ui.thumbs import ThumbnailCache
 from locotui.ui.tile import THUMB_LOADING, Thumb
+
+if TYPE_CHECKING:
+    # Imported when needed only: the Kubernetes client takes most of a second to import.
+    from locotui.data.kube_client import KubeClient
 
 __all__ = ["MUTATING", "LocoApp"]
 

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from rich.console import Console, ConsoleOptions, Group, RenderableType, RenderResult
 from rich.table import Table
@@ -47,12 +47,15 @@ from locotui.data.fleet import (
     supervisor_started_at,
 )
 from locotui.data.history import HistoryProvider
-from locotui.data.kube_client import KubeClient
 from locotui.ui import fmt
 from locotui.ui.clock import Clock
 from locotui.ui.fmt import span
 from locotui.ui.picture import Picture
 from locotui.ui.thumbs import ThumbnailCache
+
+if TYPE_CHECKING:
+    # Imported when needed only: the Kubernetes client takes most of a second to import.
+    from locotui.data.kube_client import KubeClient
 
 __all__ = [
     "DetailScreen",

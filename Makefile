@@ -10,7 +10,7 @@ LOCK_SETS := emulator backend console dev
 # `make lock LOCK_FLAGS=--upgrade` moves every pin to the newest release that fits.
 LOCK_FLAGS ?=
 
-.PHONY: setup system venv test test-fast lint lock demo bench clean \
+.PHONY: setup system venv test test-fast lint lock demo bench soak clean \
 	setup-cluster cluster cluster-down cluster-prepare demo-cluster
 
 setup: system $(STAMP)
@@ -74,12 +74,14 @@ test-fast: setup
 demo: setup
 	$(BIN)/locotui demo --instances $(DEMO_INSTANCES)
 
+# Every benchmark, each bounded, on loopback; the figures go into docs/performance.md.
 bench: setup
-	$(BIN)/python -m bench.bench_emulator
-	$(BIN)/python -m bench.bench_backend
-	$(BIN)/python -m bench.bench_tui
-	$(BIN)/python -m bench.bench_remediation
-	$(BIN)/python -m bench.bench_stream
+	$(BIN)/python -m bench.run
+
+# A local fleet under continuous faults (not in CI): SOAK_MINUTES=10 make soak
+SOAK_MINUTES ?= 30
+soak: setup
+	$(BIN)/python -m bench.soak --minutes $(SOAK_MINUTES) --doc
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator
+from dataclasses import dataclass
 from typing import Any
 
 import httpx
@@ -138,6 +139,45 @@ async def lines(resp: httpx.Response, max_line: int) -> AsyncIterator[str]:
             yield line
     except LineTooLong as exc:
         raise AnswerTooLarge(str(exc), request=_request_of(resp)) from None
+
+
+@dataclass(frozen=True, slots=True)
+class SseEvent:
+    event: str | None
+    data: str | None
+    id: str | None
+
+
+async def sse_events(lines: AsyncIterator[str], max_data: int) -> AsyncIterator[SseEvent]:
+    """The events of a ``text/event-stream`` body, from its lines (WHATWG rules, enough for
+    the project's servers); comments (keep-alives) are skipped, ``retry`` is ignored (the
+    reader's own backoff decides) and no event may hold more than ``max_data`` bytes of
+    data (:class:`AnswerTooLarge`): many short data lines add up too."""
+    event: str | None = None
+    data: list[str] = []
+    size = 0
+    ident: str | None = None
+    async for line in lines:
+        if line == "":
+            if data or event:
+                yield SseEvent(event, "\n".join(data) if data else None, ident)
+            event, data, size = None, [], 0
+            continue
+        if line.startswith(":"):
+            continue
+        name, _, value = line.partition(":")
+        value = value.removeprefix(" ")
+        if name == "data":
+            size += len(value)
+            if size > max_data:
+                raise AnswerTooLarge(f"an event of the stream is over {_size(max_data)}")
+            data.append(value)
+        elif name == "event":
+            event = value
+        elif name == "id":
+            ident = value
+    if data:
+        yield SseEvent(event, "\n".join(data), ident)
 
 
 def _line_end(buf: bytearray, start: int) -> tuple[int, int] | None:

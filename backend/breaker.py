@@ -20,6 +20,7 @@ target's fault (an HTTP 404 for a thumbnail not drawn yet) into return values.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
@@ -172,6 +173,17 @@ class TargetBreaker:
             if self._state is before[0] and self._failures != before[1]:
                 self._notify()
         return result
+
+    async def record_failure(self, exc: Exception) -> None:
+        """Counts a failure seen outside a call: a status stream that broke or went silent
+        after it had opened (its opening was the call, and succeeded). Nothing is counted
+        while the circuit is open."""
+
+        async def failed() -> None:
+            raise exc
+
+        with contextlib.suppress(BreakerOpenError, type(exc)):
+            await self.call(failed)
 
     def seconds_until_retry(self) -> float:
         """While open: how long until a call will be let through; else 0."""

@@ -103,6 +103,14 @@ def build_parser() -> argparse.ArgumentParser:
         help="do not probe (show discovery only; for benchmarks and debugging)",
     )
     g.add_argument(
+        "--no-stream",
+        dest="streaming",
+        action="store_false",
+        default=None,
+        help="poll every supervisor's /health instead of holding its status stream open "
+        "(e.g. behind a proxy that buffers server-sent events)",
+    )
+    g.add_argument(
         "--breaker-threshold", help="consecutive failures that open a target's circuit (3)"
     )
     g.add_argument(

@@ -119,6 +119,8 @@ class Settings(LayeredSettings):
     kube_request_timeout: Positive = 10.0
     # probing and breakers
     probing: bool = True
+    streaming: bool = True
+    """Hold each supervisor's status stream open (probe only those without one)."""
     probe_interval: Positive = 1.0
     probe_timeout: Positive = 2.0
     probe_concurrency: Count = 32

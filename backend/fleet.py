@@ -26,12 +26,11 @@ import itertools
 import json
 import logging
 import secrets
-import time
 from collections import Counter, deque
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any, Protocol
+from typing import Any, Literal, Protocol
 
 from backend.discovery.base import Target
 from backend.metrics import BackendMetrics
@@ -47,8 +46,9 @@ from backend.models import (
     TimelineEntry,
 )
 from backend.status_rule import StatusInputs, derive_status
+from emulator import sse
 from emulator.jsonlog import log
-from emulator.models import EmulatorStatus
+from emulator.models import CLOCK_FIELDS, EmulatorStatus
 
 logger = logging.getLogger("backend.fleet")
 
@@ -74,38 +74,29 @@ class _Record:
     breaker: BreakerInfo = field(default_factory=BreakerInfo)
     instance: Instance | None = None
     remediation: RemediationInfo | None = None
+    link: str | None = None
     timeline: deque[TimelineEntry] = field(default_factory=lambda: deque(maxlen=TIMELINE))
     json: bytes = b""
+    summary: bytes = b""  # the summary list's form (InstanceSummary)
     significant: bytes = b""  # the instance without its clock-driven fields
-    published_at: float = 0.0  # time.monotonic() of its last event
 
 
-# Fields that change with every probe although nothing happened (clocks and counters).
-# A change in these alone is published at most every VOLATILE_REFRESH seconds per instance;
-# anything else is published at once. Without this every probe was an event: ~100 events
-# and 130 kB of JSON a second at 200 instances, for no news.
+# Fields that change with every probe although nothing happened (clocks and counters): a
+# change in these alone is never published, so the list and the events do not change
+# because time passed. Before, every probe was an event: ~100 events and 130 kB of JSON a
+# second at 200 instances, for no news. The health body's part is the supervisor's own
+# definition (its status stream leaves out exactly these); whoever shows an age computes it
+# from the absolute timestamps.
 _VOLATILE: dict[str, Any] = {
     "last_probe_at": True,
     "last_ok_at": True,
     # A dead target's failed breaker trials change only these; the breaker's state and
     # since are kept across trials (backend.breaker), so the status does not flicker.
     "breaker": {"failures", "retry_at"},
-    "health": {
-        "timestamp": True,
-        "supervisor_uptime_seconds": True,
-        "qemu": {"uptime_seconds", "qmp_latency_ms"},
-        # Changes with every frame an animated guest draws.
-        "video": {"last_frame_age_seconds", "frames_total", "changed_at"},
-        "disk": {"overlay_size"},
-    },
+    "health": CLOCK_FIELDS,
 }
-VOLATILE_REFRESH = 5.0
 TIMELINE = 200
 """Entries kept per instance: status changes, the policy's and people's actions."""
-
-
-def _sse(event: str, seq: int, data: bytes) -> bytes:
-    return b"event: %s\nid: %d\ndata: %s\n\n" % (event.encode(), seq, data)
 
 
 class Fleet:
@@ -127,10 +118,13 @@ class Fleet:
         self._observers: list[FleetObserver] = []
         self._seq = 0
         self._changed_at = datetime.now(UTC)
-        self._events: deque[tuple[int, bytes]] = deque(maxlen=event_buffer)
+        # (seq, the event, its summary form or None when that stream leaves it out)
+        self._events: deque[tuple[int, bytes, bytes | None]] = deque(maxlen=event_buffer)
         self._changed = asyncio.Event()
         self._list_cache: tuple[bytes, str] | None = None
+        self._summary_cache: tuple[bytes, str] | None = None
         self._status_counts: Counter[InstanceStatus] = Counter()
+        self._link_counts: Counter[str | None] = Counter()
         self._stale_count = 0
 
     # ------------------------------------------------------------------ observers
@@ -212,11 +206,13 @@ class Fleet:
                 self._rebuild(rec)
 
     # ------------------------------------------------------------------ prober input
-    def probe_succeeded(self, name: str, health: EmulatorStatus) -> None:
+    def probe_succeeded(self, name: str, health: EmulatorStatus, link: str = "probe") -> None:
+        """A health body arrived: from a probe, or (``link="stream"``) on the status stream."""
         rec = self._records.get(name)
         if rec is None:
             return
         now = datetime.now(UTC)
+        rec.link = link
         rec.health = health
         rec.probed = rec.probe_ok = True
         rec.last_error = None
@@ -225,16 +221,27 @@ class Fleet:
         self._rebuild(rec)
 
     def probe_failed(self, name: str, error: str) -> None:
+        """A probe failed, or a status stream could not be opened or broke: either way the
+        health is probed now (``link`` becomes ``probe``)."""
         rec = self._records.get(name)
         if rec is None:
             return
         now = datetime.now(UTC)
+        rec.link = "probe"
         if rec.probe_ok or rec.failing_since is None:
             rec.failing_since = now
         rec.probed = True
         rec.probe_ok = False
         rec.last_error = error
         rec.last_probe_at = now
+        self._rebuild(rec)
+
+    def link_changed(self, name: str, link: str | None) -> None:
+        """How ``name``'s health arrives now: ``stream``, ``probe``, or None (not watched)."""
+        rec = self._records.get(name)
+        if rec is None or rec.link == link:
+            return
+        rec.link = link
         self._rebuild(rec)
 
     # ------------------------------------------------------------------ remediation input
@@ -336,26 +343,26 @@ class Fleet:
             logs_available=bool(t.log_file) or t.source is InstanceSource.KUBERNETES,
             lost_since=t.lost_since,
             remediation=rec.remediation,
+            link=rec.link,  # type: ignore[arg-type]
         )
 
     def _count(self, inst: Instance, delta: int) -> None:
         self._status_counts[inst.status] += delta
         self._stale_count += delta if inst.stale else 0
+        self._link_counts[inst.link] += delta
         if self.metrics is not None:
             self.metrics.instances.labels(inst.status.value).set(self._status_counts[inst.status])
             self.metrics.stale_instances.set(self._stale_count)
+            if inst.link is not None:
+                self.metrics.status_links.labels(inst.link).set(self._link_counts[inst.link])
 
     def _rebuild(self, rec: _Record) -> None:
         inst = self._derive(rec)
         significant = inst.model_dump_json(exclude=_VOLATILE).encode()
-        now = time.monotonic()
-        if significant == rec.significant and now - rec.published_at < VOLATILE_REFRESH:
+        if significant == rec.significant:
             return
         data = inst.model_dump_json().encode()
-        if data == rec.json:
-            return
         rec.significant = significant
-        rec.published_at = now
         old = rec.instance
         if old is not None:
             self._count(old, -1)
@@ -381,6 +388,9 @@ class Fleet:
             )
         rec.instance = inst
         rec.json = data
+        summary = inst.summary().model_dump_json(exclude_defaults=True).encode()
+        summary_changed = summary != rec.summary
+        rec.summary = summary
         if self.metrics is not None:
             self.metrics.set_instance_node(inst.name, inst.pod.node if inst.pod else None)
             if inst.fps is None:
@@ -395,13 +405,29 @@ class Fleet:
             else:
                 self.metrics.stream_fps.labels(inst.name).set(stream.frames_per_second)
         seq = self._seq + 1
-        self._publish("instance", b'{"type":"instance","seq":%d,"instance":%s}' % (seq, data))
+        self._publish(
+            "instance",
+            b'{"type":"instance","seq":%d,"instance":%s}' % (seq, data),
+            # Summary subscribers hear of the change only when their form of it changed.
+            b'{"type":"summary","seq":%d,"instance":%s}' % (seq, summary)
+            if summary_changed
+            else None,
+        )
 
-    def _publish(self, event: str, data: bytes) -> None:
+    def _publish(
+        self, event: str, data: bytes, summary: bytes | Literal[False] | None = False
+    ) -> None:
+        """Appends an event to the buffer. ``summary`` is its data in the summary stream's
+        form (event type ``summary``): None leaves it out of that stream, False (the
+        default) means the same event in both."""
         self._seq += 1
         self._changed_at = datetime.now(UTC)
-        self._events.append((self._seq, _sse(event, self._seq, data)))
-        self._list_cache = None
+        full = sse.event(event, self._seq, data)
+        brief = full if summary is False else None
+        if summary:
+            brief = sse.event("summary", self._seq, summary)
+        self._events.append((self._seq, full, brief))
+        self._list_cache = self._summary_cache = None
         if self.metrics is not None:
             self.metrics.fleet_events.labels(event).inc()
         changed, self._changed = self._changed, asyncio.Event()
@@ -443,33 +469,44 @@ class Fleet:
 
     def list_body(self) -> tuple[bytes, str]:
         """The ``InstanceList`` JSON and its ETag, built at most once per change."""
-        cached = self._list_cache
-        if cached is not None:
-            return cached
-        records = self._records
-        items = b",".join([records[n].json for n in self._names])
+        if self._list_cache is None:
+            self._list_cache = self._assemble([self._records[n].json for n in self._names], "")
+        return self._list_cache
+
+    def summary_body(self) -> tuple[bytes, str]:
+        """The ``InstanceSummaryList`` JSON and its ETag, built at most once per change."""
+        if self._summary_cache is None:
+            items = [self._records[n].summary for n in self._names]
+            self._summary_cache = self._assemble(items, "-s")
+        return self._summary_cache
+
+    def _assemble(self, items: list[bytes], form: str) -> tuple[bytes, str]:
         generated = json.dumps(self._changed_at.isoformat().replace("+00:00", "Z"))
         body = b'{"items":[%s],"generated_at":%s,"revision":%d,"discovery":%s}' % (
-            items,
+            b",".join(items),
             generated.encode(),
             self._seq,
             self._discovery_json,
         )
         # The sequence number identifies the content within this process; the epoch makes
         # tags of an earlier process (same numbers, other content) never match. Cheaper
-        # than hashing a megabyte on every change of a large fleet.
-        etag = f'"{self._epoch}-{self._seq}"'
-        self._list_cache = (body, etag)
-        return self._list_cache
+        # than hashing a megabyte on every change of a large fleet. Each form has its own.
+        return body, f'"{self._epoch}-{self._seq}{form}"'
 
-    def snapshot_event(self) -> tuple[int, bytes]:
-        """A ``snapshot`` SSE event of the current fleet, and the seq it stands at."""
-        body, _ = self.list_body()
+    def snapshot_event(self, summary: bool = False) -> tuple[int, bytes]:
+        """A snapshot SSE event of the current fleet (``snapshot``, or with ``summary``
+        ``summary_snapshot`` of the summary list), and the seq it stands at."""
+        body, _ = self.summary_body() if summary else self.list_body()
+        kind = b"summary_snapshot" if summary else b"snapshot"
         seq = self._seq
-        return seq, _sse("snapshot", seq, b'{"type":"snapshot","seq":%d,"fleet":%s}' % (seq, body))
+        return seq, sse.event(
+            kind.decode(), seq, b'{"type":"%s","seq":%d,"fleet":%s}' % (kind, seq, body)
+        )
 
-    def events_after(self, seq: int) -> list[tuple[int, bytes]] | None:
-        """Buffered events with a sequence number above ``seq``, in order.
+    def events_after(self, seq: int, summary: bool = False) -> list[tuple[int, bytes]] | None:
+        """Buffered events with a sequence number above ``seq``, in order (with
+        ``summary``, in the summary stream's form: changes that leave an instance's summary
+        as it was are left out, so its sequence numbers have gaps).
 
         None means the subscriber is too far behind (the buffer moved on): it needs a new
         snapshot rather than a stream with a hole in it.
@@ -479,7 +516,12 @@ class Fleet:
         if not self._events or seq + 1 < self._events[0][0]:
             return None
         start = seq + 1 - self._events[0][0]
-        return list(itertools.islice(self._events, start, None))
+        column = 2 if summary else 1
+        return [
+            (item[0], chunk)
+            for item in itertools.islice(self._events, start, None)
+            if (chunk := item[column]) is not None
+        ]
 
     async def wait_for_change(self, after_seq: int) -> None:
         """Returns once an event after ``after_seq`` exists (callers bound it with a timeout)."""

@@ -91,6 +91,22 @@ class BackendMetrics:
             buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5),
             registry=r,
         )
+        self.status_links = Gauge(
+            "loco_backend_status_links",
+            "Instances by how their health arrives: stream (pushed by the supervisor) or "
+            "probe (polled)",
+            ["mode"],
+            registry=r,
+        )
+        for mode in ("stream", "probe"):
+            self.status_links.labels(mode).set(0)
+        self.stream_failures = Counter(
+            "loco_backend_status_stream_failures",
+            "Status streams that could not be opened or ended badly, by reason (refused, "
+            "unsupported, busy, broken, silent)",
+            ["reason"],
+            registry=r,
+        )
         self.fps = Gauge(
             "loco_backend_instance_fps",
             "Frame rate each emulator reports (absent while its health is stale)",

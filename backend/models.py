@@ -14,16 +14,17 @@ the SSE ``id:`` equals its ``seq``. Parse with ``FLEET_EVENT_ADAPTER.validate_js
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import datetime, timedelta
 from enum import StrEnum
 from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter
 
-from emulator.models import EmulatorStatus
+from emulator.models import EmulatorStatus, StreamState
 
 __all__ = [
     "FLEET_EVENT_ADAPTER",
+    "SUMMARY_EVENT_ADAPTER",
     "ActionResult",
     "BackendHealth",
     "BreakerInfo",
@@ -38,6 +39,8 @@ __all__ = [
     "InstanceList",
     "InstanceSource",
     "InstanceStatus",
+    "InstanceSummary",
+    "InstanceSummaryList",
     "NamespaceSource",
     "PauseRequest",
     "PodCondition",
@@ -49,6 +52,8 @@ __all__ = [
     "RemediationStatus",
     "RemovedEvent",
     "SnapshotEvent",
+    "SummaryEvent",
+    "SummarySnapshotEvent",
     "TimelineEntry",
 ]
 
@@ -141,6 +146,11 @@ class BreakerInfo(_Wire):
     )
 
 
+def _seconds(when: datetime | None) -> datetime | None:
+    """``when`` to the whole second: what an age needs, in fewer bytes."""
+    return None if when is None else when.replace(microsecond=0)
+
+
 class RemediationInfo(_Wire):
     """Where an instance stands on the remediation ladder (absent while all is well)."""
 
@@ -155,6 +165,61 @@ class RemediationInfo(_Wire):
 
 class Instance(_Wire):
     """One emulator as the backend sees it."""
+
+    def summary(self) -> InstanceSummary:
+        """The instance in the summary list's form."""
+        pod, health = self.pod, self.health
+        phase = None
+        started = None
+        if pod is not None:
+            phase = "Terminating" if pod.deleting else pod.waiting_reason or pod.phase
+            started = pod.start_time or pod.created_at
+        qemu = None
+        if health is not None:
+            q = health.qemu
+            qemu = q.qmp_status or ("running" if q.running else "not running")
+            if started is None:
+                started = q.started_at
+                if started is None and q.uptime_seconds is not None:  # an older supervisor
+                    started = health.timestamp - timedelta(seconds=q.uptime_seconds)
+        reason = self.status_reason
+        if reason is None and health is not None and health.reasons:
+            reason = health.reasons[0]
+        closed = self.breaker.state is BreakerState.CLOSED
+        return InstanceSummary(
+            name=self.name,
+            source=self.source,
+            status=self.status,
+            reason=reason or self.last_error,
+            stale=self.stale,
+            stale_since=_seconds(self.stale_since),
+            fps=self.fps,
+            measuring=(
+                self.fps is None
+                and not self.stale
+                and health is not None
+                and health.video.estimated_frame_rate is None
+                and self.status in (InstanceStatus.HEALTHY, InstanceStatus.STARTING)
+            ),
+            breaker=self.breaker.state,
+            breaker_since=None if closed else _seconds(self.breaker.since),
+            phase=phase,
+            ready=pod.ready if pod is not None else None,
+            restarts=(pod.restarts if pod else 0) + (health.qemu.restarts if health else 0),
+            started_at=_seconds(started),
+            node=pod.node if pod is not None else None,
+            qemu=qemu,
+            crash_loop=health is not None and health.qemu.crash_loop,
+            lost_since=_seconds(self.lost_since),
+            remediation=self.remediation,
+            watched=self.health_url is not None,
+            accel=health.qemu.accel if health is not None else None,
+            stream=(
+                StreamSummary(state=health.stream.state, fps=health.stream.frames_per_second)
+                if health is not None and health.stream is not None
+                else None
+            ),
+        )
 
     name: str
     source: InstanceSource
@@ -176,8 +241,19 @@ class Instance(_Wire):
         None, description="What is stale: the health probe failing, or discovery out of contact"
     )
     last_error: str | None = Field(None, description="Most recent probe or discovery error")
-    last_probe_at: datetime | None = Field(None, description="When the last probe finished")
-    last_ok_at: datetime | None = Field(None, description="When a probe last succeeded")
+    last_probe_at: datetime | None = Field(
+        None, description="When the last probe finished, or the last status arrived on the stream"
+    )
+    last_ok_at: datetime | None = Field(
+        None, description="When a probe last succeeded, or the last status arrived on the stream"
+    )
+    link: Literal["stream", "probe"] | None = Field(
+        None,
+        description="How the emulator's health arrives: stream (its supervisor's status "
+        "stream is open: changes are pushed), probe (polled: a supervisor without the stream, "
+        "or the stream could not be opened and is retried with backoff); null when the "
+        "supervisor is not watched (lost, or probing off)",
+    )
     health_url: str | None = Field(None, description="Base URL of the emulator's supervisor")
     vnc: str | None = Field(None, description="host:port of the instance's VNC server")
     logs_available: bool = Field(
@@ -210,6 +286,78 @@ class InstanceList(_Wire):
     """Body of ``GET /api/instances``; items sorted by name."""
 
     items: list[Instance]
+    generated_at: datetime = Field(description="When this view of the fleet last changed")
+    revision: int = Field(0, description="Increases with every change of the fleet")
+    discovery: DiscoveryState
+
+
+class StreamSummary(_Wire):
+    """The emulator's video stream as the summary list has it: what a tile's mark needs.
+    The rest (bitrate, drops, viewers, where it goes) is in the full health."""
+
+    state: StreamState
+    fps: float | None = Field(
+        None, description="Encoded frames per second leaving the encoder; null until measured"
+    )
+
+
+class InstanceSummary(_Wire):
+    """One instance as the summary list has it: what a fleet overview shows (the console's
+    tiles and table), without the health body. Fields at their default are left out of the
+    JSON (a healthy instance is about 120 bytes); the full instance is
+    ``GET /api/instances/{name}``. Moments are whole seconds: whoever shows an age computes
+    it from them."""
+
+    name: str
+    source: InstanceSource
+    status: InstanceStatus
+    reason: str | None = Field(
+        None,
+        description="Why: the status reason, else the emulator's first reason, else the last error",
+    )
+    stale: bool = Field(False, description="Some of what is shown is last-known")
+    stale_since: datetime | None = None
+    fps: float | None = None
+    measuring: bool = Field(
+        False, description="The emulator is live but has not measured its frame rate yet"
+    )
+    breaker: BreakerState = BreakerState.CLOSED
+    breaker_since: datetime | None = Field(None, description="While not closed: since when")
+    phase: str | None = Field(
+        None,
+        description="Kubernetes only: the pod's phase, its waiting reason, or Terminating",
+    )
+    ready: bool | None = Field(None, description="Kubernetes only: the pod is Ready")
+    restarts: int = Field(0, description="Pod restarts plus the supervisor's QEMU restarts")
+    started_at: datetime | None = Field(
+        None, description="When the pod started, else the current QEMU process"
+    )
+    node: str | None = None
+    qemu: str | None = Field(
+        None,
+        description="QEMU's state as its supervisor reports it (QMP status, or running / not "
+        "running); null without a health body",
+    )
+    crash_loop: bool = Field(False, description="The supervisor gave up restarting QEMU")
+    lost_since: datetime | None = Field(
+        None, description="The supervisor is gone without unregistering, since then"
+    )
+    remediation: RemediationInfo | None = None
+    watched: bool = Field(
+        False, description="The backend knows the supervisor's address (pictures can be asked)"
+    )
+    accel: str | None = Field(
+        None, description="Accelerator QEMU runs with (tcg or kvm); null without a health body"
+    )
+    stream: StreamSummary | None = Field(
+        None, description="The video stream; null when the emulator does not stream (or no body)"
+    )
+
+
+class InstanceSummaryList(_Wire):
+    """Body of ``GET /api/instances?view=summary``; items sorted by name."""
+
+    items: list[InstanceSummary]
     generated_at: datetime = Field(description="When this view of the fleet last changed")
     revision: int = Field(0, description="Increases with every change of the fleet")
     discovery: DiscoveryState
@@ -269,6 +417,29 @@ FleetEvent = Annotated[
     Field(discriminator="type"),
 ]
 FLEET_EVENT_ADAPTER: TypeAdapter[Any] = TypeAdapter(FleetEvent)
+
+
+class SummarySnapshotEvent(_Wire):
+    """``/api/events?view=summary``: the first event, the fleet in the summary form."""
+
+    type: Literal["summary_snapshot"] = "summary_snapshot"
+    seq: int
+    fleet: InstanceSummaryList
+
+
+class SummaryEvent(_Wire):
+    """``/api/events?view=summary``: an instance appeared or its summary changed."""
+
+    type: Literal["summary"] = "summary"
+    seq: int
+    instance: InstanceSummary
+
+
+SummaryFleetEvent = Annotated[
+    SummarySnapshotEvent | SummaryEvent | RemovedEvent | DiscoveryEvent | RemediationEvent,
+    Field(discriminator="type"),
+]
+SUMMARY_EVENT_ADAPTER: TypeAdapter[Any] = TypeAdapter(SummaryFleetEvent)
 
 
 class RemediationStatus(_Wire):

@@ -1,8 +1,11 @@
-"""Probes every emulator's ``GET /health`` through its own circuit breaker.
+"""Probes every emulator's ``GET /health`` through its own circuit breaker, unless its
+supervisor streams its status (``backend.streams``).
 
 One small task per target: it waits a random fraction of the interval first (so a fleet
-discovered at once is not probed in lock-step), then probes every ``interval`` seconds
-with ±10 % jitter. A semaphore bounds how many probes are in flight, so a thousand
+discovered at once is not probed in lock-step), then holds the target's status stream open
+for as long as it works, and probes every ``interval`` seconds with ±10 % jitter whenever
+it does not (a supervisor without the stream, or one whose stream could not be opened and
+is retried with backoff). A semaphore bounds how many probes are in flight, so a thousand
 targets do not open a thousand sockets at once. Each probe has connect and total
 timeouts; a failure is recorded, never hidden, and the last good health body is kept
 (shown as stale) until a probe succeeds again or the target disappears.
@@ -15,6 +18,7 @@ import logging
 import random
 import time
 from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 import httpx
 from pydantic import ValidationError
@@ -26,6 +30,9 @@ from backend.fleet import Fleet
 from backend.metrics import BackendMetrics
 from emulator.jsonlog import log
 from emulator.models import EmulatorStatus
+
+if TYPE_CHECKING:
+    from backend.streams import StatusStreams
 
 logger = logging.getLogger("backend.prober")
 
@@ -88,6 +95,7 @@ class Prober:
         concurrency: int = 32,
         metrics: BackendMetrics | None = None,
         enabled: bool = True,
+        streaming: bool = True,
     ) -> None:
         self.fleet = fleet
         self.breakers = breakers
@@ -99,6 +107,11 @@ class Prober:
         self._sem = asyncio.Semaphore(concurrency)
         self._tasks: dict[str, asyncio.Task[None]] = {}
         self._running = False
+        self.streams: StatusStreams | None = None
+        if streaming:
+            from backend.streams import StatusStreams
+
+            self.streams = StatusStreams(fleet, get_client, timeout=timeout, metrics=metrics)
 
     # ---------------------------------------------------------------- lifecycle
     def start(self) -> None:
@@ -134,6 +147,7 @@ class Prober:
         task = self._tasks.pop(name, None)
         if task is not None:
             task.cancel()
+            self.fleet.link_changed(name, None)
 
     def _spawn(self, target: Target) -> None:
         if not self.enabled or not target.health_url or target.name in self._tasks:
@@ -144,18 +158,33 @@ class Prober:
             self._loop(target.name, target.health_url), name=f"probe:{target.name}"
         )
 
+    def _pause(self) -> float:
+        return self.interval * random.uniform(0.9, 1.1)  # noqa: S311
+
     async def _loop(self, name: str, url: str) -> None:
         # Jitter the first probe within a short window (a quick first answer matters at
         # startup), then keep ±10 % jitter so probes stay spread over the interval.
+        from backend.streams import COUNTED, Outcome, StreamLink  # it imports this module
+
         await asyncio.sleep(random.uniform(0, min(self.interval, 0.25)))  # noqa: S311
+        link = StreamLink() if self.streams is not None else None
         while True:
             try:
+                if self.streams is not None and link is not None and link.due():
+                    outcome = await self.streams.follow(
+                        name, url, link, self.breakers.get(name), self._sem
+                    )
+                    if outcome is Outcome.ENDED and link.due():
+                        continue  # reopened at once
+                    if outcome in COUNTED:
+                        # That failure was this interval's; probing starts after it.
+                        await asyncio.sleep(self._pause())
                 await self.probe_once(name, url)
             except asyncio.CancelledError:
                 raise
             except Exception as exc:  # never let one odd target kill its probe loop
                 log(logger, logging.ERROR, "probe loop error", instance=name, error=repr(exc))
-            await asyncio.sleep(self.interval * random.uniform(0.9, 1.1))  # noqa: S311
+            await asyncio.sleep(self._pause())
 
     async def probe_once(self, name: str, url: str) -> None:
         """One probe of one target, recorded in the fleet (also used by tests)."""

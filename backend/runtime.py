@@ -68,6 +68,7 @@ class BackendRuntime:
             concurrency=settings.probe_concurrency,
             metrics=self.metrics,
             enabled=settings.probing,
+            streaming=settings.streaming,
         )
         self.fleet.add_observer(self.prober)
         self.started_at = time.time()
@@ -82,7 +83,9 @@ class BackendRuntime:
             self._http = httpx.AsyncClient(
                 timeout=httpx.Timeout(s.probe_timeout, connect=min(1.0, s.probe_timeout)),
                 limits=httpx.Limits(
-                    max_connections=s.probe_concurrency + 16,
+                    # Each status stream holds a connection for as long as it is open;
+                    # probes in flight are bounded by the prober's concurrency instead.
+                    max_connections=None if s.streaming else s.probe_concurrency + 16,
                     max_keepalive_connections=s.probe_concurrency + 16,
                 ),
                 # Pod IPs and loopback targets must never go through a proxy from the env.

@@ -194,7 +194,7 @@ def measure(
             )
             discovery = ["--discovery", "kubernetes", "--kubeconfig", str(kubeconfig),
                          "--namespace", NAMESPACE]  # fmt: skip
-            with backend(None, True, probe_interval, discovery) as (url, pid):
+            with backend(None, True, probe_interval, discovery=discovery) as (url, pid):
                 say(f"scaling to {pods} pods on {nodes} kwok nodes")
                 start = time.monotonic()
                 cluster.kubectl("-n", NAMESPACE, "scale", f"statefulset/{STATEFULSET}",

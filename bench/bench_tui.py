@@ -12,7 +12,10 @@ static discovery over them, and the real ``locotui`` binary on a pseudo-terminal
 Scenarios:
 
 * ``tiles``   — 9 instances, tiles with thumbnails refreshed at 1 Hz;
-* ``table``   — 200 instances in the table view, nobody at the keyboard.
+* ``table``   — 200 and 1000 instances in the table view (``--rows``), nobody at the
+  keyboard; the stand-ins are the backend tests' (they offer the status stream), and at
+  the end ``--faults`` state changes of one of them are timed until the console shows
+  them (fault -> event -> console).
 
 Per scenario: start to first full paint (every tile or row of the first screen drawn),
 then ``--repeat`` windows of ``--window`` seconds: CPU (% of one core, user+system of the
@@ -165,15 +168,25 @@ def serve_fakes(count: int, port_file: str) -> None:
 
 
 @contextlib.contextmanager
-def stack(count: int, workdir: Path) -> Iterator[str]:
-    """Fake supervisors + the real backend; yields the backend URL."""
+def stack(count: int, workdir: Path, pictures: bool) -> Iterator[tuple[str, str]]:
+    """Stand-in supervisors + the real backend; yields the backend's URL and the stand-ins'.
+
+    With ``pictures``, this file's stand-ins (pictures that change every second, for the
+    tiles); else the backend tests' (``tests/support/fake_emulator.py``: the supervisor's
+    own status stream, and an admin call that changes an instance's state)."""
     port_file = workdir / f"fakes-{count}.port"
-    fakes = subprocess.Popen(
-        [PY, __file__, "--serve-fakes", str(count), str(port_file)],
-        cwd=ROOT,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
+    port_file.unlink(missing_ok=True)
+    argv = (
+        [PY, __file__, "--serve-fakes", str(count), str(port_file)]
+        if pictures
+        else [
+            PY, "-m", "tests.support.fake_emulator", "--instances", str(count),
+            "--port-file", str(port_file),
+            # Started two hours ago: ages that move once a minute, as in a fleet that runs.
+            "--started-ago", "7200",
+        ]
+    )  # fmt: skip
+    fakes = subprocess.Popen(argv, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     backend: subprocess.Popen[bytes] | None = None
     try:
         deadline = time.monotonic() + 30
@@ -187,7 +200,12 @@ def stack(count: int, workdir: Path) -> Iterator[str]:
             json.dumps(
                 {
                     "instances": [
-                        {"name": f"loco-{i}", "health_url": f"http://127.0.0.1:{fport}/i/loco-{i}"}
+                        {
+                            "name": f"loco-{i}",
+                            # The backend tests' stand-ins serve their first at the root.
+                            "health_url": f"http://127.0.0.1:{fport}"
+                            + (f"/i/loco-{i}" if pictures or i else ""),
+                        }
                         for i in range(count)
                     ]
                 }
@@ -224,7 +242,7 @@ def stack(count: int, workdir: Path) -> Iterator[str]:
             if backend.poll() is not None or time.monotonic() > deadline:
                 raise RuntimeError("backend did not come up")
             time.sleep(0.1)
-        yield url
+        yield url, f"http://127.0.0.1:{fport}"
     finally:
         for proc in (backend, fakes):
             if proc is not None and proc.poll() is None:
@@ -318,6 +336,25 @@ def p95(values: list[float]) -> float:
     return ordered[min(len(ordered) - 1, round(0.95 * (len(ordered) - 1)))]
 
 
+def fault_to_console(console: Console, fakes: str, rounds: int) -> list[float]:
+    """Seconds from a stand-in supervisor changing its state to the console showing it
+    (loco-0, on the first screen of the table sorted by name)."""
+    console.key(b"\x1b[H")
+    out = []
+    with httpx.Client(base_url=fakes, timeout=10, trust_env=False) as admin:
+        for i in range(rounds):
+            want = ("degraded", "healthy")[i % 2]
+            symbol = {"degraded": "◐", "healthy": "●"}[want]
+            shown = re.compile(rf"loco-0 +{symbol} {want}")
+            console.pump(0.5)
+            console.tail = b""
+            sent = time.monotonic()
+            admin.post(f"/_admin/loco-0/status/{want}").raise_for_status()
+            console.wait_text(lambda text, w=shown: w.search(text) is not None, 15)
+            out.append(time.monotonic() - sent)
+    return out
+
+
 def scenario(
     name: str,
     count: int,
@@ -329,7 +366,7 @@ def scenario(
 ) -> dict[str, object]:
     print(f"\n== {name}: {count} instances, locotui {' '.join(extra)}")
     out: dict[str, object] = {}
-    with stack(count, workdir) as url:
+    with stack(count, workdir, pictures="--no-thumbnails" not in extra) as (url, fakes):
         paints = []
         for _ in range(args.starts):
             console = Console([str(BIN / "locotui"), "--backend", url, *extra], workdir)
@@ -417,6 +454,15 @@ def scenario(
                 f"  key press -> repaint, cursor move: median {out['move_median_ms']:.0f} ms, "
                 f"p95 {out['move_p95_ms']:.0f} ms ({len(moves)} presses)"
             )
+            if "--no-thumbnails" in extra and args.faults:
+                faults = fault_to_console(console, fakes, args.faults)
+                out.update(fault_median_ms=statistics.median(faults) * 1000)
+                print(
+                    f"  emulator state change -> on the console (stand-in's status stream, "
+                    f"the backend, its summary stream, the table): median "
+                    f"{out['fault_median_ms']:.0f} ms, max {max(faults) * 1000:.0f} ms "
+                    f"({len(faults)} changes)"
+                )
         finally:
             console.close()
     return out
@@ -432,7 +478,13 @@ def main() -> int:
     parser.add_argument("--warmup", type=float, default=5.0, help="seconds before measuring (5)")
     parser.add_argument("--keys", type=int, default=20, help="key presses timed (20)")
     parser.add_argument("--starts", type=int, default=3, help="cold starts timed (3)")
+    parser.add_argument(
+        "--faults", type=int, default=10, help="state changes timed to the console (10)"
+    )
     parser.add_argument("--only", choices=["tiles", "table"], help="run one scenario")
+    parser.add_argument(
+        "--rows", default="200,1000", help="fleet sizes of the table scenario (200,1000)"
+    )
     args = parser.parse_args()
     print(
         f"locotui benchmark — {os.cpu_count()} CPUs, load average "
@@ -451,10 +503,10 @@ def main() -> int:
                 args,
                 workdir,
             )
-        if args.only in (None, "table"):
-            results["table"] = scenario(
-                "table",
-                200,
+        for rows in [int(n) for n in args.rows.split(",") if n] if args.only != "tiles" else []:
+            results[f"table{rows}"] = scenario(
+                f"table{rows}",
+                rows,
                 ["--view", "table", "--no-thumbnails"],
                 lambda t: "loco-0" in t and "loco-40" in t and "STATUS" in t,
                 ((b"j", b"k"), r"loco-{} "),
@@ -464,11 +516,16 @@ def main() -> int:
     print("\nsummary (medians):")
     for name, r in results.items():
         print(
-            f"  {name:6} first paint {r['first_paint_s'] * 1000:5.0f} ms "
+            f"  {name:9} first paint {r['first_paint_s'] * 1000:5.0f} ms "
             f"| CPU {r['cpu_pct']:5.1f} % "
             f"| {r['bytes_per_s'] / 1000:6.1f} kB/s | RSS {r['rss_mib']:4.0f} MiB "
             f"| re-sort {r['key_median_ms']:3.0f} ms (p95 {r['key_p95_ms']:.0f}) "
             f"| move {r['move_median_ms']:3.0f} ms (p95 {r['move_p95_ms']:.0f})"
+            + (
+                f" | change -> console {r['fault_median_ms']:.0f} ms"
+                if "fault_median_ms" in r
+                else ""
+            )
         )
     print(f"load average at the end: {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
     return 0

@@ -89,6 +89,12 @@ def _parser() -> argparse.ArgumentParser:
         help="kill and restart QEMU when QMP stays silent this long while it runs "
         "(LOCO_HANG_LIMIT, 15; 0 turns it off)",
     )
+    run.add_argument(
+        "--status-heartbeat",
+        metavar="SECONDS",
+        help="seconds of quiet on GET /status/stream before a keep-alive comment; readers "
+        "call a stream dead after a few missed ones (LOCO_STATUS_HEARTBEAT, 5)",
+    )
     run.add_argument("--log-file", help="also write log lines here (LOCO_LOG_FILE)")
     run.add_argument(
         "--fps-sampling",

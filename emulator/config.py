@@ -154,6 +154,13 @@ def _hang_limit(value: Any) -> float:
     return limit
 
 
+def _heartbeat(value: Any) -> float:
+    seconds = real_number(value, "seconds")
+    if not 0.1 <= seconds <= 300:
+        raise SettingsError(f"status heartbeat {seconds:g} s: give 0.1-300 seconds")
+    return seconds
+
+
 def _seconds(value: Any) -> float:
     return real_number(value, "seconds")
 
@@ -219,6 +226,10 @@ class Settings(LayeredSettings):
     ] = (2.0, 5.0)
     # QMP silent this long with the process present: QEMU is killed and restarted. 0: never.
     hang_limit: Annotated[float, Env("LOCO_HANG_LIMIT"), BeforeValidator(_hang_limit)] = 15.0
+    # Seconds of quiet on a status stream before a keep-alive comment goes out.
+    status_heartbeat: Annotated[
+        float, Env("LOCO_STATUS_HEARTBEAT"), BeforeValidator(_heartbeat)
+    ] = 5.0
 
     # The live video stream (emulator.stream, docs/stream.md): off unless asked for.
     stream: Annotated[bool, Env("LOCO_STREAM"), BeforeValidator(boolean)] = False

@@ -75,6 +75,13 @@ class FrameCounter:
         self.estimator = BurstRateEstimator(window)
         self._clock = clock
         self._pid: int | None = None
+        self.on_change: Callable[[], None] | None = None
+        """Called when a new figure is there (after every burst, and when a new QEMU
+        clears the old one)."""
+
+    def _changed(self) -> None:
+        if self.on_change is not None:
+            self.on_change()
 
     def rate(self) -> float | None:
         """The current QEMU's frame rate; None until it has been measured (a new or restarted
@@ -100,6 +107,7 @@ class FrameCounter:
                     burst = await self._burst()
                     if burst is not None:
                         self.estimator.add(burst)
+                        self._changed()
                 await asyncio.sleep(max(0.0, self.period - (self._clock() - started)))
         finally:
             with contextlib.suppress(OSError):

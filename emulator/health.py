@@ -39,12 +39,14 @@ def qemu_is_healthy(qemu: QemuFacts, qmp_ok: bool) -> bool:
 def derive(
     qemu: QemuFacts,
     qmp_ok: bool,
-    qmp_silent_for: float | None,
     video: VideoFacts,
     failures: int,
     disk: DiskFacts | None = None,
 ) -> tuple[OverallStatus, list[str]]:
-    """Returns the status and the reasons behind it, most important first."""
+    """Returns the status and the reasons behind it, most important first.
+
+    The reasons never contain an age or a duration: they change when the situation does,
+    not as time passes (the status stream sends an event for every change of them)."""
     if qemu.crash_loop:
         return OverallStatus.UNHEALTHY, [
             f"QEMU keeps failing and is no longer restarted (last: {qemu.last_exit})"
@@ -56,8 +58,7 @@ def derive(
     if not qemu.running:
         return OverallStatus.UNHEALTHY, [f"QEMU is not running ({qemu.last_exit})"]
     if not qmp_ok:
-        silent = f" for {qmp_silent_for:.0f} s" if qmp_silent_for else ""
-        return OverallStatus.UNHEALTHY, [f"QMP does not answer{silent}: QEMU is hung or stopped"]
+        return OverallStatus.UNHEALTHY, ["QMP does not answer: QEMU is hung or stopped"]
     if qemu.qmp_status == "io-error" and qemu.disk_error:
         return OverallStatus.UNHEALTHY, [qemu.disk_error]
     if qemu.qmp_status != "running":
@@ -82,22 +83,22 @@ def _display_reason(video: VideoFacts) -> str:
         return "no frame received yet"
     if video.blank:
         return "the screen is blank (one colour)"
-    return f"no frame for {video.last_frame_age_seconds:.0f} s"
+    return "no recent frame: the display stopped updating"
 
 
 def build_status(
     instance: str,
     qemu: QemuFacts,
     qmp_ok: bool,
-    qmp_silent_for: float | None,
     video: VideoFacts,
     failures: int,
     supervisor_uptime: float,
     disk: DiskFacts | None,
     errors: list[str],
     stream: StreamFacts | None = None,
+    supervisor_started_at: datetime | None = None,
 ) -> EmulatorStatus:
-    status, reasons = derive(qemu, qmp_ok, qmp_silent_for, video, failures, disk)
+    status, reasons = derive(qemu, qmp_ok, video, failures, disk)
     return EmulatorStatus(
         instance=instance,
         overall_status=status,
@@ -105,6 +106,7 @@ def build_status(
         reasons=reasons,
         timestamp=datetime.now(UTC),
         supervisor_uptime_seconds=round(supervisor_uptime, 1),
+        supervisor_started_at=supervisor_started_at,
         qemu=qemu,
         video=video,
         disk=disk,

@@ -17,6 +17,7 @@ from emulator.jsonlog import log
 from emulator.metrics import create_registry
 from emulator.models import EmulatorStatus, Readiness, ResetResult, ViewerAnswer, ViewerOffer
 from emulator.qmp import QmpCommandError, QmpUnavailable
+from emulator.status_stream import HEARTBEAT, MAX_SUBSCRIBERS, StatusStream
 from emulator.stream.errors import ViewerError
 from emulator.stream.owner import StreamOwner
 from emulator.thumbnail import MAX_WIDTH, MIN_WIDTH, ThumbnailCache
@@ -29,7 +30,13 @@ def _error(status: int, message: str) -> JSONResponse:
     return JSONResponse({"error": message}, status_code=status)
 
 
-def create_app(instance: EmulatorInstance, control_token: str | None) -> FastAPI:
+def create_app(
+    instance: EmulatorInstance,
+    control_token: str | None,
+    *,
+    status_heartbeat: float = HEARTBEAT,
+    stream_subscribers: int = MAX_SUBSCRIBERS,
+) -> FastAPI:
     app = FastAPI(
         title="loco-emulator",
         description="Health, metrics, thumbnails and control of one QEMU emulator.",
@@ -73,6 +80,22 @@ def create_app(instance: EmulatorInstance, control_token: str | None) -> FastAPI
         st = instance.status()
         code = 503 if st.qemu.crash_loop else 200
         return JSONResponse(st.model_dump(mode="json"), status_code=code)
+
+    @app.get(
+        "/status/stream",
+        response_class=StatusStream,
+        responses={
+            200: {"content": {"text/event-stream": {"schema": {"type": "string"}}}},
+            503: {"description": "Too many status streams open"},
+        },
+    )
+    async def status_stream() -> StatusStream:
+        """Server-sent events: the full status (``event: status``, ``id``: its revision),
+        then a new one whenever anything but a clock field changes; a ``: keep-alive``
+        comment every ``X-Heartbeat-Interval`` seconds of quiet."""
+        return StatusStream(
+            instance.feed, heartbeat=status_heartbeat, max_subscribers=stream_subscribers
+        )
 
     @app.get("/ready", response_model=Readiness, responses={503: {"model": Readiness}})
     async def ready() -> JSONResponse:

@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import contextlib
 import time
+from datetime import UTC, datetime
 from pathlib import Path
 
 from emulator.framecount import FrameCounter
 from emulator.health import build_status
 from emulator.models import DiskFacts, EmulatorStatus
+from emulator.status_stream import StatusFeed
 from emulator.stream.owner import StreamOwner
 from emulator.supervisor import Supervisor
 from emulator.vnc import VncSampler
@@ -31,12 +33,13 @@ class EmulatorInstance:
         self.counter = counter
         self.disk = disk
         self.started = time.monotonic()
+        self.started_at = datetime.now(UTC)
+        self.feed = StatusFeed(self.status)
+        """The status as a stream of changes (``GET /status/stream``)."""
+        supervisor.on_change = sampler.on_change = counter.on_change = self.feed.poke
 
     def status(self) -> EmulatorStatus:
         sup = self.supervisor
-        silent_for = None
-        if sup.qmp_silent_since is not None:
-            silent_for = time.monotonic() - sup.qmp_silent_since
         errors = list(sup.errors)
         video = self.sampler.facts()
         if self.sampler.last_error and sup.running and not video.vnc_connected:
@@ -55,13 +58,13 @@ class EmulatorInstance:
             instance=self.name,
             qemu=sup.facts(),
             qmp_ok=sup.qmp_ok,
-            qmp_silent_for=silent_for,
             video=video,
             failures=sup.consecutive_failures,
             supervisor_uptime=time.monotonic() - self.started,
             disk=self._disk_now(),
             errors=errors,
             stream=None if self.stream is None else self.stream.facts(),
+            supervisor_started_at=self.started_at,
         )
 
     def _disk_now(self) -> DiskFacts | None:

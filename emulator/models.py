@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from datetime import datetime
 from enum import StrEnum
+from typing import Any
 
 from pydantic import BaseModel, Field
 
@@ -26,6 +27,11 @@ class QemuFacts(BaseModel):
     qmp_status: str | None = Field(None, description="QMP query-status, e.g. running, paused")
     qmp_latency_ms: float | None = Field(None, description="Latency of the last QMP probe")
     uptime_seconds: float | None = Field(None, description="Age of the current QEMU process")
+    started_at: datetime | None = Field(
+        None,
+        description="When the current QEMU process started (wall clock): its age is now minus "
+        "this, which stays right while nothing else changes (uptime_seconds is as of timestamp)",
+    )
     restarts: int = Field(0, description="Times the supervisor restarted QEMU")
     last_exit: str | None = Field(None, description="Why the previous QEMU ended")
     booted: bool = Field(False, description="QEMU has reached running at least once")
@@ -57,6 +63,13 @@ class VideoFacts(BaseModel):
         description="When the picture last changed, as seen on the continuous VNC "
         "connection (every change, however rare: unlike the sampled frame rate, this sees "
         "a desktop clock that redraws once a minute); null before the first picture",
+    )
+    still_since: datetime | None = Field(
+        None,
+        description="While the picture has not changed for a couple of seconds: when it last "
+        "changed (changed_at); null while it changes and before the first picture. Unlike "
+        "changed_at it moves only when the picture stops or starts changing, so it is news "
+        "(the status stream sends it) where changed_at is a clock",
     )
     blank: bool = Field(False, description="The latest frame is a single colour")
     vnc_connected: bool = False
@@ -128,11 +141,38 @@ class EmulatorStatus(BaseModel):
     )
     timestamp: datetime
     supervisor_uptime_seconds: float
+    supervisor_started_at: datetime | None = Field(
+        None, description="When the supervisor started (wall clock)"
+    )
     qemu: QemuFacts
     video: VideoFacts
     disk: DiskFacts | None = None
     stream: StreamFacts | None = Field(None, description="The live video stream; null when off")
     errors: list[str] = Field(default_factory=list, description="Recent errors, newest last")
+
+
+# Fields of EmulatorStatus that move while nothing happens: clocks (the timestamp, ages and
+# uptimes) and running measurements (QMP latency, frames counted, the overlay's size, free
+# space). A change in these alone is not news: the supervisor's status stream sends no event
+# for it and the backend publishes none (backend.fleet derives its own list from this one).
+# Ages are computed by whoever shows them, from the absolute ``*started_at`` fields.
+# In pydantic's include/exclude form, e.g. ``status.model_dump_json(exclude=CLOCK_FIELDS)``.
+CLOCK_FIELDS: dict[str, Any] = {
+    "timestamp": True,
+    "supervisor_uptime_seconds": True,
+    "qemu": {"uptime_seconds", "qmp_latency_ms"},
+    # changed_at moves with every frame an animated guest draws.
+    "video": {"last_frame_age_seconds", "frames_total", "changed_at"},
+    "disk": {"overlay_size", "free_bytes"},
+    # Counters of the video stream that move with every frame it sends; its frame rate and
+    # state are news, like the guest's frame rate.
+    "stream": {"frames_out", "last_frame_age_seconds", "capped", "dropped", "bitrate_kbps"},
+}
+
+
+def significant_json(status: EmulatorStatus) -> str:
+    """The status without its :data:`CLOCK_FIELDS`: equal strings mean no news."""
+    return status.model_dump_json(exclude=CLOCK_FIELDS)
 
 
 class Readiness(BaseModel):

@@ -163,7 +163,7 @@ async def run(settings: Settings) -> int:
     server = None
     try:
         await supervisor.spawned.wait()
-        server = _http_server(instance, settings.control_token)
+        server = _http_server(instance, settings.control_token, settings.status_heartbeat)
         http_task = asyncio.create_task(server.serve(sockets=[http_sock]), name="http")
         _register(
             settings.state_dir,
@@ -193,6 +193,9 @@ async def run(settings: Settings) -> int:
         await supervisor.stop()
     finally:
         supervisor.kill_now()
+        # Open status streams end properly (readers see the end, not a broken link), and
+        # the HTTP server does not wait for them.
+        instance.feed.close()
         remove_registration(settings.state_dir)
         sup_task.cancel()
         vnc_task.cancel()
@@ -266,7 +269,7 @@ def _register(state_dir: Path, registration: LocalRegistration) -> None:
         raise state_dir_error(state_dir, exc, "cannot write the registration file") from None
 
 
-def _http_server(instance: EmulatorInstance, token: str | None):  # type: ignore[no-untyped-def]
+def _http_server(instance: EmulatorInstance, token: str | None, heartbeat: float):  # type: ignore[no-untyped-def]
     import uvicorn
 
     from emulator.http_api import create_app
@@ -278,7 +281,7 @@ def _http_server(instance: EmulatorInstance, token: str | None):  # type: ignore
         def capture_signals(self):  # type: ignore[no-untyped-def]
             yield
 
-    app = create_app(instance, token)
+    app = create_app(instance, token, status_heartbeat=heartbeat)
     return Server(uvicorn.Config(app, log_config=None, access_log=False, lifespan="off"))
 
 

@@ -26,6 +26,7 @@ import time
 from collections import deque
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
 
 from emulator.backoff import Backoff
@@ -127,6 +128,7 @@ class Supervisor:
         self._clock = clock
         self.proc: asyncio.subprocess.Process | None = None
         self.started_at: float | None = None
+        self.started_wall: datetime | None = None
         self.restarts = 0
         self.consecutive_failures = 0
         self.last_exit: str | None = None
@@ -140,6 +142,8 @@ class Supervisor:
         self.errors: deque[str] = deque(maxlen=10)
         self.stderr_tail: deque[str] = deque(maxlen=20)
         self.on_qmp_latency: Callable[[float], None] | None = None
+        self.on_change: Callable[[], None] | None = None
+        """Called when a fact the status is made of changes (the status stream listens)."""
         self._stderr_task: asyncio.Task[None] | None = None
         self._restart = asyncio.Event()
         self._stop = asyncio.Event()
@@ -163,6 +167,7 @@ class Supervisor:
             qmp_status=self.qmp_status if self.running else None,
             qmp_latency_ms=self.qmp_latency_ms,
             uptime_seconds=uptime,
+            started_at=self.started_wall if self.running else None,
             restarts=self.restarts,
             last_exit=self.last_exit,
             booted=self.booted,
@@ -190,6 +195,11 @@ class Supervisor:
     def _error(self, message: str, **context: object) -> None:
         self.errors.append(message)
         log(logger, logging.ERROR, message, **context)
+        self._changed()
+
+    def _changed(self) -> None:
+        if self.on_change is not None:
+            self.on_change()
 
     # -- the main loop --------------------------------------------------------------------
 
@@ -216,6 +226,7 @@ class Supervisor:
         if manual:
             self.consecutive_failures = 0
             self.crash_loop = False
+        self._changed()
 
     async def _after_failure(self) -> None:
         ran_for = self._clock() - (self.started_at or self._clock())
@@ -277,10 +288,12 @@ class Supervisor:
         self.proc = proc
         self.spawned.set()
         self.started_at = self._clock()
+        self.started_wall = datetime.now(UTC)
         self.qmp_status, self.qmp_ok, self.qmp_silent_since = None, False, None
         self.disk_error = None  # a new QEMU starts with its disk requests afresh
         self._stderr_task = asyncio.create_task(self._read_stderr(proc))
         log(logger, logging.INFO, "QEMU started", pid=proc.pid, argv=self.argv)
+        self._changed()
         return proc
 
     async def _read_stderr(self, proc: asyncio.subprocess.Process) -> None:
@@ -332,6 +345,7 @@ class Supervisor:
                 self.booted = True
                 self.first_ready.set()
                 log(logger, logging.INFO, "QEMU is running", pid=self.proc and self.proc.pid)
+                self._changed()
                 return
             if self._clock() > deadline:
                 raise QemuStartError(f"QEMU stayed in state {self.qmp_status!r}")
@@ -384,9 +398,11 @@ class Supervisor:
             return
         self._base_checked_at = self._clock()
         changed = await self.base_check()
-        if changed is not None and self.base_changed is None:
+        was, self.base_changed = self.base_changed, changed
+        if changed is not None and was is None:
             self._error(changed)
-        self.base_changed = changed
+        elif changed != was:
+            self._changed()
 
     async def _wait_any_timeout(self, task: asyncio.Task[int], limit: float) -> None:
         waiters = {
@@ -401,7 +417,19 @@ class Supervisor:
                 if w is not task:
                     w.cancel()
 
+    def _probe_facts(self) -> tuple[object, ...]:
+        err = self.disk_error
+        return (self.qmp_ok, self.qmp_status, err and err.kind, self.resumes)
+
     async def _probe(self) -> None:
+        before = self._probe_facts()
+        try:
+            await self._probe_qmp()
+        finally:
+            if self._probe_facts() != before:
+                self._changed()
+
+    async def _probe_qmp(self) -> None:
         started = time.perf_counter()
         try:
             if not self.qmp.connected:
@@ -534,6 +562,7 @@ class Supervisor:
         self.qmp_ok = False
         self.qmp_status = None
         log(logger, logging.INFO, "QEMU stopped", pid=proc.pid, returncode=proc.returncode)
+        self._changed()
 
     def kill_now(self) -> None:
         """Last resort for an unclean exit path: never leave QEMU running."""

@@ -39,6 +39,11 @@ FULL_REFRESH_AFTER = 3.5
 DEAD_AFTER = 10.0
 # How old the last update may be for the display to count as active.
 ACTIVE_WITHIN = 10.0
+# How long the picture must stay unchanged to count as still (video.still_since). Longer
+# than the gaps of an animated guest (QEMU sends each change within its 30 ms refresh), so
+# a drawing guest never flickers between still and changing; short, because the automatic
+# recovery's shortest "frozen for" bounds can be a few seconds.
+STILL_AFTER = 2.0
 CONNECT_TIMEOUT = 3.0
 BACKOFF_MIN, BACKOFF_MAX = 0.2, 5.0
 
@@ -81,6 +86,8 @@ class VncSampler:
         self._last_update: float | None = None
         self._changed_at: float | None = None
         """Wall-clock time of the last change of the picture (for other processes)."""
+        self._changed_mono: float | None = None
+        """The same moment on ``clock`` (stillness is measured on it)."""
         self._updates = 0
         self._seq = 0
         self._blank = False
@@ -88,6 +95,12 @@ class VncSampler:
         self._connections = 0
         self._last_error: str | None = None
         self._frame_event = asyncio.Event()
+        self.on_change: Callable[[], None] | None = None
+        """Called when what :meth:`facts` says changes other than by time passing."""
+
+    def _changed(self) -> None:
+        if self.on_change is not None:
+            self.on_change()
 
     # -- what the rest of the supervisor reads -------------------------------------------
 
@@ -98,14 +111,17 @@ class VncSampler:
         if self._buffer is not None:
             height, width = self._buffer.shape[:2]
         active = self._connected and age is not None and age <= ACTIVE_WITHIN
+        changed_at = (
+            None if self._changed_at is None else datetime.fromtimestamp(self._changed_at, UTC)
+        )
+        still = self._changed_mono is not None and now - self._changed_mono >= STILL_AFTER
         return VideoFacts(
             display_active=active and not self._blank,
             width=width,
             height=height,
             last_frame_age_seconds=None if age is None else round(age, 3),
-            changed_at=(
-                None if self._changed_at is None else datetime.fromtimestamp(self._changed_at, UTC)
-            ),
+            changed_at=changed_at,
+            still_since=changed_at if still else None,
             blank=self._blank,
             vnc_connected=self._connected,
             vnc_reconnects=max(0, self._connections - 1),
@@ -163,7 +179,9 @@ class VncSampler:
                     )
                 self._last_error = message
             finally:
-                self._connected = False
+                if self._connected:
+                    self._connected = False
+                    self._changed()
             if self._updates > updates_before:
                 backoff.reset()
             await asyncio.sleep(backoff.next_delay())
@@ -185,6 +203,7 @@ class VncSampler:
             await writer.drain()
             self._connected = True
             self._connections += 1
+            self._changed()
             log(
                 logger,
                 logging.INFO,
@@ -269,6 +288,8 @@ class VncSampler:
                 changed = True
             region[...] = pixels
         now = self._clock()
+        # Updates arriving again after a pause make the display active again: news.
+        revived = self._last_update is None or now - self._last_update > ACTIVE_WITHIN
         self._last_update = now
         self._updates += 1
         height, width = self._shape()
@@ -276,10 +297,17 @@ class VncSampler:
             log(logger, logging.INFO, "vnc resolution changed", width=width, height=height)
         # Ask for the next update straight away so QEMU can send each change as it happens.
         writer.write(_update_request(not resized, width, height))
+        blank = self._blank
+        # A change after a still spell is news (video.still_since ends); the spell's start
+        # is found by the status stream's periodic recheck, as time alone brings it about.
+        moved = changed and (self._changed_mono is None or now - self._changed_mono >= STILL_AFTER)
         if changed:
             self._changed_at = time.time()
+            self._changed_mono = now
             self._seq += 1
             sample = self._buffer[::8, ::8, :3]
             self._blank = bool((sample == sample[0, 0]).all())
             self._frame_event.set()
             self._frame_event = asyncio.Event()
+        if revived or resized or moved or blank != self._blank:
+            self._changed()

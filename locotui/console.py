@@ -85,6 +85,16 @@ def _listener() -> socket.socket:
 
 def _connect_kube(settings: config.Settings, env: Mapping[str, str]) -> tuple[Any, str | None]:
     """(KubeClient or None, note for the operator)."""
+    from locotui.commands._common import kube_configured
+
+    if not kube_configured(settings, env):
+        # Nothing to connect to: do not pay for importing the Kubernetes client (most of a
+        # second, a third of the console's start) only to be told so.
+        home = Path.home() / ".kube" / "config"
+        return None, (
+            f"Kubernetes not used: kubeconfig {home} not found; give --kubeconfig FILE or "
+            "set KUBECONFIG (or run inside a pod with a service account)"
+        )
     from locotui.data.kube_client import KubeClient, KubeConfigError
 
     requested = _kube_requested(settings, env)
@@ -101,8 +111,9 @@ def _connect_kube(settings: config.Settings, env: Mapping[str, str]) -> tuple[An
 async def _preflight(
     settings: config.Settings, kube: Any, *, through_cluster: bool = False
 ) -> tuple[str | None, str | None]:
-    """(backend error, kube error) from one quick look at each, at most ~3 s. Through
-    the cluster, the backend is looked for as a Ready pod instead."""
+    """(backend error, kube error) from one quick look at each, at most ~3 s; None where
+    nothing was found wrong or the look was not needed (below). Through the cluster, the
+    backend is looked for as a Ready pod instead."""
     from locotui.data.backend_client import BackendClient
     from locotui.data.errors import DataError
 
@@ -126,8 +137,6 @@ async def _preflight(
         return None
 
     async def cluster() -> str | None:
-        if kube is None:
-            return None
         try:
             async with asyncio.timeout(3.0):
                 await kube.list_pods()
@@ -137,12 +146,31 @@ async def _preflight(
             return str(exc)
         return None
 
+    if kube is None:
+        if through_cluster:
+            return await backend(), None
+        # The backend's verdict alone stops nothing (the console opens and retries it):
+        # no reason to wait for a backend that does not answer.
+        return None, None
+    # The cluster answering is enough to open: the console shows its pods at once and keeps
+    # trying the backend, so a backend that does not answer does not hold them back. The
+    # backend's verdict is needed only when the cluster fails too.
+    checks = {asyncio.ensure_future(backend()): "b", asyncio.ensure_future(cluster()): "k"}
+    errors: dict[str, str | None] = {}
     try:
-        b, k = await asyncio.gather(backend(), cluster())
+        pending = set(checks)
+        while pending:
+            done, pending = await asyncio.wait(pending, return_when=asyncio.FIRST_COMPLETED)
+            for task in done:
+                errors[checks[task]] = task.result()
+            if "k" in errors and errors["k"] is None:
+                break
     finally:
-        if kube is not None:
-            await kube.aclose()  # this loop ends here; the console's own makes a new client
-    return b, k
+        for task in checks:
+            task.cancel()
+        await asyncio.gather(*checks, return_exceptions=True)
+        await kube.aclose()  # this loop ends here; the console's own makes a new client
+    return errors.get("b"), errors.get("k")
 
 
 def run_console(

@@ -27,6 +27,7 @@ PUBLIC = {
         "atomicfile",
         "childproc",  # the demo starts the programs as children
         "testimage",  # the test guest, which the demo writes
+        "sse",  # one framing of server-sent events, which the backend writes too
     },
     "backend": {
         "models",  # the backend's wire contract

@@ -13,7 +13,7 @@ import platform
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from fastapi import FastAPI, Header, Query, Request
 from fastapi import Path as PathParam
@@ -38,6 +38,7 @@ from backend.models import (
     Instance,
     InstanceList,
     InstanceSource,
+    InstanceSummaryList,
     ReadinessCheck,
     ReadinessReport,
     TimelineEntry,
@@ -144,8 +145,16 @@ def create_app(runtime: BackendRuntime) -> FastAPI:
     @app.get(
         "/api/instances",
         response_class=Response,
-        responses={200: {"model": InstanceList}, 304: {"description": "Not modified"}},
-        summary="All instances (ETag / If-None-Match supported)",
+        responses={
+            200: {
+                "model": InstanceList | InstanceSummaryList,
+                "description": "InstanceList, or with view=summary InstanceSummaryList",
+            },
+            304: {"description": "Not modified"},
+            422: _ERR,
+        },
+        summary="All instances, in full or (view=summary) as a fleet overview; ETag / "
+        "If-None-Match supported",
         # The header is read from the request directly (declaring it as a parameter costs
         # ~10 % of throughput on the hottest route); documented here instead.
         openapi_extra={
@@ -160,8 +169,17 @@ def create_app(runtime: BackendRuntime) -> FastAPI:
             ]
         },
     )
-    async def list_instances(request: Request) -> Response:
-        body, etag = fleet.list_body()
+    async def list_instances(
+        request: Request,
+        view: Annotated[
+            Literal["full", "summary"],
+            Query(
+                description="full: every instance with its health body (the default); "
+                "summary: what a fleet overview shows, a tenth of the size"
+            ),
+        ] = "full",
+    ) -> Response:
+        body, etag = fleet.summary_body() if view == "summary" else fleet.list_body()
         headers = {"ETag": etag, "Cache-Control": "no-cache"}
         if _etag_matches(request.headers.get("if-none-match"), etag):
             return Response(status_code=304, headers=headers)
@@ -233,9 +251,17 @@ def create_app(runtime: BackendRuntime) -> FastAPI:
         responses={200: _SSE_DOC},
         summary="Server-sent events: a snapshot, then every change in order",
     )
-    async def events() -> StreamingResponse:
+    async def events(
+        view: Annotated[
+            Literal["full", "summary"],
+            Query(
+                description="full: instances with their health bodies; summary: "
+                "summary_snapshot and summary events, what a fleet overview shows"
+            ),
+        ] = "full",
+    ) -> StreamingResponse:
         return StreamingResponse(
-            fleet_events(fleet, settings.sse_keepalive, metrics),
+            fleet_events(fleet, settings.sse_keepalive, metrics, summary=view == "summary"),
             media_type="text/event-stream",
             headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
         )

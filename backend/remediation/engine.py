@@ -56,14 +56,21 @@ def observe(inst: Instance, now: float) -> Observation:
     problem = None
     if inst.status in (InstanceStatus.UNHEALTHY, InstanceStatus.DEGRADED):
         problem = inst.status_reason or inst.status.value
-    changed_at = health.video.changed_at if health is not None else None
+    # Read from still_since, not from changed_at: changed_at is a clock (it moves with
+    # every frame and is not published for that alone), so the instance's copy of it ages
+    # while the guest draws; still_since changes only when the picture stops or starts
+    # changing, and arrives with that news.
+    still_for = None
+    if health is not None and health.video.changed_at is not None:
+        still = health.video.still_since
+        still_for = 0.0 if still is None else max(0.0, now - still.timestamp())
     return Observation(
         name=inst.name,
         running=running,
         problem=problem,
         fps=inst.fps,
         profile=health.qemu.profile if health is not None else None,
-        still_for=None if changed_at is None else max(0.0, now - changed_at.timestamp()),
+        still_for=still_for,
     )
 
 

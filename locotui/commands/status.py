@@ -43,7 +43,7 @@ from locotui.commands._common import (
 )
 from locotui.data.errors import DataError
 from locotui.data.feeds import FleetFeeds
-from locotui.data.fleet import SEVERITY, FleetModel, Origin, Source
+from locotui.data.fleet import SEVERITY, FleetModel, Origin, Source, qemu_started_at
 from locotui.data.remediation import needing_a_person, policy_summary
 
 if TYPE_CHECKING:
@@ -85,12 +85,11 @@ def _age(inst: Instance, now: datetime) -> str:
     started = None
     if inst.pod is not None:
         started = inst.pod.start_time or inst.pod.created_at
-    if started is None and inst.health is not None and inst.health.qemu.uptime_seconds:
-        seconds = inst.health.qemu.uptime_seconds
-    elif started is not None:
-        seconds = (now - started).total_seconds()
-    else:
+    if started is None:
+        started = qemu_started_at(inst.health)
+    if started is None:
         return "-"
+    seconds = (now - started).total_seconds()
     seconds = max(0, int(seconds))
     for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
         if seconds >= size:
@@ -240,7 +239,7 @@ async def _once(settings: Settings, options: argparse.Namespace, out: TextIO) ->
 
 
 def _model_code(fleet: FleetModel) -> int:
-    instances = [e.instance for e in fleet.entries.values()]
+    instances = [e.full for e in fleet.entries.values() if e.full is not None]
     discovery_ok = fleet.discovery.ok if fleet.discovery is not None else True
     return exit_code(instances, fleet.live, discovery_ok)
 
@@ -260,7 +259,7 @@ async def _watch(
             while True:
                 seen = await fleet.wait_changed(seen)
                 code = state["code"] = _model_code(fleet)
-                instances = [e.instance for e in fleet.entries.values()]
+                instances = [e.full for e in fleet.entries.values() if e.full is not None]
                 link = fleet.links[Source.BACKEND]
                 error = None if fleet.live else (link.error or f"backend {link.state.value}")
                 if options.json:

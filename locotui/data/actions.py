@@ -261,7 +261,7 @@ class ActionRunner:
 
     def _source_of(self, name: str) -> InstanceSource | None:
         entry = self.fleet.get(name) if self.fleet is not None else None
-        return entry.instance.source if entry is not None else None
+        return entry.summary.source if entry is not None else None
 
     def mode_for(self, name: str) -> Mode:
         return self.routes.restart(name)

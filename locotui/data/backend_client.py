@@ -16,7 +16,10 @@ body not what we expect     :class:`BadResponse`
 ==========================  ===================================================
 
 :meth:`BackendClient.events` is the SSE consumer: it yields every parsed
-:data:`backend.models.FleetEvent` (a snapshot first, after every (re)connect) interleaved
+:data:`backend.models.FleetEvent` (a snapshot first, after every (re)connect), or with
+``summary=True`` the summary stream's events (``?view=summary``: what a fleet overview
+shows, a tenth of the bytes; a backend without it sends the full events, which are taken
+as they come), interleaved
 with :class:`LinkChange` items describing the connection (connecting, connected,
 reconnecting with the delay before the next attempt and the error). It reconnects forever
 with exponential backoff and full jitter, and treats a stream that stays silent longer
@@ -41,9 +44,10 @@ from urllib.parse import quote
 import httpx
 from pydantic import TypeAdapter, ValidationError
 
-from backend.bounded_http import AnswerTooLarge, MiB, fetch, lines
+from backend.bounded_http import AnswerTooLarge, MiB, fetch, lines, sse_events
 from backend.models import (
     FLEET_EVENT_ADAPTER,
+    SUMMARY_EVENT_ADAPTER,
     ActionResult,
     BackendHealth,
     DiscoveryEvent,
@@ -55,6 +59,8 @@ from backend.models import (
     RemediationStatus,
     RemovedEvent,
     SnapshotEvent,
+    SummaryEvent,
+    SummarySnapshotEvent,
     TimelineEntry,
 )
 from locotui.data.errors import (
@@ -80,7 +86,15 @@ __all__ = [
     "MalformedEvent",
 ]
 
-FleetEventT = SnapshotEvent | InstanceEvent | RemovedEvent | DiscoveryEvent | RemediationEvent
+FleetEventT = (
+    SnapshotEvent
+    | InstanceEvent
+    | SummarySnapshotEvent
+    | SummaryEvent
+    | RemovedEvent
+    | DiscoveryEvent
+    | RemediationEvent
+)
 
 # Ceilings of what is read from the backend. The largest legitimate answers: the full list
 # and the snapshot event of a thousand instances (about 1 MiB each), 10,000 log lines.
@@ -340,7 +354,7 @@ class BackendClient:
                 if not resp.is_success:
                     await resp.aread()
                     self._raise_for(resp, what)
-                async for sse in _sse_events(resp, LOG_LINE_LIMIT):
+                async for sse in sse_events(lines(resp, LOG_LINE_LIMIT), LOG_LINE_LIMIT):
                     if sse.data is not None:
                         yield sse.data
         except AnswerTooLarge as exc:
@@ -402,6 +416,7 @@ class BackendClient:
         backoff: Backoff | None = None,
         idle_timeout: float = 45.0,
         reconnect: bool = True,
+        summary: bool = False,
     ) -> AsyncIterator[FleetEventT | LinkChange | MalformedEvent]:
         """Consumes ``/api/events`` forever (see the module docstring).
 
@@ -418,6 +433,7 @@ class BackendClient:
                 async with self._http.stream(
                     "GET",
                     "/api/events",
+                    params={"view": "summary"} if summary else None,
                     headers={"Accept": "text/event-stream"},
                     timeout=httpx.Timeout(self._timeout, read=idle_timeout),
                 ) as resp:
@@ -428,11 +444,13 @@ class BackendClient:
                     if not ctype.startswith("text/event-stream"):
                         raise BadResponse(f"event stream: backend sent {ctype or 'no type'}")
                     connected = False
-                    async for sse in _sse_events(resp, SSE_LINE_LIMIT):
+                    async for sse in sse_events(lines(resp, SSE_LINE_LIMIT), SSE_LINE_LIMIT):
                         if sse.data is None:
                             continue
                         parsed = _parse_event(sse.event, sse.data)
-                        if not connected and isinstance(parsed, SnapshotEvent):
+                        if not connected and isinstance(
+                            parsed, SnapshotEvent | SummarySnapshotEvent
+                        ):
                             # Only a snapshot proves the stream works end to end.
                             connected = True
                             attempt = 0
@@ -479,8 +497,11 @@ def _parse(model: Any, resp: httpx.Response, what: str) -> Any:
 
 
 def _parse_event(event: str | None, data: str) -> FleetEventT | MalformedEvent:
+    adapter = (
+        SUMMARY_EVENT_ADAPTER if event in ("summary_snapshot", "summary") else FLEET_EVENT_ADAPTER
+    )
     try:
-        return FLEET_EVENT_ADAPTER.validate_json(data)
+        return adapter.validate_json(data)
     except ValidationError as exc:
         first = exc.errors()[0] if exc.errors() else {"loc": (), "msg": "invalid"}
         loc = ".".join(str(p) for p in first.get("loc", ()))
@@ -491,41 +512,3 @@ def _parse_event(event: str | None, data: str) -> FleetEventT | MalformedEvent:
         return MalformedEvent(
             event, data[:500], f"{loc or 'data'}: {first['msg']}", str(name) if name else None
         )
-
-
-@dataclass(frozen=True, slots=True)
-class _Sse:
-    event: str | None
-    data: str | None
-    id: str | None
-
-
-async def _sse_events(resp: httpx.Response, max_line: int) -> AsyncIterator[_Sse]:
-    """Parses a ``text/event-stream`` body (WHATWG rules, enough for our server); an event
-    may not hold more than ``max_line`` bytes of data."""
-    event: str | None = None
-    data: list[str] = []
-    size = 0
-    ident: str | None = None
-    async for line in lines(resp, max_line):
-        if line == "":
-            if data or event:
-                yield _Sse(event, "\n".join(data) if data else None, ident)
-            event, data, size = None, [], 0
-            continue
-        if line.startswith(":"):
-            continue  # comment / keep-alive
-        fname, _, value = line.partition(":")
-        value = value.removeprefix(" ")
-        if fname == "data":
-            size += len(value)
-            if size > max_line:  # many short data lines add up to one event
-                raise AnswerTooLarge(f"an event of the stream is over {max_line} bytes")
-            data.append(value)
-        elif fname == "event":
-            event = value
-        elif fname == "id":
-            ident = value
-        # "retry" is ignored: our own backoff decides.
-    if data:
-        yield _Sse(event, "\n".join(data), ident)

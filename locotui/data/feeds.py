@@ -1,12 +1,16 @@
 """Keeps a :class:`~locotui.data.fleet.FleetModel` fed: the backend's event stream, and the
 Kubernetes-only fallback while the backend is gone.
 
-Policy: the backend's ``/api/events`` stream is the source of truth. When it has not been
-connected for ``fallback_after`` seconds and a Kubernetes client is available, the pod
-watch starts and the fleet shows pods without emulator health (entries with
-``origin == Origin.KUBERNETES``). As soon as the backend is connected again the watch
-stops and the backend's snapshot replaces the fallback view. Without a backend URL, the
-watch runs from the start.
+Policy: the backend's ``/api/events`` stream is the source of truth (in the summary form
+with ``summary=True``, as the console reads it). When a Kubernetes client is available and
+the backend is not connected, the pod watch starts and the fleet shows pods without
+emulator health (entries with ``origin == Origin.KUBERNETES``): at once when the first
+attempt fails (a refused connection), ``first_fallback_after`` seconds after the start
+when the first attempt is still pending (a backend that does not answer would otherwise
+hold the screen empty for its whole timeout), and ``fallback_after`` seconds after a
+backend that was connected is lost (a blip does not swap the view). As soon as the
+backend is connected again the watch stops and the backend's snapshot replaces the
+fallback view. Without a backend URL, the watch runs from the start.
 
 The automatic recovery's state (``GET /api/remediation``: on, dry run, paused until when,
 by whom) is not on the stream, so it is read: when the stream (re)connects, after the
@@ -64,6 +68,8 @@ class FleetFeeds:
         backend: BackendClient | None = None,
         kube: KubeClient | KubeFactory | None = None,
         fallback_after: float = 5.0,
+        first_fallback_after: float = 1.0,
+        summary: bool = False,
         backoff: Callable[[], Backoff] = Backoff,
         idle_timeout: float = 45.0,
         remediation_every: float = REMEDIATION_EVERY,
@@ -75,6 +81,9 @@ class FleetFeeds:
         # A factory is a plain callable; a KubeClient instance is not callable.
         self.kube: KubeClient | None = None if kube is None or callable(kube) else kube
         self.fallback_after = fallback_after
+        self.first_fallback_after = first_fallback_after
+        self.summary = summary
+        self._ever_connected = False
         self._backoff = backoff
         self.idle_timeout = idle_timeout
         self._backend_task: asyncio.Task[None] | None = None
@@ -94,6 +103,7 @@ class FleetFeeds:
         if self.backend is not None:
             self.fleet.set_link(Source.BACKEND, LinkState.CONNECTING, detail=self.backend.base_url)
             self._backend_task = loop.create_task(self._run_backend(), name="feed-backend")
+            self._arm_fallback(self.first_fallback_after)
             self._remediation_task = loop.create_task(
                 self._run_remediation(), name="feed-remediation"
             )
@@ -132,7 +142,7 @@ class FleetFeeds:
         assert self.backend is not None
         try:
             async for item in self.backend.events(
-                backoff=self._backoff(), idle_timeout=self.idle_timeout
+                backoff=self._backoff(), idle_timeout=self.idle_timeout, summary=self.summary
             ):
                 if isinstance(item, LinkChange):
                     item = LinkChange(
@@ -156,11 +166,22 @@ class FleetFeeds:
 
     def _on_backend_link(self, change: LinkChange) -> None:
         if change.state is LinkState.CONNECTED:
+            self._ever_connected = True
             self.refresh_remediation()
             if self._fallback_timer is not None:
                 self._fallback_timer.cancel()
                 self._fallback_timer = None
             self._stop_fallback()
+        elif change.state is LinkState.CONNECTING:
+            self._arm_fallback(
+                self.first_fallback_after if not self._ever_connected else self.fallback_after
+            )
+        elif not self._ever_connected:
+            # The first attempt failed: nothing from the backend to wait for.
+            if self._fallback_timer is not None:
+                self._fallback_timer.cancel()
+                self._fallback_timer = None
+            self._arm_fallback(0.0)
         else:
             self._arm_fallback(self.fallback_after)
 

@@ -4,7 +4,10 @@ Sources write into one :class:`FleetModel`; widgets only read it:
 
 * the backend's event stream: :meth:`FleetModel.apply_event` (snapshot / instance /
   removed / discovery / remediation, or a
-  :class:`~locotui.data.backend_client.MalformedEvent`),
+  :class:`~locotui.data.backend_client.MalformedEvent`); in the summary form
+  (``summary_snapshot`` / ``summary``) each entry has the instance's summary only, and its
+  full form (:attr:`Entry.full`, with the health body) is fetched where it is shown in
+  detail (:meth:`FleetModel.set_full`),
 * the automatic recovery's state, read from the backend now and then
   (:meth:`FleetModel.set_remediation`; the feeds do it),
 * the Kubernetes fallback (backend gone): :meth:`FleetModel.apply_pods` /
@@ -27,6 +30,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import re
 import time
 from collections import deque
@@ -39,17 +43,23 @@ from typing import Any
 from pydantic import ValidationError
 
 from backend.models import (
+    BreakerInfo,
     DiscoveryEvent,
     DiscoveryState,
     Instance,
     InstanceEvent,
     InstanceList,
     InstanceStatus,
+    InstanceSummary,
+    InstanceSummaryList,
     RemediationEvent,
     RemediationStatus,
     RemovedEvent,
     SnapshotEvent,
+    SummaryEvent,
+    SummarySnapshotEvent,
 )
+from emulator.models import EmulatorStatus
 from locotui.data.link import LinkChange, LinkState
 from locotui.data.query import FilterError, Query, parse_query
 from locotui.data.remediation import needing_a_person
@@ -63,6 +73,8 @@ __all__ = [
     "Origin",
     "SortKey",
     "Source",
+    "qemu_started_at",
+    "supervisor_started_at",
 ]
 
 
@@ -123,12 +135,39 @@ class Link:
         return max(0.0, self.retry_at - (time.monotonic() if now is None else now))
 
 
+def qemu_started_at(health: EmulatorStatus | None) -> datetime | None:
+    """When the emulator's current QEMU started. The backend does not republish a health
+    body when only its clocks moved, so an age is computed from this, never read from
+    ``uptime_seconds`` (older supervisors: derived from it and the body's own timestamp)."""
+    if health is None:
+        return None
+    if health.qemu.started_at is not None:
+        return health.qemu.started_at
+    if health.qemu.uptime_seconds is None:
+        return None
+    return health.timestamp.astimezone(UTC) - timedelta(seconds=health.qemu.uptime_seconds)
+
+
+def supervisor_started_at(health: EmulatorStatus) -> datetime:
+    """When the emulator's supervisor started (see :func:`qemu_started_at`)."""
+    if health.supervisor_started_at is not None:
+        return health.supervisor_started_at
+    seconds = health.supervisor_uptime_seconds
+    return health.timestamp.astimezone(UTC) - timedelta(seconds=seconds)
+
+
 @dataclass
 class Entry:
-    """One instance as the UI shows it."""
+    """One instance as the UI shows it. The overview (tiles, table, header) reads only
+    :attr:`summary`; the full instance is there when it came with the data (the Kubernetes
+    fallback, the full event stream) or was fetched for the detail view."""
 
     name: str
-    instance: Instance
+    summary: InstanceSummary
+    full: Instance | None = None
+    """The instance with its health body, as of :attr:`full_for` (None: not fetched)."""
+    full_for: InstanceSummary | None = None
+    """The summary that was current when :attr:`full` was taken (is it up to date?)."""
     origin: Origin = Origin.BACKEND
     error: str | None = None
     """Why the latest update about this instance could not be used (malformed data)."""
@@ -145,37 +184,34 @@ class Entry:
 
     @property
     def status(self) -> InstanceStatus:
-        return self.instance.status
+        return self.summary.status
 
     @property
     def fps(self) -> float | None:
-        return self.instance.fps
+        return self.summary.fps
 
     @property
     def healthy(self) -> bool:
-        return self.instance.status is InstanceStatus.HEALTHY
+        return self.summary.status is InstanceStatus.HEALTHY
 
     @property
     def restarts(self) -> int:
         """Pod restarts plus the supervisor's QEMU restarts (either means trouble)."""
-        pod = self.instance.pod.restarts if self.instance.pod else 0
-        qemu = self.instance.health.qemu.restarts if self.instance.health else 0
-        return pod + qemu
+        return self.summary.restarts
 
     @property
     def node(self) -> str | None:
-        return self.instance.pod.node if self.instance.pod else None
+        return self.summary.node
 
     @property
     def started_at(self) -> datetime | None:
         """When the instance (pod, else the QEMU process) started; None when unknown."""
-        pod = self.instance.pod
-        if pod and (pod.start_time or pod.created_at):
-            return pod.start_time or pod.created_at
-        health = self.instance.health
-        if health and health.qemu.uptime_seconds is not None:
-            return health.timestamp.astimezone(UTC) - timedelta(seconds=health.qemu.uptime_seconds)
-        return None
+        return self.summary.started_at
+
+    @property
+    def full_current(self) -> bool:
+        """:attr:`full` shows what the summary does (nothing changed since it was taken)."""
+        return self.full is not None and self.full_for is self.summary
 
     def fps_values(self, n: int | None = None) -> list[float]:
         """The last ``n`` fps samples for a sparkline (unknown samples as 0.0)."""
@@ -226,6 +262,7 @@ class FleetModel:
         self._sort_reverse = False
         self._unhealthy_only = False
         self.selection: set[str] = set()
+        self._view: tuple[int, list[Entry]] | None = None
         # notification
         self.version = 0
         self._subscribers: list[Callback] = []
@@ -344,10 +381,14 @@ class FleetModel:
             self.set_link(Source.BACKEND, event)
             return
         self.links[Source.BACKEND].last_data_at = self._clock()
-        if isinstance(event, SnapshotEvent):
+        if isinstance(event, SnapshotEvent | SummarySnapshotEvent):
             self.apply_snapshot(event.fleet)
         elif isinstance(event, InstanceEvent):
             self._upsert(event.instance, Origin.BACKEND)
+            self.revision = event.seq
+            self._touch()
+        elif isinstance(event, SummaryEvent):
+            self._upsert_summary(event.instance, Origin.BACKEND)
             self.revision = event.seq
             self._touch()
         elif isinstance(event, RemovedEvent):
@@ -388,16 +429,20 @@ class FleetModel:
 
     def needing_a_person(self) -> list[Entry]:
         """The entries the automatic recovery gave up on, in natural name order."""
-        names = {i.name for i in needing_a_person(e.instance for e in self.entries.values())}
+        names = {i.name for i in needing_a_person(e.summary for e in self.entries.values())}
         return [self.entries[n] for n in sorted(names, key=_natural)]
 
-    def apply_snapshot(self, fleet: InstanceList) -> None:
-        """Replaces every entry with the backend's list (history of kept names survives)."""
+    def apply_snapshot(self, fleet: InstanceList | InstanceSummaryList) -> None:
+        """Replaces every entry with the backend's list, full or summary (history of kept
+        names survives)."""
         names = {i.name for i in fleet.items}
         for gone in [n for n in self.entries if n not in names]:
             self._remove(gone)
-        for inst in fleet.items:
-            self._upsert(inst, Origin.BACKEND)
+        for item in fleet.items:
+            if isinstance(item, Instance):
+                self._upsert(item, Origin.BACKEND)
+            else:
+                self._upsert_summary(item, Origin.BACKEND)
         self.discovery = fleet.discovery
         self.revision = fleet.revision
         self.links[Source.BACKEND].last_data_at = self._clock()
@@ -424,8 +469,18 @@ class FleetModel:
         self._touch()
 
     def upsert(self, instance: Instance, origin: Origin = Origin.BACKEND) -> None:
-        """Inserts or replaces one instance (e.g. from ``GET /api/instances/{name}``)."""
+        """Inserts or replaces one instance."""
         self._upsert(instance, origin)
+        self._touch()
+
+    def set_full(self, instance: Instance, taken_for: InstanceSummary | None = None) -> None:
+        """The full form of an entry, fetched (``GET /api/instances/{name}``) when its
+        summary was ``taken_for``; the summary itself stays what the stream said."""
+        entry = self.entries.get(instance.name)
+        if entry is None:
+            return
+        entry.full = instance
+        entry.full_for = taken_for if taken_for is not None else entry.summary
         self._touch()
 
     # ------------------------------------------------------------------ kubernetes input
@@ -454,35 +509,47 @@ class FleetModel:
 
     # ------------------------------------------------------------------ internals
     def _upsert(self, inst: Instance, origin: Origin) -> None:
+        entry = self._upsert_summary(inst.summary(), origin, inst.breaker)
+        entry.full, entry.full_for = inst, entry.summary
+
+    def _upsert_summary(
+        self, s: InstanceSummary, origin: Origin, breaker: BreakerInfo | None = None
+    ) -> Entry:
         now, wall = self._clock(), self._wall()
-        entry = self.entries.get(inst.name)
+        entry = self.entries.get(s.name)
         if entry is None:
             entry = Entry(
-                inst.name,
-                inst,
-                origin,
+                s.name,
+                s,
+                origin=origin,
                 fps_history=deque(maxlen=self.history_points),
                 status_history=deque(maxlen=self.status_history_points),
             )
-            self.entries[inst.name] = entry
-        entry.instance = inst
+            self.entries[s.name] = entry
+        if entry.origin is not origin:
+            # The full form came from the other source: it is not this one's to show.
+            entry.full = entry.full_for = None
+        entry.summary = s
         entry.origin = origin
         entry.error = None
         entry.updated_at = now
-        if not entry.status_history or entry.status_history[-1][1] is not inst.status:
-            entry.status_history.append((wall, inst.status))
-        breaker = inst.breaker
-        if not entry.breaker_history or entry.breaker_history[-1][1] != breaker.state.value:
-            since = breaker.since or datetime.fromtimestamp(wall, UTC)
-            entry.breaker_history.append((since, breaker.state.value, breaker.failures))
+        if not entry.status_history or entry.status_history[-1][1] is not s.status:
+            entry.status_history.append((wall, s.status))
+        if not entry.breaker_history or entry.breaker_history[-1][1] != s.breaker.value:
+            since = (breaker.since if breaker else s.breaker_since) or datetime.fromtimestamp(
+                wall, UTC
+            )
+            failures = breaker.failures if breaker else 0
+            entry.breaker_history.append((since, s.breaker.value, failures))
         if origin is Origin.BACKEND:
             # Backend updates can arrive many times a second; keep at most one sample per
             # sample_interval so the sparkline's x axis is roughly time.
             hist = entry.fps_history
             if hist and wall - hist[-1][0] < self.sample_interval:
-                hist[-1] = (hist[-1][0], inst.fps)
+                hist[-1] = (hist[-1][0], s.fps)
             else:
-                hist.append((wall, inst.fps))
+                hist.append((wall, s.fps))
+        return entry
 
     def _remove(self, name: str) -> None:
         self.entries.pop(name, None)
@@ -513,16 +580,16 @@ class FleetModel:
     @staticmethod
     def filter_fields(entry: Entry) -> dict[str, str]:
         """What the filter's fields hold for ``entry``."""
-        inst = entry.instance
+        inst = entry.summary
         return {
             "name": entry.name,
             "node": entry.node or "",
             "status": inst.status.value,
-            "reason": inst.status_reason or entry.error or "",
+            "reason": inst.reason or entry.error or "",
             "source": entry.origin.value,
             # "needs" finds the instances the automatic recovery gave up on.
             "rung": inst.remediation.rung.replace("_", " ") if inst.remediation else "",
-            "accel": inst.health.qemu.accel if inst.health else "",
+            "accel": inst.accel or "",
         }
 
     @property
@@ -561,7 +628,7 @@ class FleetModel:
         key = self._sort_key
         if key is SortKey.STATUS:
             # Worst first, and worse than any status: the ones nobody is fixing.
-            rung = e.instance.remediation
+            rung = e.summary.remediation
             return (not (rung and rung.rung == "needs_person"), SEVERITY[e.status], e.name)
         if key is SortKey.FPS:
             # Unknown fps sorts first: it is worse than any number.
@@ -574,9 +641,15 @@ class FleetModel:
         return (_natural(e.name),)
 
     def view(self) -> list[Entry]:
-        """The entries to show: filtered, then sorted by the current key."""
+        """The entries to show: filtered, then sorted by the current key. Kept until the
+        model changes (every change bumps :attr:`version`): the once-a-second repaint of
+        an idle fleet of a thousand does not sort it again. Do not modify the list."""
+        cached = self._view
+        if cached is not None and cached[0] == self.version:
+            return cached[1]
         shown = [e for e in self.entries.values() if self.matches(e)]
         shown.sort(key=self._sort_tuple, reverse=self._sort_reverse)
+        self._view = (self.version, shown)
         return shown
 
     def counts(self) -> dict[InstanceStatus, int]:
@@ -633,6 +706,7 @@ class FleetModel:
         return sorted(self.entries, key=_natural)
 
 
+@functools.lru_cache(maxsize=8192)
 def _natural(name: str) -> tuple[Any, ...]:
     """Sort key so loco-emulator-10 comes after loco-emulator-9."""
     return tuple(int(p) if p.isdigit() else p for p in re.split(r"(\d+)", name))

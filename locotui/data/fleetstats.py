@@ -1,7 +1,7 @@
 """Fleet figures: frame rate by node (and by accelerator), and the fleet's SLO.
 
 Pure functions over the fleet model's entries (anything with ``name``, ``fps``, ``node``,
-``status`` and ``instance.health``), tested without a UI.
+``status`` and ``summary.accel``), tested without a UI.
 
 **By node**: the median and the 10th percentile of the measured frame rates of the
 instances on each node, and which of them are *stuck*: far below their own node's
@@ -116,8 +116,7 @@ def rates_by_accel(entries: Iterable[Any], target_fps: float) -> list[GroupRate]
     """One row per accelerator (``kvm``, ``tcg``; ``?`` without emulator health)."""
 
     def accel(entry: Any) -> str:
-        health = entry.instance.health
-        return health.qemu.accel if health is not None else "?"
+        return entry.summary.accel or "?"
 
     return _group(entries, accel, target_fps)
 

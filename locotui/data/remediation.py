@@ -22,10 +22,11 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from datetime import UTC, datetime, timedelta
+from typing import TypeVar
 
 from pydantic import ValidationError
 
-from backend.models import Instance, PauseRequest, RemediationStatus
+from backend.models import Instance, InstanceSummary, PauseRequest, RemediationStatus
 
 __all__ = [
     "AUTO_RECOVERY",
@@ -91,7 +92,10 @@ def policy_summary(status: RemediationStatus | None) -> str:
     return "on (dry run)" if state == "dry_run" else "on"
 
 
-def needing_a_person(instances: Iterable[Instance]) -> list[Instance]:
+_OnLadder = TypeVar("_OnLadder", Instance, InstanceSummary)
+
+
+def needing_a_person(instances: Iterable[_OnLadder]) -> list[_OnLadder]:
     """The instances the automatic recovery gave up on, in the order given."""
     return [
         i for i in instances if i.remediation is not None and i.remediation.rung == "needs_person"

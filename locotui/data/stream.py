@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from enum import StrEnum
 from urllib.parse import quote
 
-from backend.models import Instance
+from backend.models import InstanceSummary
 from emulator.models import StreamFacts, StreamState
 
 
@@ -21,32 +21,38 @@ class StreamMark(StrEnum):
     FAILING = "failing"  # failed, restarting after a backoff
 
 
-# A playing stream that has sent no picture for this long is marked still.
-STILL_AFTER = 5.0
-
-
 @dataclass(frozen=True)
 class StreamView:
     mark: StreamMark
     fps: float | None
-    viewers: int
-    facts: StreamFacts
 
 
-def stream_of(inst: Instance) -> StreamView | None:
-    """The stream of ``inst``, or None when it has none (off, or no health yet)."""
-    facts = inst.health.stream if inst.health is not None else None
-    if facts is None:
-        return None
-    if facts.state is StreamState.RESTARTING:
+def _view(state: StreamState, fps: float | None) -> StreamView:
+    if state is StreamState.RESTARTING:
         mark = StreamMark.FAILING
-    elif facts.state is not StreamState.PLAYING:
+    elif state is not StreamState.PLAYING:
         mark = StreamMark.WAITING
-    elif facts.last_frame_age_seconds is None or facts.last_frame_age_seconds > STILL_AFTER:
+    elif not fps:
+        # Playing, and no picture left the encoder over its frame-rate window (or it has
+        # not been measured yet): a still screen, or trouble. The frame rate is what the
+        # supervisor's status sends when it changes; the age of the last frame is a clock
+        # and does not travel.
         mark = StreamMark.STILL
     else:
         mark = StreamMark.LIVE
-    return StreamView(mark, facts.frames_per_second, facts.viewers, facts)
+    return StreamView(mark, fps)
+
+
+def stream_of(inst: InstanceSummary) -> StreamView | None:
+    """The stream of ``inst``, or None when it has none (off, or no health yet)."""
+    if inst.stream is None:
+        return None
+    return _view(inst.stream.state, inst.stream.fps)
+
+
+def stream_view(facts: StreamFacts) -> StreamView:
+    """The same mark from the full health's stream facts (the detail view)."""
+    return _view(facts.state, facts.frames_per_second)
 
 
 def watch_url(backend_url: str, name: str) -> str:

@@ -26,7 +26,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Itera
 from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 from urllib.parse import quote
 
 from textual import events, on, work
@@ -46,7 +46,6 @@ from locotui.data.errors import DataError
 from locotui.data.feeds import FleetFeeds
 from locotui.data.fleet import FilterError, FleetModel, Origin, Source
 from locotui.data.history import SLO_WINDOWS, HistoryProvider, make_history
-from locotui.data.kube_client import KubeClient
 from locotui.data.link import LinkState
 from locotui.data.pace import Pace
 from locotui.data.remediation import AUTO_RECOVERY, describe_resume, policy_summary
@@ -60,6 +59,10 @@ from locotui.ui.loops import ConsoleLoops
 from locotui.ui.table import FleetTable
 from locotui.ui.thumbs import ThumbnailCache
 from locotui.ui.tile import THUMB_LOADING, Thumb
+
+if TYPE_CHECKING:
+    # Imported when needed only: the Kubernetes client takes most of a second to import.
+    from locotui.data.kube_client import KubeClient
 
 __all__ = ["MUTATING", "LocoApp"]
 
@@ -218,7 +221,13 @@ class LocoApp(App[int]):
             routes=self.routes,
         )
         self.feeds: FleetFeeds | None = (
-            FleetFeeds(self.model, backend=backend, kube=kube, fallback_after=fallback_after)
+            FleetFeeds(
+                self.model,
+                backend=backend,
+                kube=kube,
+                fallback_after=fallback_after,
+                summary=True,
+            )
             if start_feeds
             else None
         )
@@ -374,7 +383,7 @@ class LocoApp(App[int]):
 
     def _source_of(self, name: str) -> InstanceSource | None:
         entry = self.model.get(name)
-        return entry.instance.source if entry is not None else None
+        return entry.summary.source if entry is not None else None
 
     async def on_unmount(self) -> None:
         for forward in self.forwards.values():
@@ -752,7 +761,7 @@ class LocoApp(App[int]):
                 active.scroll_to_section(section)
             return
         entry = self.model.get(name)
-        if section is None and entry is not None and entry.instance.remediation is not None:
+        if section is None and entry is not None and entry.summary.remediation is not None:
             # On the automatic recovery's ladder: what happened so far is what matters.
             section = "timeline"
         self.push_screen(
@@ -765,6 +774,7 @@ class LocoApp(App[int]):
                 thumbs=self.thumbs,
                 section=section,
                 timeline=self.backend.timeline if self.backend is not None else None,
+                fetch=self.backend.get_instance if self.backend is not None else None,
                 audit=self.audit,
                 watch_url=self.watch_url,
             )
@@ -842,7 +852,7 @@ class LocoApp(App[int]):
                 backend=self.backend,
                 kube=self.kube,
                 is_pod=self.routes.is_pod(name),
-                known=entry.instance if entry is not None else None,
+                known=entry.full if entry is not None else None,
             )
 
         self.push_screen(RawScreen(name, load))
@@ -876,16 +886,7 @@ class LocoApp(App[int]):
         if name is None or entry is None:
             self.notify("no instance under the cursor", severity="warning")
             return
-        address = entry.instance.vnc
-        port = int(address.rsplit(":", 1)[1]) if address and ":" in address else 5900
-        if not self.routes.is_pod(name):
-            if address is None:
-                self.notify(f"{name} has no VNC address", severity="warning")
-                return
-            host, _, vnc_port = address.rpartition(":")
-            self._offer_viewer(name, host, int(vnc_port))
-            return
-        if self.kube is None:
+        if self.routes.is_pod(name) and self.kube is None:
             self.notify(
                 "screen access to a pod needs Kubernetes access: a kubeconfig whose user may "
                 "create pods/portforward (the chart's operator Role)",
@@ -893,10 +894,34 @@ class LocoApp(App[int]):
                 timeout=8,
             )
             return
-        self._open_forward(name, port)
+        self._open_vnc(name)
+
+    async def _vnc_address(self, name: str) -> str | None:
+        """The instance's VNC address: from its full form (the summary list leaves it
+        out), fetched from the backend when this console has not got it."""
+        entry = self.model.get(name)
+        if entry is not None and entry.full is not None:
+            return entry.full.vnc
+        if self.backend is None:
+            return None
+        try:
+            full = await self.backend.get_instance(name)
+        except DataError:
+            return None
+        self.model.set_full(full)
+        return full.vnc
 
     @work(group="vnc")
-    async def _open_forward(self, name: str, port: int) -> None:
+    async def _open_vnc(self, name: str) -> None:
+        address = await self._vnc_address(name)
+        if not self.routes.is_pod(name):
+            if address is None:
+                self.notify(f"{name} has no VNC address", severity="warning")
+                return
+            host, _, vnc_port = address.rpartition(":")
+            self._offer_viewer(name, host, int(vnc_port))
+            return
+        port = int(address.rsplit(":", 1)[1]) if address and ":" in address else 5900
         forward = self.forwards.get(name)
         if forward is None:
             assert self.kube is not None
@@ -1117,7 +1142,7 @@ class LocoApp(App[int]):
         )
 
     def action_forget(self) -> None:
-        lost = [n for n in self.targets() if (e := self.model.get(n)) and e.instance.lost_since]
+        lost = [n for n in self.targets() if (e := self.model.get(n)) and e.summary.lost_since]
         if not lost:
             self.notify(
                 "only a lost instance (its supervisor died) can be forgotten", severity="warning"
@@ -1218,19 +1243,15 @@ class LocoApp(App[int]):
 def can_have_picture(entry: Any) -> bool:
     """Worth asking for a frame: a backend instance with an address whose circuit is not
     open (an open circuit means the backend would refuse at once)."""
-    inst = entry.instance
-    return (
-        entry.origin is Origin.BACKEND
-        and inst.health_url is not None
-        and inst.breaker.state is not BreakerState.OPEN
-    )
+    inst = entry.summary
+    return entry.origin is Origin.BACKEND and inst.watched and inst.breaker is not BreakerState.OPEN
 
 
 def _no_picture(entry: Any) -> Thumb:
     if entry.origin is Origin.KUBERNETES:
         return Thumb(message="no picture: backend unreachable")
-    if entry.instance.health_url is None:
+    if not entry.summary.watched:
         return Thumb(message="no supervisor address yet")
-    if entry.instance.breaker.state is BreakerState.OPEN:
+    if entry.summary.breaker is BreakerState.OPEN:
         return Thumb(message="no picture: supervisor unreachable", error=True)
     return THUMB_LOADING

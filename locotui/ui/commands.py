@@ -85,7 +85,7 @@ class JumpCommands(Provider):
             if entry is None:
                 continue
             status = f"{fmt.STATUS_SYMBOL[entry.status]} {entry.status.value}"
-            reason = fmt.reason_of(entry.instance)
+            reason = fmt.reason_of(entry.summary)
             out.append((name, status + (f" — {reason}" if reason else "")))
         return out
 

@@ -12,7 +12,7 @@ from datetime import UTC, datetime
 
 from rich.text import Text
 
-from backend.models import BreakerState, Instance, InstanceStatus
+from backend.models import BreakerState, InstanceStatus, InstanceSummary
 from locotui.data.stream import StreamMark, StreamView
 
 __all__ = [
@@ -27,7 +27,6 @@ __all__ = [
     "fps_cell",
     "fps_label",
     "fps_text",
-    "measuring",
     "phase_style",
     "pod_summary",
     "rung_text",
@@ -159,7 +158,7 @@ def sparkline(values: Sequence[float | None], width: int, top: float | None = No
     return "".join(out).rjust(width)
 
 
-def status_text(inst: Instance, *, word: bool = True) -> Text:
+def status_text(inst: InstanceSummary, *, word: bool = True) -> Text:
     """``● healthy`` in the status colour, with ``~stale`` when it is last-known data."""
     st = inst.status
     text = span(STATUS_SYMBOL.get(st, "?"), STATUS_STYLE.get(st, "bold"))
@@ -174,76 +173,57 @@ def fps_text(fps: float | None) -> str:
     return "  -  " if fps is None else f"{fps:5.1f}"
 
 
-def measuring(inst: Instance) -> bool:
-    """The emulator is live but has not measured its (new) QEMU's frame rate yet: a 0 or a
-    dash would both say something false."""
-    h = inst.health
-    return (
-        inst.fps is None
-        and not inst.stale
-        and h is not None
-        and h.video.estimated_frame_rate is None
-        and inst.status in (InstanceStatus.HEALTHY, InstanceStatus.STARTING)
-    )
-
-
-def fps_cell(inst: Instance) -> Text:
-    """The frame rate as a 5-wide cell: the figure, ``meas…`` while measuring, or ``-``."""
-    if measuring(inst):
+def fps_cell(inst: InstanceSummary) -> Text:
+    """The frame rate as a 5-wide cell: the figure, ``meas…`` while measuring, or ``-``
+    (measuring: the emulator is live but has not measured its new QEMU's frame rate yet;
+    a 0 or a dash would both say something false)."""
+    if inst.measuring:
         return span("meas…", "dim italic")
     return Text(fps_text(inst.fps), style="" if inst.fps is not None else "dim")
 
 
-def fps_label(inst: Instance) -> Text:
+def fps_label(inst: InstanceSummary) -> Text:
     """``25.0 fps``, ``measuring… fps`` or ``- fps`` for titles and tiles."""
-    if measuring(inst):
+    if inst.measuring:
         return span("measuring…", "dim italic")
     if inst.fps is None:
         return span("- fps", "dim")
     return span(f"{inst.fps:.1f} fps", "bold")
 
 
-def breaker_text(inst: Instance, at: datetime | None = None) -> Text:
-    b = inst.breaker
-    label = {"half_open": "half-open"}.get(b.state.value, b.state.value)
-    text = span(label, BREAKER_STYLE.get(b.state, ""))
-    if b.state is BreakerState.OPEN:
-        if b.retry_at is not None:
-            when = b.retry_at if b.retry_at.tzinfo else b.retry_at.replace(tzinfo=UTC)
-            left = (when - (at or now())).total_seconds()
-            text.append(f" retry {age(left)}" if left > 0 else " retrying", style="red")
-        if b.failures:
-            text.append(f" ({b.failures} fails)", style="red")
-    elif b.failures:
-        text.append(f" {b.failures} fail{'s' if b.failures != 1 else ''}", style="yellow")
+def breaker_text(inst: InstanceSummary, at: datetime | None = None) -> Text:
+    """The circuit's state, and since when while it is not closed."""
+    state = inst.breaker
+    label = {"half_open": "half-open"}.get(state.value, state.value)
+    text = span(label, BREAKER_STYLE.get(state, ""))
+    if state is not BreakerState.CLOSED and inst.breaker_since is not None:
+        text.append(
+            f" {since(inst.breaker_since, at)}",
+            style="red" if state is BreakerState.OPEN else "yellow",
+        )
     return text
 
 
-def pod_summary(inst: Instance, at: datetime | None = None) -> Text:
-    """``Running 1/1 ↻2 3h12m node-a`` (Kubernetes) or the source for static/local."""
-    pod = inst.pod
-    if pod is None:
+def pod_summary(inst: InstanceSummary, at: datetime | None = None) -> Text:
+    """``Running ready ↻2 3h12m node-a`` (Kubernetes) or the source for static/local."""
+    if inst.phase is None:
         if inst.lost_since is not None:
             text = span(f"{inst.source.value} · ", "dim")
             text.append(f"supervisor lost {since(inst.lost_since, at)} ago", style="bold red")
             return text
         return Text(f"{inst.source.value} · no pod", style="dim")
-    phase = pod.phase or "?"
-    if pod.deleting:
-        phase = "Terminating"
-    if pod.waiting_reason:
-        phase = pod.waiting_reason
-    text = span(phase, phase_style(phase, pod.ready))
-    text.append(f" {'ready' if pod.ready else 'not-ready'}", style="" if pod.ready else "yellow")
-    if pod.restarts:
-        text.append(f" ↻{pod.restarts}", style="yellow")
-    text.append(f" {since(pod.start_time or pod.created_at, at)}", style="dim")
-    if pod.node:
-        text.append(f" {pod.node}", style="dim")
+    ready = bool(inst.ready)
+    text = span(inst.phase, phase_style(inst.phase, ready))
+    text.append(f" {'ready' if ready else 'not-ready'}", style="" if ready else "yellow")
+    if inst.restarts:
+        text.append(f" ↻{inst.restarts}", style="yellow")
+    text.append(f" {since(inst.started_at, at)}", style="dim")
+    if inst.node:
+        text.append(f" {inst.node}", style="dim")
     return text
 
 
-def rung_text(inst: Instance, at: datetime | None = None) -> Text | None:
+def rung_text(inst: InstanceSummary, at: datetime | None = None) -> Text | None:
     """Where the automatic recovery has the instance: ``⟳ reset 40s ago, watching``, or
     ``⚑ needs a person`` as loud as the screen gets; None while it is not on the ladder."""
     rung = inst.remediation
@@ -254,13 +234,10 @@ def rung_text(inst: Instance, at: datetime | None = None) -> Text | None:
     return span(f"{RUNG_MARK} {rung.rung} {since(rung.since, at)} ago, watching", "bold yellow")
 
 
-def reason_of(inst: Instance) -> str | None:
-    """The one line that says why: the status reason, else the last error."""
-    if inst.status_reason:
-        return inst.status_reason
-    if inst.health is not None and inst.health.reasons:
-        return inst.health.reasons[0]
-    return inst.last_error
+def reason_of(inst: InstanceSummary) -> str | None:
+    """The one line that says why: the status reason, else the emulator's first reason,
+    else the last error (the summary has it in that order)."""
+    return inst.reason
 
 
 STREAM_STYLE: dict[StreamMark, str] = {

@@ -177,7 +177,7 @@ def header_lines(model: FleetModel, info: HeaderInfo, now: float) -> list[Text]:
         first.append("  ")
         verb = "needs" if gave_up == 1 else "need"
         first.append(f" {fmt.NEEDS_PERSON_MARK} {gave_up} {verb} a person ", "bold reverse red")
-    stale = sum(1 for e in model.entries.values() if e.instance.stale)
+    stale = sum(1 for e in model.entries.values() if e.summary.stale)
     if stale:
         first.append(f"  {fmt.STALE_MARK}{stale} stale", style="bold yellow")
     broken = sum(1 for e in model.entries.values() if e.error)

@@ -54,7 +54,7 @@ THUMB_LOADING = Thumb(message="⋯ loading frame")
 
 def tile_lines(entry: Entry, at: datetime) -> list[Text]:
     """The tile's text lines for ``entry`` (pure: tested without an app)."""
-    inst = entry.instance
+    inst = entry.summary
     lines: list[Text] = []
 
     # 1: status with symbol, fps and its sparkline.
@@ -72,26 +72,24 @@ def tile_lines(entry: Entry, at: datetime) -> list[Text]:
     # 3: breaker and the emulator's own view of QEMU, or why there is none yet.
     third = span("breaker ", "dim")
     third.append_text(fmt.breaker_text(inst, at))
-    health = inst.health
     if entry.origin is Origin.KUBERNETES:
         third.append(" · no emulator health (backend down)", style="yellow")
-    elif health is None:
-        if inst.last_probe_at is None:
-            third.append(" · … waiting for first health probe", style="italic cyan")
-        else:
+    elif inst.qemu is None:
+        if inst.stale:
             third.append(" · no health body", style="yellow")
+        else:
+            third.append(" · … waiting for first health probe", style="italic cyan")
     else:
-        q = health.qemu
-        state = q.qmp_status or ("running" if q.running else "not running")
-        style = "" if q.running and q.qmp_status in (None, "running") else "bold red"
+        style = "" if inst.qemu == "running" else "bold red"
         third.append(" · qemu ", style="dim")
-        third.append(state, style=style)
-        if q.uptime_seconds is not None:
-            third.append(f" up {fmt.age(q.uptime_seconds)}", style="dim")
-        if q.crash_loop:
+        third.append(inst.qemu, style=style)
+        if inst.phase is None and inst.started_at is not None:
+            # Without a pod the start is the current QEMU's (a pod's age is on line 2).
+            third.append(f" up {fmt.since(inst.started_at, at)}", style="dim")
+        if inst.crash_loop:
             third.append(" CRASH-LOOP", style="bold red")
-        elif q.restarts:
-            third.append(f" ↻{q.restarts}", style="yellow")
+        elif inst.restarts and inst.phase is None:
+            third.append(f" ↻{inst.restarts}", style="yellow")
         stream = stream_of(inst)
         if stream is not None:
             third.append(" · ", style="dim")
@@ -108,13 +106,11 @@ def tile_lines(entry: Entry, at: datetime) -> list[Text]:
     if reason:
         bad = inst.status in (InstanceStatus.UNHEALTHY, InstanceStatus.DEGRADED)
         why = Text(reason, style="red" if bad else "yellow")
-    elif inst.last_error:
-        why = Text(inst.last_error, style="yellow")
     else:
         why = Text("no problems reported", style="dim")
     rung = fmt.rung_text(inst, at)
     if rung is not None:
-        if reason or inst.last_error:
+        if reason:
             rung.append(" · ", style="dim")
             rung.append_text(why)
         why = rung
@@ -245,7 +241,7 @@ class Tile(Widget):
         entry = self.entry
         if entry is None:
             return
-        inst = entry.instance
+        inst = entry.summary
         selected = self._selected
         stale_age = fmt.since(inst.stale_since, at) if inst.stale and inst.stale_since else ""
         needs = _needs_person(entry)
@@ -269,11 +265,11 @@ class Tile(Widget):
             )
 
     def _key(self, entry: Entry, at: datetime) -> tuple[object, ...]:
-        """What the text lines depend on. The model replaces an entry's ``Instance`` on
-        every update, so identity is enough; ages move once a second."""
+        """What the text lines depend on. The model replaces an entry's summary on every
+        update, so identity is enough; ages move once a second."""
         hist = entry.fps_history
         return (
-            entry.instance,
+            entry.summary,
             entry.error,
             entry.origin,
             len(hist),
@@ -385,7 +381,7 @@ class Tile(Widget):
 
 
 def _needs_person(entry: Entry) -> bool:
-    rung = entry.instance.remediation
+    rung = entry.summary.remediation
     return rung is not None and rung.rung == "needs_person"
 
 

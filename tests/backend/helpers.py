@@ -7,7 +7,6 @@ import contextlib
 import ipaddress
 import json
 import logging
-import socket
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -21,7 +20,7 @@ from backend.fleet import Fleet
 from backend.models import InstanceSource
 from backend.runtime import BackendRuntime, build_runtime
 from emulator.jsonlog import JsonFormatter
-from tests.support.serving import start_server
+from tests.support.serving import free_socket, start_server
 
 FAST = Settings(
     discovery=InstanceSource.STATIC,
@@ -54,14 +53,6 @@ def instance_history(fleet: Fleet, name: str, after: int = 0) -> list[Any]:
         if isinstance(event, InstanceEvent) and event.instance.name == name:
             out.append(event.instance)
     return out
-
-
-def free_socket() -> socket.socket:
-    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    sock.bind(("127.0.0.1", 0))
-    sock.listen(512)
-    return sock
 
 
 @contextlib.asynccontextmanager
@@ -151,46 +142,3 @@ class JsonLines(logging.Handler):
 
     def parsed(self) -> list[dict[str, Any]]:
         return [json.loads(line) for line in self.lines]
-
-
-class SseReader:
-    """Reads one /api/events stream: parsed events, comments counted, with deadlines."""
-
-    def __init__(self, response: httpx.Response) -> None:
-        self.response = response
-        self._lines = response.aiter_lines()
-        self.comments = 0
-        self.retry: int | None = None
-
-    async def next_event(self, timeout: float = 15.0) -> tuple[str, int, str]:
-        """The next event as (event name, id, data)."""
-        event, ident, data = "message", -1, []
-        async with asyncio.timeout(timeout):
-            async for line in self._lines:
-                if line == "":
-                    if data:
-                        return event, ident, "\n".join(data)
-                    continue
-                if line.startswith(":"):
-                    self.comments += 1
-                    continue
-                field, _, value = line.partition(":")
-                value = value.removeprefix(" ")
-                if field == "event":
-                    event = value
-                elif field == "id":
-                    ident = int(value)
-                elif field == "data":
-                    data.append(value)
-                elif field == "retry":
-                    self.retry = int(value)
-        raise AssertionError("event stream ended")
-
-    async def next_comment(self, timeout: float = 5.0) -> str:
-        """Skips lines until a comment (keep-alive) arrives."""
-        async with asyncio.timeout(timeout):
-            async for line in self._lines:
-                if line.startswith(":"):
-                    self.comments += 1
-                    return line
-        raise AssertionError("event stream ended")

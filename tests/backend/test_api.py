@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import httpx
@@ -17,14 +18,17 @@ from backend.models import (
     InstanceList,
     InstanceSource,
     InstanceStatus,
+    InstanceSummaryList,
     ReadinessReport,
     RemovedEvent,
     SnapshotEvent,
+    StreamSummary,
 )
 from backend.runtime import build_runtime
 from emulator.models import OverallStatus, StreamFacts, StreamState
-from tests.backend.helpers import JsonLines, SseReader, backend_for, serve, settings
+from tests.backend.helpers import JsonLines, backend_for, serve, settings
 from tests.support.fake_emulator import FakeEmulators, write_static
+from tests.support.sse import SseReader
 from tests.support.waiting import eventually
 
 TOKEN = "t0ken-for-tests"
@@ -106,6 +110,97 @@ async def test_stream_facts_pass_through(tmp_path: Path, fake: FakeEmulators) ->
         metrics = (await client.get("/metrics")).text
         assert 'loco_backend_instance_stream_fps{instance="loco-1"} 24.5' in metrics
         assert 'loco_backend_instance_stream_fps{instance="loco-0"}' not in metrics
+        # The summary list carries what a tile's stream mark needs, no more.
+        summary = await client.get("/api/instances", params={"view": "summary"})
+        by_name = {
+            i.name: i for i in InstanceSummaryList.model_validate_json(summary.content).items
+        }
+        assert by_name["loco-1"].stream == StreamSummary(state=StreamState.PLAYING, fps=24.5)
+        assert by_name["loco-0"].stream is None
+
+
+async def test_summary_list_is_small_and_has_its_own_etag(
+    tmp_path: Path, fake: FakeEmulators
+) -> None:
+    async with backend_for(write_static(tmp_path / "f.yaml", fake)) as (runtime, client):
+        await eventually(lambda: healthy(runtime), fleet=runtime.fleet, what="3 healthy")
+        runtime.prober.enabled = False
+        await runtime.prober.close()
+        full = await client.get("/api/instances")
+        summary = await client.get("/api/instances", params={"view": "summary"})
+        assert summary.status_code == 200
+        listed = InstanceSummaryList.model_validate_json(summary.content)
+        assert [i.name for i in listed.items] == ["loco-0", "loco-1", "loco-2"]
+        assert listed.revision == InstanceList.model_validate_json(full.content).revision
+        one = listed.items[0]
+        assert one.status is InstanceStatus.HEALTHY and one.fps == 25.0 and not one.stale
+        assert one.restarts == 0 and one.breaker == "closed"
+        raw = json.loads(summary.content)["items"][0]
+        assert "stale" not in raw and "breaker" not in raw, "defaults are left out"
+        assert len(summary.content) * 5 < len(full.content)
+        etag = summary.headers["etag"]
+        assert etag != full.headers["etag"], "one tag per form"
+        same = await client.get("/api/instances?view=summary", headers={"If-None-Match": etag})
+        assert same.status_code == 304
+        other = await client.get("/api/instances", headers={"If-None-Match": etag})
+        assert other.status_code == 200, "a summary's tag does not match the full list"
+        runtime.fleet.probe_failed("loco-1", "synthetic")
+        changed = await client.get("/api/instances?view=summary", headers={"If-None-Match": etag})
+        assert changed.status_code == 200
+        item = InstanceSummaryList.model_validate_json(changed.content).items[1]
+        assert item.status is InstanceStatus.DEGRADED and item.stale
+        assert item.reason and "synthetic" in item.reason
+        error(await client.get("/api/instances?view=tiny"), 422, "invalid_request")
+
+
+async def test_the_summary_event_stream(tmp_path: Path, fake: FakeEmulators) -> None:
+    from backend.models import SUMMARY_EVENT_ADAPTER, SummaryEvent, SummarySnapshotEvent
+
+    async with backend_for(write_static(tmp_path / "f.yaml", fake)) as (runtime, client):
+        await eventually(lambda: healthy(runtime), fleet=runtime.fleet, what="3 healthy")
+        runtime.prober.enabled = False
+        await runtime.prober.close()
+        params = {"view": "summary"}
+        async with client.stream("GET", "/api/events", params=params, timeout=30) as events:
+            reader = SseReader(events)
+            kind, _, data = await reader.next_event()
+            snapshot = SUMMARY_EVENT_ADAPTER.validate_json(data)
+            assert kind == "summary_snapshot" and isinstance(snapshot, SummarySnapshotEvent)
+            assert len(snapshot.fleet.items) == 3 and snapshot.fleet.items[0].fps == 25.0
+            runtime.fleet.probe_failed("loco-2", "synthetic")
+            kind, seq, data = await reader.next_event()
+            event = SUMMARY_EVENT_ADAPTER.validate_json(data)
+            assert kind == "summary" and isinstance(event, SummaryEvent)
+            assert event.instance.name == "loco-2" and event.instance.stale
+            assert seq == runtime.fleet.seq
+        error(await client.get("/api/events?view=tiny"), 422, "invalid_request")
+
+
+def test_summary_of_a_pod_instance() -> None:
+    from datetime import UTC, datetime
+
+    from backend.models import BreakerInfo, BreakerState, InstanceSource, PodFacts
+
+    started = datetime(2026, 1, 1, tzinfo=UTC)
+    inst = Instance(
+        name="loco-0",
+        source=InstanceSource.KUBERNETES,
+        status=InstanceStatus.UNHEALTHY,
+        status_reason="supervisor unreachable, circuit open",
+        pod=PodFacts(phase="Running", ready=False, restarts=2, node="n1", start_time=started),
+        breaker=BreakerInfo(state=BreakerState.OPEN, since=started),
+        stale=True,
+    )
+    s = inst.summary()
+    assert (s.phase, s.ready, s.restarts, s.node, s.started_at) == (
+        "Running",
+        False,
+        2,
+        "n1",
+        started,
+    )
+    assert s.breaker is BreakerState.OPEN and s.breaker_since == started and s.stale
+    assert s.reason == "supervisor unreachable, circuit open"
 
 
 async def test_status_change_reaches_the_list(tmp_path: Path, fake: FakeEmulators) -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from datetime import UTC, datetime
 
+import backend.fleet as fleet_module
 from backend.discovery.base import Target
 from backend.fleet import Fleet
 from backend.metrics import BackendMetrics
@@ -79,31 +80,61 @@ def test_unchanged_data_publishes_nothing() -> None:
     assert fleet.seq == seq + 1
 
 
-def test_clock_only_changes_are_published_at_most_every_few_seconds(monkeypatch) -> None:
-    import backend.fleet as fleet_module
-
-    now = [1000.0]
-    monkeypatch.setattr(fleet_module.time, "monotonic", lambda: now[0])
+def test_clock_only_changes_are_never_published() -> None:
     fleet = new_fleet()
     fleet.sync([target("a")])
     fleet.probe_succeeded("a", body())
     seq = fleet.seq
-    later = body().model_copy(
+    for second in range(1, 20):
+        later = body().model_copy(
+            update={
+                "timestamp": datetime(2026, 1, 1, 0, 0, second, tzinfo=UTC),
+                "supervisor_uptime_seconds": 1 + second,
+                "video": VideoFacts(estimated_frame_rate=20.0, frames_total=20 * second),
+            }
+        )
+        fleet.probe_succeeded("a", later)
+    assert fleet.seq == seq, "only clocks and counters moved: no event, ever"
+    assert fleet.get("a").last_probe_at is not None  # type: ignore[union-attr]
+    fleet.probe_succeeded("a", body(status=OverallStatus.DEGRADED))
+    assert fleet.seq == seq + 1, "a status change is published at once"
+
+
+def test_the_backend_and_the_supervisor_agree_on_what_is_news() -> None:
+    """The fleet's clock-only part of a health body is the supervisor's own definition: a
+    change the supervisor's stream would not send is one the fleet would not publish, and
+    the other way round."""
+    from emulator.models import CLOCK_FIELDS, DiskFacts, significant_json
+
+    assert fleet_module._VOLATILE["health"] == CLOCK_FIELDS
+    disk = DiskFacts(image="b", format="raw", virtual_size=1, overlay="o", overlay_size=1)
+    base = body().model_copy(update={"disk": disk})
+    clock_only = base.model_copy(
         update={
-            "timestamp": datetime(2026, 1, 1, 0, 0, 1, tzinfo=UTC),
-            "supervisor_uptime_seconds": 2,
+            "timestamp": datetime(2026, 1, 2, tzinfo=UTC),
+            "supervisor_uptime_seconds": 99,
+            "qemu": QemuFacts(uptime_seconds=98, qmp_latency_ms=3.0),
+            "video": base.video.model_copy(
+                update={
+                    "last_frame_age_seconds": 0.3,
+                    "frames_total": 1234,
+                    "changed_at": datetime(2026, 1, 2, tzinfo=UTC),
+                }
+            ),
+            "disk": disk.model_copy(update={"overlay_size": 5, "free_bytes": 7}),
         }
     )
-    now[0] += 1
-    fleet.probe_succeeded("a", later)
-    assert fleet.seq == seq, "only clocks moved: no event yet"
-    assert fleet.get("a").last_probe_at is not None  # type: ignore[union-attr]
-    now[0] += fleet_module.VOLATILE_REFRESH
-    fleet.probe_succeeded("a", later.model_copy(update={"supervisor_uptime_seconds": 7}))
-    assert fleet.seq == seq + 1, "refreshed after VOLATILE_REFRESH seconds"
-    now[0] += 0.5
-    fleet.probe_succeeded("a", body(status=OverallStatus.DEGRADED))
-    assert fleet.seq == seq + 2, "a status change is published at once"
+    news = base.model_copy(update={"reasons": ["something happened"]})
+    still = base.video.model_copy(update={"still_since": datetime(2026, 1, 1, tzinfo=UTC)})
+    stopped = base.model_copy(update={"video": still})
+    for changed, published in ((clock_only, False), (news, True), (stopped, True)):
+        fleet = new_fleet()
+        fleet.sync([target("a")])
+        fleet.probe_succeeded("a", base)
+        seq = fleet.seq
+        fleet.probe_succeeded("a", changed)
+        assert (fleet.seq > seq) is published
+        assert (significant_json(changed) != significant_json(base)) is published
 
 
 def test_list_body_cached_until_change_and_valid() -> None:
@@ -241,3 +272,29 @@ def test_instance_event_embeds_exact_instance_json() -> None:
     assert isinstance(event, InstanceEvent)
     data = json.loads(chunk.decode().split("data: ", 1)[1])
     assert json.dumps(data["instance"], separators=(",", ":")).encode() == fleet.instance_json("a")
+
+
+def test_the_summary_stream_hears_only_of_changes_to_summaries() -> None:
+    from backend.models import SUMMARY_EVENT_ADAPTER, SummaryEvent, SummarySnapshotEvent
+
+    fleet = new_fleet()
+    fleet.sync([target("a")])
+    fleet.probe_succeeded("a", body())
+    seq = fleet.seq
+    # The picture's size is in the health body, not in the overview.
+    wider = body().model_copy(update={"video": VideoFacts(estimated_frame_rate=20.0, width=640)})
+    fleet.probe_succeeded("a", wider)
+    assert fleet.seq == seq + 1, "published in full"
+    assert fleet.events_after(seq, summary=True) == [], "not in the summary form"
+    fleet.probe_succeeded("a", body(fps=12.5))
+    ((got, chunk),) = fleet.events_after(seq, summary=True) or []
+    assert got == seq + 2
+    data = chunk.decode().split("data: ", 1)[1]
+    event = SUMMARY_EVENT_ADAPTER.validate_json(data)
+    assert isinstance(event, SummaryEvent) and event.instance.fps == 12.5
+    assert "event: summary\n" in chunk.decode()
+    _, snap = fleet.snapshot_event(summary=True)
+    data = snap.decode().split("data: ", 1)[1]
+    snapshot = SUMMARY_EVENT_ADAPTER.validate_json(data)
+    assert isinstance(snapshot, SummarySnapshotEvent)
+    assert [i.name for i in snapshot.fleet.items] == ["a"]

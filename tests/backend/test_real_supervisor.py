@@ -8,13 +8,17 @@ is stopped and started again: its breaker goes closed → open → half-open →
 from __future__ import annotations
 
 import asyncio
+import json
+import os
 import shutil
+import signal
 from pathlib import Path
 
 import pytest
 
 from backend.models import BreakerState, InstanceSource, InstanceStatus
 from tests.backend.helpers import backend_for, instance_history
+from tests.support.sse import SseReader
 from tests.support.supervisor import SupervisorProcess, start_supervisor
 from tests.support.waiting import eventually
 
@@ -65,6 +69,24 @@ async def test_real_supervisor_through_the_backend(tmp_path: Path) -> None:
             assert reset.status_code == 200, reset.text
             logs = await client.get("/api/instances/e2e-0/logs", params={"tail": 5})
             assert logs.status_code == 200 and logs.text.count("\n") >= 1
+
+            # Watched through its status stream: a killed QEMU reaches /api/events by itself
+            # (how fast is bench/bench_backend.py's business; here only that it arrives).
+            inst = fleet.get("e2e-0")
+            assert inst is not None and inst.link == "stream" and inst.health is not None
+            assert inst.health.qemu.pid is not None
+            async with client.stream("GET", "/api/events", timeout=30) as events:
+                reader = SseReader(events)
+                await reader.next_event()  # the snapshot
+                os.kill(inst.health.qemu.pid, signal.SIGKILL)
+                async with asyncio.timeout(15):
+                    while True:
+                        _, _, data = await reader.next_event()
+                        changed = json.loads(data).get("instance") or {}
+                        if changed.get("status") == "unhealthy":
+                            break
+            assert "QEMU is not running" in (changed.get("status_reason") or "")
+            assert changed["link"] == "stream" and not changed["stale"]
 
         static = tmp_path / "static.yaml"
         static.write_text(f"- name: e2e-0\n  health_url: {sup.url}\n")

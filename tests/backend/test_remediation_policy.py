@@ -12,9 +12,8 @@ from backend.remediation.policy import (
 )
 from backend.remediation.profiles import PROFILES
 
-T = PROFILES[
-    "testimage"
-]  # bad_for 10, frozen_for 10, watch_reset 20, watch_restart 30, recovered_for 30
+# bad_for 10, frozen_for 10, watch_reset 20, watch_restart 30, recovered_for 30
+T = PROFILES["testimage"]
 
 
 def obs(name: str, problem: str | None = None, fps: float | None = 30.0) -> Observation:
@@ -225,3 +224,36 @@ def test_a_desktop_that_stops_changing_is_reset_after_its_profile_allows() -> No
     assert first[1].action is Action.RESET
     assert w.frozen_for + w.bad_for <= first[0] < w.frozen_for + w.bad_for + 5
     assert "no new frame for" in first[1].reason
+
+
+def test_the_engine_reads_stillness_from_still_since_not_the_changed_at_clock() -> None:
+    """``video.changed_at`` is a clock: the instance's copy of it is as old as the last
+    event, however busily the guest draws. Only ``still_since`` says the picture stopped."""
+    from datetime import UTC, datetime
+
+    from backend.models import Instance, InstanceSource, InstanceStatus
+    from backend.remediation.engine import observe
+    from emulator.models import EmulatorStatus, OverallStatus, QemuFacts, VideoFacts
+
+    long_ago = datetime(2026, 1, 1, tzinfo=UTC)
+    now = long_ago.timestamp() + 600
+
+    def seen(video: VideoFacts) -> Observation:
+        health = EmulatorStatus(
+            instance="a",
+            overall_status=OverallStatus.HEALTHY,
+            qemu_healthy=True,
+            timestamp=long_ago,
+            supervisor_uptime_seconds=1,
+            qemu=QemuFacts(running=True),
+            video=video,
+        )
+        inst = Instance(
+            name="a", source=InstanceSource.LOCAL, status=InstanceStatus.HEALTHY, health=health
+        )
+        return observe(inst, now)
+
+    assert seen(VideoFacts(changed_at=long_ago)).still_for == 0.0, "drawing"
+    still = seen(VideoFacts(changed_at=long_ago, still_since=long_ago))
+    assert still.still_for == 600.0
+    assert seen(VideoFacts(estimated_frame_rate=0.0)).still_for is None, "no picture yet"

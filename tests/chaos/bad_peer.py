@@ -76,7 +76,9 @@ class BadPeer:
                 request = await reader.readuntil(b"\r\n\r\n")
                 path = request.split(b" ", 2)[1].decode()
                 name = path.split("/")[2] if path.startswith("/i/") else ""
-                if name not in self.modes:
+                # Only /health misbehaves; anything else (the status stream) is not there,
+                # as on a supervisor that predates it.
+                if name not in self.modes or not path.endswith("/health"):
                     writer.write(b"HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\n\r\n")
                     await writer.drain()
                     continue

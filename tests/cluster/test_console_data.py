@@ -215,8 +215,10 @@ async def test_unreachable_while_the_api_server_is_down(fleet: Fleet, kube: Kube
 
 
 async def test_feeds_fall_back_to_kubernetes_and_back(fleet: Fleet, tmp_path: Path) -> None:
-    """The backend is down: pods appear from Kubernetes (no health); once a backend answers
-    its snapshot replaces the fallback view."""
+    """The backend is down: pods appear from Kubernetes (no health) as soon as its first
+    connection is refused, not after ``fallback_after`` (which is for a backend lost after
+    it was connected); once a backend answers its summary snapshot replaces the fallback
+    view."""
     port = free_port()
     model = FleetModel(max_rate=50)
     kubeconfig = fleet.kubeconfig_for(OPERATOR)
@@ -228,8 +230,9 @@ async def test_feeds_fall_back_to_kubernetes_and_back(fleet: Fleet, tmp_path: Pa
             model,
             backend=client,
             kube=lambda: KubeClient.aconnect(kubeconfig),
-            fallback_after=0.2,
+            fallback_after=600,
             backoff=lambda: Backoff(0.05, 0.5),
+            summary=True,
         )
         await feeds.start()
         backend = BackendProcess.static(
@@ -239,7 +242,7 @@ async def test_feeds_fall_back_to_kubernetes_and_back(fleet: Fleet, tmp_path: Pa
             await eventually(lambda: len(model) == 3, 60, "fallback pods")
             assert feeds.fallback_active
             e = model.get(PODS[0])
-            assert e is not None and e.origin is Origin.KUBERNETES and e.instance.health is None
+            assert e is not None and e.origin is Origin.KUBERNETES and e.summary.qemu is None
             assert model.links[Source.KUBERNETES].state is LinkState.CONNECTED
             assert model.links[Source.BACKEND].error and not model.live
             # Pod changes show up in the fallback view.
@@ -248,9 +251,10 @@ async def test_feeds_fall_back_to_kubernetes_and_back(fleet: Fleet, tmp_path: Pa
             await eventually(
                 lambda: (
                     (x := model.get(PODS[2])) is None
-                    or x.instance.pod is None
-                    or x.instance.pod.uid != uid
-                    or x.instance.pod.deleting
+                    or x.full is None
+                    or x.full.pod is None
+                    or x.full.pod.uid != uid
+                    or x.full.pod.deleting
                 ),
                 60,
                 "the deletion in the fallback view",
@@ -267,6 +271,13 @@ async def test_feeds_fall_back_to_kubernetes_and_back(fleet: Fleet, tmp_path: Pa
             )
             assert not feeds.fallback_active
             assert model.links[Source.KUBERNETES].state is LinkState.IDLE
+            await eventually(
+                lambda: (x := model.get(PODS[0])) is not None and x.summary.qemu,
+                60,
+                "health in the summary",
+            )
+            back = model.get(PODS[0])
+            assert back is not None and back.full is None, "the summary stream, no health body"
         finally:
             await feeds.stop()
             await backend.astop()

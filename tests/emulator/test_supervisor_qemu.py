@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import io
+import json
 import os
 import signal
 import time
@@ -144,6 +145,9 @@ async def test_a_still_picture_is_seen_on_the_continuous_connection(tmp_path: Pa
         await sup.freeze_picture(False)
         drawing = await sup.wait_status(lambda h: still_for(h) < 1.0, 10, "changing again")
         assert drawing["video"]["changed_at"] > frozen["video"]["changed_at"]
+        # still_since, the part of it that is news: set while still, null while drawing.
+        assert frozen["video"]["still_since"] == frozen["video"]["changed_at"]
+        assert drawing["video"]["still_since"] is None
     finally:
         sup.stop()
 
@@ -163,6 +167,48 @@ async def test_killed_qemu_is_restarted_and_ready_again(tmp_path: Path) -> None:
         )
         assert status["qemu"]["restarts"] == 1
         assert "SIGKILL" in status["qemu"]["last_exit"]
+    finally:
+        sup.stop()
+
+
+async def test_status_stream_pushes_a_killed_and_a_hung_qemu(tmp_path: Path) -> None:
+    """Faults reach an open status stream by themselves: no request asks for them. (How
+    fast is measured in bench/bench_backend.py; here only that they arrive.)"""
+    from tests.support.sse import SseReader
+
+    sup = start_supervisor(tmp_path, "stream")
+    try:
+        await sup.wait_ready(30)
+        async with (
+            httpx.AsyncClient(timeout=httpx.Timeout(5, read=10)) as client,
+            client.stream("GET", f"{sup.url}/status/stream") as resp,
+        ):
+            reader = SseReader(resp)
+
+            async def until(accept, deadline: float, what: str) -> dict:
+                async with asyncio.timeout(deadline):
+                    while True:
+                        _, _, data = await reader.next_event(deadline)
+                        status = json.loads(data)
+                        if accept(status):
+                            return status
+                raise AssertionError(what)
+
+            first = await until(lambda s: True, 5, "first event")
+            assert first["overall_status"] == "healthy" and first["qemu"]["started_at"]
+            pid = first["qemu"]["pid"]
+            os.kill(pid, signal.SIGKILL)
+            dead = await until(lambda s: not s["qemu"]["running"], 5, "QEMU seen dead")
+            assert dead["overall_status"] == "unhealthy"
+            back = await until(lambda s: s["overall_status"] == "healthy", 30, "restarted")
+            pid = back["qemu"]["pid"]
+            os.kill(pid, signal.SIGSTOP)
+            try:
+                hung = await until(lambda s: not s["qemu_healthy"], 10, "QEMU seen hung")
+                assert "QMP" in hung["reasons"][0]
+            finally:
+                os.kill(pid, signal.SIGCONT)
+            await until(lambda s: s["overall_status"] == "healthy", 30, "answering again")
     finally:
         sup.stop()
 

@@ -51,7 +51,7 @@ LIVE = VideoFacts(display_active=True, vnc_connected=True, last_frame_age_second
     ],
 )  # fmt: skip
 def test_health_rule(qemu, qmp_ok, video, failures, expected, reason_part) -> None:
-    status, reasons = derive(qemu, qmp_ok, None, video, failures)
+    status, reasons = derive(qemu, qmp_ok, video, failures)
     assert status == expected
     if reason_part is None:
         assert reasons == []
@@ -61,7 +61,7 @@ def test_health_rule(qemu, qmp_ok, video, failures, expected, reason_part) -> No
 
 def test_readiness_needs_qemu_and_display() -> None:
     def build(qmp_ok: bool, video: VideoFacts):
-        return build_status("x", RUNNING, qmp_ok, None, video, 0, 1.0, None, [])
+        return build_status("x", RUNNING, qmp_ok, video, 0, 1.0, None, [])
 
     assert readiness(build(True, LIVE)).ready is True
     not_ready = readiness(build(False, LIVE))

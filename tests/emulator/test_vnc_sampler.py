@@ -126,3 +126,51 @@ async def test_a_refused_password_is_named_as_such() -> None:
     finally:
         server.close()
         await server.wait_closed()
+
+
+async def test_a_still_picture_is_news_once_when_it_stops_and_once_when_it_moves() -> None:
+    """``still_since`` appears once the picture has not changed for ``STILL_AFTER`` and
+    goes when it changes again; that change pokes the status feed, frames while drawing
+    do not (``changed_at`` is a clock)."""
+    now = [1000.0]
+    pokes = 0
+
+    def poked() -> None:
+        nonlocal pokes
+        pokes += 1
+
+    async with RfbPeer(16, 16) as peer:
+        sampler = VncSampler("127.0.0.1", peer.port, clock=lambda: now[0])
+        sampler.on_change = poked
+        async with running(sampler):
+            session = await asyncio.wait_for(peer.sessions.get(), 5)
+            await next_request(session)
+            seq = 0
+
+            async def draw(colour: tuple[int, int, int]) -> None:
+                nonlocal seq
+                session.frame(16, 16, colour)
+                await session.writer.drain()
+                seq = (await asyncio.wait_for(sampler.wait_for_frame(seq), 5)).seq
+
+            await draw((1, 2, 3))
+            first = sampler.facts()
+            assert first.changed_at is not None and first.still_since is None
+            drawing_pokes = pokes
+            for colour in ((4, 5, 6), (7, 8, 9), (1, 2, 3)):
+                now[0] += 0.05
+                await draw(colour)
+            assert sampler.facts().still_since is None
+            assert pokes == drawing_pokes, "frames of a drawing guest are not news"
+            last = sampler.facts().changed_at
+
+            now[0] += vnc.STILL_AFTER
+            still = sampler.facts()
+            assert still.still_since == last and still.changed_at == last
+
+            now[0] += 30
+            await draw((4, 5, 6))
+            moving = sampler.facts()
+            assert moving.still_since is None and moving.changed_at is not None
+            assert moving.changed_at > last
+            assert pokes == drawing_pokes + 1, "drawing again after a still spell is news"

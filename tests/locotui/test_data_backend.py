@@ -162,6 +162,36 @@ async def test_logs_tail_and_follow(tmp_path: Path, fake: FakeEmulators) -> None
             await client.logs("loco-1")
 
 
+async def test_summary_events_feed_the_model(backend: BackendProcess, fake: FakeEmulators) -> None:
+    """The console's stream: the summary form, applied to the model like the full one."""
+    from backend.models import SummaryEvent, SummarySnapshotEvent
+
+    model = FleetModel()
+    async with BackendClient(backend.url) as client:
+        events = client.events(backoff=Backoff(initial=0.05, maximum=0.3), summary=True)
+        snap = await next_matching(events, lambda e: isinstance(e, SummarySnapshotEvent))
+        model.apply_event(snap)
+        assert [e.name for e in model.view()] == ["loco-0", "loco-1"]
+        fake.instances["loco-1"].overall_status = OverallStatus.UNHEALTHY
+        fake.instances["loco-1"].reasons = ["display inactive"]
+        changed = await next_matching(
+            events,
+            lambda e: (
+                isinstance(e, SummaryEvent)
+                and e.instance.name == "loco-1"
+                and e.instance.status is InstanceStatus.UNHEALTHY
+            ),
+        )
+        model.apply_event(changed)
+        entry = model.get("loco-1")
+        assert entry is not None and entry.status is InstanceStatus.UNHEALTHY
+        assert entry.summary.reason == "display inactive" and entry.full is None
+        full = await client.get_instance("loco-1")
+        model.set_full(full)
+        assert entry.full_current and entry.full is not None and entry.full.health is not None
+        await events.aclose()
+
+
 async def test_events_snapshot_changes_and_reconnect_after_restart(
     backend: BackendProcess, fake: FakeEmulators
 ) -> None:

@@ -295,10 +295,8 @@ def test_kubernetes_fallback_entries_are_marked() -> None:
     assert names(fleet) == ["loco-emulator-0", "loco-emulator-1", "loco-emulator-2"]
     e0 = fleet.get("loco-emulator-0")
     assert e0 is not None and e0.origin is Origin.KUBERNETES
-    assert e0.instance.health is None and e0.instance.stale
-    assert e0.status is InstanceStatus.UNKNOWN and "health unknown" in (
-        e0.instance.status_reason or ""
-    )
+    assert e0.full is not None and e0.full.health is None and e0.summary.stale
+    assert e0.status is InstanceStatus.UNKNOWN and "health unknown" in (e0.summary.reason or "")
     assert e0.fps_values() == fps_before  # history survives the switch of source
     assert fleet.get("loco-emulator-1").status is InstanceStatus.STARTING  # type: ignore[union-attr]
     assert fleet.get("loco-emulator-2").status is InstanceStatus.UNHEALTHY  # type: ignore[union-attr]
@@ -346,3 +344,31 @@ async def test_a_failing_subscriber_does_not_stop_others() -> None:
     fleet.set_filter("a")
     await asyncio.wait_for(fleet.wait_changed(0), 2)
     assert got == [fleet.version]
+
+
+def test_ages_come_from_absolute_moments_not_frozen_durations() -> None:
+    """The backend does not resend a health body because its clocks moved, so an age is
+    computed from when QEMU started (older supervisors: timestamp minus uptime)."""
+    from emulator.models import EmulatorStatus, QemuFacts, VideoFacts
+    from locotui.data.fleet import qemu_started_at, supervisor_started_at
+
+    body = EmulatorStatus(
+        instance="a",
+        overall_status="healthy",
+        qemu_healthy=True,
+        timestamp=NOW,
+        supervisor_uptime_seconds=100.0,
+        qemu=QemuFacts(running=True, uptime_seconds=40.0),
+        video=VideoFacts(),
+    )
+    assert qemu_started_at(body) == NOW - timedelta(seconds=40)
+    assert supervisor_started_at(body) == NOW - timedelta(seconds=100)
+    started = NOW - timedelta(hours=3)
+    newer = body.model_copy(
+        update={
+            "qemu": body.qemu.model_copy(update={"started_at": started}),
+            "supervisor_started_at": started,
+        }
+    )
+    assert qemu_started_at(newer) == started == supervisor_started_at(newer)
+    assert qemu_started_at(None) is None

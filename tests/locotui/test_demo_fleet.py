@@ -66,6 +66,10 @@ def test_two_demos_side_by_side_then_nothing_left(tmp_path: Path) -> None:
         url1 = wait_for_line(log1, r"backend (http://\S+)", first, 120)
         url2 = wait_for_line(log2, r"backend (http://\S+)", second, 120)
         assert url1 != url2
+        # The backend's address is printed when it starts, before the emulators are seen
+        # healthy through it: wait for the demo to say so.
+        wait_for_line(log1, r"backend ready", first, 120)
+        wait_for_line(log2, r"backend ready", second, 120)
         fleet1 = httpx.get(f"{url1}/api/instances", timeout=5).json()["items"]
         fleet2 = httpx.get(f"{url2}/api/instances", timeout=5).json()["items"]
         assert sorted(i["name"] for i in fleet1) == ["loco-1", "loco-2"]

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from rich.console import Console
 
+from backend.models import Instance
 from locotui.data.stream import StreamMark, stream_of, watch_url
 from locotui.ui.screens.detail import stream_section
 from locotui.ui.tile import tile_lines
@@ -19,12 +20,17 @@ def plain(renderable: object) -> str:
 
 def test_marks_follow_the_stream_state() -> None:
     base = demo_instances(2)[1]
-    assert stream_of(base) is None
-    assert stream_of(with_stream(base)).mark is StreamMark.LIVE  # type: ignore[union-attr]
-    assert stream_of(with_stream(base, "restarting")).mark is StreamMark.FAILING  # type: ignore[union-attr]
-    assert stream_of(with_stream(base, "waiting")).mark is StreamMark.WAITING  # type: ignore[union-attr]
-    still = with_stream(base, last_frame_age_seconds=30.0)
-    assert stream_of(still).mark is StreamMark.STILL  # type: ignore[union-attr]
+
+    def mark(inst: Instance) -> StreamMark | None:
+        view = stream_of(inst.summary())  # the tile reads the summary list's form
+        return None if view is None else view.mark
+
+    assert mark(base) is None
+    assert mark(with_stream(base)) is StreamMark.LIVE
+    assert mark(with_stream(base, "restarting")) is StreamMark.FAILING
+    assert mark(with_stream(base, "waiting")) is StreamMark.WAITING
+    # Playing, but nothing left the encoder over its frame-rate window: a still screen.
+    assert mark(with_stream(base, frames_per_second=0.0)) is StreamMark.STILL
 
 
 def test_the_tile_marks_a_stream_and_only_then() -> None:

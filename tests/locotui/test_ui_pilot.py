@@ -103,7 +103,7 @@ async def connected(pilot: Any, app: LocoApp, count: int = len(NAMES)) -> None:
         pilot,
         lambda: (
             len(app.grid.tiles) == count
-            and all(e.instance.last_probe_at for e in app.model.entries.values())
+            and all(e.summary.qemu for e in app.model.entries.values())
             # ...and painted: every tile's first line (status and fps) is on screen.
             and screen_text(app).count(" fps") >= count
         ),

@@ -119,7 +119,7 @@ async def ready(pilot: Any, app: LocoApp) -> None:
         pilot,
         lambda: (
             len(app.grid.tiles) == len(NAMES)
-            and all(e.instance.last_probe_at for e in app.model.entries.values())
+            and all(e.summary.qemu for e in app.model.entries.values())
             and "auto-recovery ● on" in screen_text(app)
         ),
         what="probed tiles and the policy read",

@@ -54,10 +54,17 @@ class FixedHistory:
 
 
 class FixedTimeline:
-    """The backend, as far as the detail screen's timeline asks: an incident that went
-    from a reset through a restart to needing a person, then a person's reset."""
+    """The backend, as far as the detail screen asks: the instance's full form, and a
+    timeline of an incident that went from a reset through a restart to needing a person,
+    then a person's reset."""
 
     base_url = "http://backend:8081"
+
+    def __init__(self, instances: list[Instance] | None = None) -> None:
+        self.instances = {i.name: i for i in instances or []}
+
+    async def get_instance(self, name: str) -> Instance:
+        return self.instances[name]
 
     async def timeline(self, name: str) -> list[TimelineEntry]:
         t = NOW - timedelta(minutes=12)
@@ -125,11 +132,14 @@ def build_app(
             40,
         )
     model = frozen_model(instances)
+    for entry in model.entries.values():
+        # As the summary stream leaves them: the detail view fetches the full form.
+        entry.full = entry.full_for = None
     if incident:
         model.set_remediation(PAUSED)
     return LocoApp(
         settings,
-        backend=backend or FixedTimeline(),  # type: ignore[arg-type]
+        backend=backend or FixedTimeline(instances),  # type: ignore[arg-type]
         model=model,
         clock=FrozenClock(NOW, 1000.0),
         start_feeds=False,
@@ -187,6 +197,7 @@ async def open_detail(pilot: Pilot[Any]) -> None:
                 picture.thumb.strips  # type: ignore[attr-defined]
                 and screen._fps is not None
                 and screen._timeline is not None
+                and app.model.entries["loco-2"].full is not None
             ):
                 break
     await pilot.pause(0.05)
@@ -216,8 +227,8 @@ def test_backend_gone_kube_only(snap_compare: Any) -> None:
     app = build_app(thumbnails=False)
     model = app.model
     pods = [
-        KubePod(name=e.name, namespace="loco", uid=None, facts=e.instance.pod)  # type: ignore[arg-type]
-        for e in model.entries.values()
+        KubePod(name=i.name, namespace="loco", uid=None, facts=i.pod)  # type: ignore[arg-type]
+        for i in demo_instances(9)
     ]
     model.apply_pods(pod_instance(p) for p in pods)
     model.set_link(

@@ -135,8 +135,15 @@ def test_every_status_reads_without_colour() -> None:
 
 
 def test_breaker_text_open_with_countdown() -> None:
+    """The overview says since when the circuit is open; the detail view (the full
+    instance) also when it is tried again and how often it failed."""
+    from locotui.ui.screens.detail import _breaker_state
+
     inst = instance("x", InstanceStatus.UNHEALTHY, breaker=BreakerState.OPEN)
-    assert fmt.breaker_text(inst, NOW).plain == "open retry 4s (3 fails)"
+    assert inst.breaker.since is not None
+    expected = f"open {fmt.since(inst.breaker.since, NOW)}"
+    assert fmt.breaker_text(inst.summary(), NOW).plain == expected
+    assert _breaker_state(inst.breaker, NOW).plain == "open retry 4s (3 fails)"
 
 
 # --------------------------------------------------------------------------- grid plan
@@ -183,7 +190,8 @@ def test_tile_lines_cover_status_pod_breaker_reason() -> None:
     lines = [t.plain for t in tile_lines(entries()["loco-2"], NOW)]
     assert lines[0].startswith("◐ degraded") and "4.0 fps" in lines[0]
     assert lines[1] == "Running ready ↻1 2h13m node-a"
-    assert lines[2] == "breaker closed · qemu running up 1h"
+    # QEMU's own uptime is the detail view's: in a pod, the pod's age is on line 2.
+    assert lines[2] == "breaker closed · qemu running"
     assert lines[3] == "frame rate low: 4.0 fps"
 
 

@@ -244,7 +244,7 @@ def frozen_model(instances: list[Instance], mono: float = 1000.0) -> FleetModel:
     model.apply_snapshot(fleet)
     for entry in model.entries.values():
         entry.fps_history.clear()
-        base = entry.instance.fps
+        base = entry.fps
         for k in range(12):
             value = None if base is None else max(0.0, base - (k % 4) * 1.5)
             entry.fps_history.append((wall - (12 - k), value))

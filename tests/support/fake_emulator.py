@@ -5,6 +5,11 @@ instance, ``/i/{name}/health`` etc. for named ones, so a static file can point a
 instances at one process. Bodies are real :class:`emulator.models.EmulatorStatus` JSON.
 The server can be stopped and started again on the same port, to drive circuit breakers
 with real connection failures.
+
+``/status/stream`` is the supervisor's own stream (``emulator.status_stream``) over each
+fake instance's status; ``streams=False`` makes every instance an older supervisor without
+it (404), and an instance's ``silent`` makes its stream open and then say nothing, not
+even a keep-alive (a hung supervisor).
 """
 
 from __future__ import annotations
@@ -12,19 +17,22 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import io
+import random
 import socket
 import struct
 import zlib
+from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Annotated, Any
 
 import uvicorn
 import yaml
 from fastapi import FastAPI, Header, Query
-from fastapi.responses import JSONResponse, Response
+from fastapi.responses import JSONResponse, Response, StreamingResponse
 
+from emulator import sse
 from emulator.models import (
     EmulatorStatus,
     OverallStatus,
@@ -33,6 +41,7 @@ from emulator.models import (
     StreamFacts,
     VideoFacts,
 )
+from emulator.status_stream import StatusFeed, StatusStream
 from tests.support.serving import start_server
 
 Width = Annotated[int, Query(ge=16, le=1920)]
@@ -60,6 +69,10 @@ def tiny_png(width: int) -> bytes:
     return buf.getvalue()
 
 
+_STARTED = datetime.now(UTC)
+_REPORTED = frozenset({"overall_status", "fps", "reasons", "qemu_ok", "stream"})
+
+
 @dataclass
 class FakeInstance:
     name: str
@@ -76,6 +89,34 @@ class FakeInstance:
     """QEMU's own health when it differs from the overall status (a running guest that
     is degraded); by default QEMU is healthy exactly when the instance is."""
     stream: StreamFacts | None = None
+    silent: bool = False
+    """Its status stream opens, sends the first event, then nothing (a hung supervisor)."""
+    streams_opened: int = 0
+    """Requests for its status stream (answered or not)."""
+    # Changes are always announced (set()), so nothing needs recomputing on a timer.
+    feed: StatusFeed = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.feed = StatusFeed(self.status, recheck=3600)
+
+    def __setattr__(self, key: str, value: object) -> None:
+        # A change of what it reports is announced to its stream, as a supervisor's is.
+        super().__setattr__(key, value)
+        if key in _REPORTED and "feed" in self.__dict__:
+            self.__dict__.pop("_body", None)
+            self.feed.poke()
+
+    def body(self) -> bytes:
+        """The /health body, kept until what it reports changes (only its clocks would
+        differ): a cheap target, so a benchmark of the backend measures the backend."""
+        body = self.__dict__.get("_body")
+        if body is None:
+            body = self.__dict__["_body"] = self.status().model_dump_json().encode()
+        return body
+
+    def set(self, **changes: object) -> None:
+        for key, value in changes.items():
+            setattr(self, key, value)
 
     def status(self) -> EmulatorStatus:
         healthy = self.overall_status is OverallStatus.HEALTHY
@@ -86,7 +127,10 @@ class FakeInstance:
             reasons=list(self.reasons),
             timestamp=datetime.now(UTC),
             supervisor_uptime_seconds=12.5,
-            qemu=QemuFacts(pid=4242, running=True, qmp_status="running", booted=True),
+            supervisor_started_at=_STARTED,
+            qemu=QemuFacts(
+                pid=4242, running=True, qmp_status="running", booted=True, started_at=_STARTED
+            ),
             video=VideoFacts(
                 display_active=healthy, estimated_frame_rate=self.fps, width=640, height=400
             ),
@@ -97,12 +141,22 @@ class FakeInstance:
 class FakeEmulators:
     """State of every fake instance plus the HTTP server serving them."""
 
-    def __init__(self, names: list[str] | None = None, token: str | None = None) -> None:
+    def __init__(
+        self,
+        names: list[str] | None = None,
+        token: str | None = None,
+        *,
+        streams: bool = True,
+        heartbeat: float = 0.2,
+    ) -> None:
         self.instances: dict[str, FakeInstance] = {}
         for name in names or ["fake"]:
             self.instances[name] = FakeInstance(name)
         self.default = next(iter(self.instances))
         self.token = token
+        self.streams = streams
+        self.heartbeat = heartbeat
+        self._closing = asyncio.Event()
         self.port: int | None = None
         self._server: uvicorn.Server | None = None
         self._task: asyncio.Task[None] | None = None
@@ -132,7 +186,24 @@ class FakeEmulators:
             i.probes += 1
             if i.health_delay:
                 await asyncio.sleep(i.health_delay)
-            return Response(i.status().model_dump_json(), media_type="application/json")
+            return Response(i.body(), media_type="application/json")
+
+        async def stream(name: str | None) -> Response:
+            i = inst(name)
+            if i is None:
+                return JSONResponse({"error": "no such instance"}, status_code=404)
+            i.streams_opened += 1
+            if not self.streams:
+                return JSONResponse({"detail": "Not Found"}, status_code=404)
+            if i.health_delay:
+                await asyncio.sleep(i.health_delay)
+            if i.silent:
+                return StreamingResponse(
+                    self._silent(i),
+                    media_type="text/event-stream",
+                    headers={"X-Heartbeat-Interval": f"{self.heartbeat:g}"},
+                )
+            return StatusStream(i.feed, heartbeat=self.heartbeat, max_subscribers=4)
 
         def thumb(name: str | None, width: int) -> Response:
             i = inst(name)
@@ -164,8 +235,26 @@ class FakeEmulators:
             i = inst(name)
             if i is None:
                 return JSONResponse({"error": "no such instance"}, status_code=404)
-            i.overall_status = overall
+            i.set(overall_status=overall)
             return JSONResponse({"ok": True})
+
+        @app.post("/_admin/churn")
+        async def churn(fraction: float, interval: float = 1.0) -> Response:
+            # Every ``interval`` s, ``fraction`` of the instances report another frame rate.
+            if self._churn is not None:
+                self._churn.cancel()
+            self._churn = asyncio.get_running_loop().create_task(
+                self._run_churn(fraction, interval)
+            )
+            return JSONResponse({"ok": True})
+
+        @app.get("/status/stream")
+        async def st0() -> Response:
+            return await stream(None)
+
+        @app.get("/i/{name}/status/stream")
+        async def st1(name: str) -> Response:
+            return await stream(name)
 
         @app.get("/health")
         async def h0() -> Response:
@@ -201,8 +290,27 @@ class FakeEmulators:
 
         return app
 
+    _churn: asyncio.Task[None] | None = None
+
+    async def _run_churn(self, fraction: float, interval: float) -> None:
+        names = [n for n in self.instances if n != self.default]
+        count = max(1, round(len(self.instances) * fraction))
+        rng = random.Random(7)
+        while True:
+            for name in rng.sample(names, min(count, len(names))):
+                i = self.instances[name]
+                i.set(fps=24.0 if i.fps != 24.0 else 25.0)
+            await asyncio.sleep(interval)
+
+    async def _silent(self, i: FakeInstance) -> AsyncIterator[bytes]:
+        yield sse.event("status", 1, i.status().model_dump_json().encode())
+        await self._closing.wait()
+
     async def start(self) -> None:
         """Serves on 127.0.0.1 (a free port the first time, the same port afterwards)."""
+        self._closing = asyncio.Event()
+        for i in self.instances.values():
+            i.feed.reopen()
         sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         sock.bind(("127.0.0.1", self.port or 0))
@@ -218,6 +326,13 @@ class FakeEmulators:
         """Stops serving: new connections are refused (a real outage)."""
         if self._server is None or self._task is None:
             return
+        # Open streams end first, as a supervisor's do when it stops.
+        self._closing.set()
+        for i in self.instances.values():
+            i.feed.close()
+        if self._churn is not None:
+            self._churn.cancel()
+            self._churn = None
         self._server.should_exit = True
         self._server.force_exit = True
         with contextlib.suppress(asyncio.CancelledError):
@@ -249,8 +364,8 @@ def write_static(
     return path
 
 
-async def _serve_forever(count: int, port_file: Path) -> None:
-    fake = FakeEmulators([f"loco-{n}" for n in range(count)])
+async def _serve_forever(count: int, port_file: Path, streams: bool, heartbeat: float) -> None:
+    fake = FakeEmulators([f"loco-{n}" for n in range(count)], streams=streams, heartbeat=heartbeat)
     await fake.start()
     port_file.write_text(str(fake.port))
     await asyncio.Event().wait()
@@ -262,6 +377,15 @@ if __name__ == "__main__":
     parser = argparse.ArgumentParser(description="Serve N fake supervisors (for benchmarks)")
     parser.add_argument("--instances", type=int, default=10)
     parser.add_argument("--port-file", type=Path, required=True)
+    parser.add_argument("--no-stream", dest="streams", action="store_false")
+    parser.add_argument("--heartbeat", type=float, default=5.0)
+    parser.add_argument(
+        "--started-ago",
+        type=float,
+        default=0.0,
+        help="seconds since the supervisors and their QEMU started (what ages show)",
+    )
     ns = parser.parse_args()
+    _STARTED = datetime.now(UTC) - timedelta(seconds=ns.started_ago)
     with contextlib.suppress(KeyboardInterrupt):
-        asyncio.run(_serve_forever(ns.instances, ns.port_file))
+        asyncio.run(_serve_forever(ns.instances, ns.port_file, ns.streams, ns.heartbeat))

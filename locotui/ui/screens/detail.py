@@ -17,7 +17,7 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from rich.console import Console, ConsoleOptions, Group, RenderableType, RenderResult
 from rich.table import Table
@@ -29,18 +29,34 @@ from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.screen import Screen
 from textual.widgets import Footer, Static
 
-from backend.models import BreakerState, Instance, InstanceStatus, TimelineEntry
+from backend.models import (
+    BreakerInfo,
+    BreakerState,
+    Instance,
+    InstanceStatus,
+    InstanceSummary,
+    TimelineEntry,
+)
 from locotui.data.actions import AuditLog
 from locotui.data.errors import DataError
-from locotui.data.fleet import Entry, FleetModel, Origin
+from locotui.data.fleet import (
+    Entry,
+    FleetModel,
+    Origin,
+    qemu_started_at,
+    supervisor_started_at,
+)
 from locotui.data.history import HistoryProvider
-from locotui.data.kube_client import KubeClient
-from locotui.data.stream import stream_of
+from locotui.data.stream import stream_view
 from locotui.ui import fmt
 from locotui.ui.clock import Clock
 from locotui.ui.fmt import span
 from locotui.ui.picture import Picture
 from locotui.ui.thumbs import ThumbnailCache
+
+if TYPE_CHECKING:
+    # Imported when needed only: the Kubernetes client takes most of a second to import.
+    from locotui.data.kube_client import KubeClient
 
 __all__ = [
     "DetailScreen",
@@ -59,6 +75,10 @@ TIMELINE_SHOWN = 50
 TIMELINE_EVERY = 15.0
 """Seconds after which the timeline is fetched again even if nothing here changed."""
 TIMELINE_GAP = 1.0
+FULL_GAP = 1.0
+"""Seconds at least between two fetches of the instance's full form (the stream says
+when it changed; a busy instance changes more often than anyone reads)."""
+_LOADING = Text("⋯ loading", style="italic cyan")
 """Seconds between two fetches at the least (a burst of changes is one fetch)."""
 
 
@@ -102,7 +122,7 @@ def _bytes(n: int | None) -> str:
 
 
 def title_line(entry: Entry, at: datetime) -> Text:
-    inst = entry.instance
+    inst = entry.summary
     text = span(f" {entry.name} ", "bold reverse")
     text.append("  ")
     text.append_text(fmt.status_text(inst))
@@ -120,10 +140,12 @@ def title_line(entry: Entry, at: datetime) -> Text:
     return text
 
 
-def instance_section(entry: Entry, at: datetime) -> Table:
-    inst = entry.instance
+def instance_section(entry: Entry, at: datetime) -> RenderableType:
+    inst = entry.full
+    if inst is None:
+        return Group(Text("Status", style="bold underline"), _LOADING)
     t = _kv("Status")
-    t.add_row("status", fmt.status_text(inst))
+    t.add_row("status", fmt.status_text(inst.summary()))
     t.add_row("reason", _val(inst.status_reason, "yellow" if inst.status_reason else ""))
     t.add_row("last error", _val(inst.last_error, "red" if inst.last_error else ""))
     if entry.error:
@@ -164,7 +186,7 @@ def _timeline_style(entry: TimelineEntry) -> str:
 
 
 def timeline_section(
-    inst: Instance | None,
+    inst: InstanceSummary | None,
     entries: list[TimelineEntry] | None,
     error: str | None,
     at: datetime,
@@ -211,7 +233,9 @@ def timeline_section(
     return Group(*parts)
 
 
-def emulator_section(inst: Instance, at: datetime) -> RenderableType:
+def emulator_section(inst: Instance | None, at: datetime) -> RenderableType:
+    if inst is None:
+        return Group(Text("Emulator", style="bold underline"), _LOADING)
     h = inst.health
     if h is None:
         msg = (
@@ -230,7 +254,7 @@ def emulator_section(inst: Instance, at: datetime) -> RenderableType:
     t.add_row("qemu_healthy", _val(h.qemu_healthy))
     t.add_row("reasons", Text("; ".join(h.reasons) or "-", style="yellow" if h.reasons else "dim"))
     t.add_row("timestamp", _val(h.timestamp))
-    t.add_row("supervisor up", Text(fmt.age(h.supervisor_uptime_seconds)))
+    t.add_row("supervisor up", Text(fmt.since(supervisor_started_at(h), at)))
     q = h.qemu
     t.add_row("qemu.pid", _val(q.pid))
     t.add_row("qemu.running", _val(q.running))
@@ -239,7 +263,7 @@ def emulator_section(inst: Instance, at: datetime) -> RenderableType:
         "qemu.qmp_latency",
         Text(f"{q.qmp_latency_ms:.1f} ms" if q.qmp_latency_ms is not None else "-"),
     )
-    t.add_row("qemu.uptime", Text(fmt.age(q.uptime_seconds)))
+    t.add_row("qemu.uptime", Text(fmt.since(qemu_started_at(h), at)))
     t.add_row("qemu.restarts", _val(q.restarts, "yellow" if q.restarts else ""))
     t.add_row("qemu.last_exit", _val(q.last_exit))
     t.add_row("qemu.booted", _val(q.booted))
@@ -296,21 +320,22 @@ def emulator_section(inst: Instance, at: datetime) -> RenderableType:
     return t
 
 
-def stream_section(inst: Instance, watch: str | None) -> RenderableType:
+def stream_section(inst: Instance | None, watch: str | None) -> RenderableType:
     """The live video stream: how it runs, what it sends, and where to watch it.
-    ``watch`` is the backend's watch page (None without a backend)."""
-    view = stream_of(inst)
-    if view is None:
+    ``watch`` is the backend's watch page (None without a backend); ``inst`` is the full
+    instance (None: not fetched yet)."""
+    facts = inst.health.stream if inst is not None and inst.health is not None else None
+    if inst is None or facts is None:
         note = (
             "no health received yet"
-            if inst.health is None
+            if inst is None or inst.health is None
             else "off (the emulator streams with --stream / LOCO_STREAM=1; Helm: "
             "emulator.stream.enabled)"
         )
         return Group(Text("Stream", style="bold underline"), Text(note, style="dim italic"))
-    f = view.facts
+    f = facts
     t = _kv("Stream")
-    badge = fmt.stream_badge(view)
+    badge = fmt.stream_badge(stream_view(f))
     state = Text(f"{f.state.value} ", style=badge.style)
     state.append(f"(GStreamer {f.pipeline_state})", style="dim")
     t.add_row("state", state)
@@ -348,12 +373,30 @@ def stream_section(inst: Instance, watch: str | None) -> RenderableType:
     return t
 
 
+def _breaker_state(b: BreakerInfo, at: datetime) -> Text:
+    """The state with the countdown to the next trial and the failures counted."""
+    label = {"half_open": "half-open"}.get(b.state.value, b.state.value)
+    text = span(label, fmt.BREAKER_STYLE.get(b.state, ""))
+    if b.state is BreakerState.OPEN:
+        if b.retry_at is not None:
+            when = b.retry_at if b.retry_at.tzinfo else b.retry_at.replace(tzinfo=UTC)
+            left = (when - at).total_seconds()
+            text.append(f" retry {fmt.age(left)}" if left > 0 else " retrying", style="red")
+        if b.failures:
+            text.append(f" ({b.failures} fails)", style="red")
+    elif b.failures:
+        text.append(f" {b.failures} fail{'s' if b.failures != 1 else ''}", style="yellow")
+    return text
+
+
 def breaker_section(
-    inst: Instance, history: list[tuple[datetime, str, int]], at: datetime
-) -> Table:
+    inst: Instance | None, history: list[tuple[datetime, str, int]], at: datetime
+) -> RenderableType:
+    if inst is None:
+        return Group(Text("Circuit breaker", style="bold underline"), _LOADING)
     b = inst.breaker
     t = _kv("Circuit breaker")
-    t.add_row("state", fmt.breaker_text(inst, at))
+    t.add_row("state", _breaker_state(b, at))
     t.add_row("failures", _val(b.failures))
     t.add_row("since", Text(f"{fmt.since(b.since, at)} ago" if b.since else "-"))
     t.add_row("retry at", _val(b.retry_at))
@@ -369,7 +412,9 @@ def breaker_section(
     return t
 
 
-def pod_section(inst: Instance, at: datetime) -> RenderableType:
+def pod_section(inst: Instance | None, at: datetime) -> RenderableType:
+    if inst is None:
+        return Group(Text("Pod", style="bold underline"), _LOADING)
     pod = inst.pod
     if pod is None:
         return Group(
@@ -377,7 +422,7 @@ def pod_section(inst: Instance, at: datetime) -> RenderableType:
             Text(f"{inst.source.value} instance: no pod", style="dim"),
         )
     t = _kv("Pod")
-    t.add_row("phase", fmt.pod_summary(inst, at))
+    t.add_row("phase", fmt.pod_summary(inst.summary(), at))
     t.add_row("ready", _val(pod.ready))
     t.add_row("restarts", _val(pod.restarts, "yellow" if pod.restarts else ""))
     t.add_row("waiting reason", _val(pod.waiting_reason, "bold red" if pod.waiting_reason else ""))
@@ -501,12 +546,17 @@ class DetailScreen(Screen[None]):
         thumbs: ThumbnailCache | None,
         section: str | None = None,
         timeline: Callable[[str], Awaitable[list[TimelineEntry]]] | None = None,
+        fetch: Callable[[str], Awaitable[Instance]] | None = None,
         audit: AuditLog | None = None,
         watch_url: Callable[[str], str | None] | None = None,
     ) -> None:
         super().__init__()
         self.instance_name = name
         self.watch_url = watch_url
+        self.fetch = fetch
+        self._full_at = float("-inf")
+        self._full_loading = False
+        self._full_error: str | None = None
         self.timeline = timeline
         self.audit = audit
         self._timeline: list[TimelineEntry] | None = None
@@ -583,16 +633,21 @@ class DetailScreen(Screen[None]):
                 )
             )
             return
-        self.query_one("#detail-title", Static).update(title_line(entry, at))
+        self._maybe_load_full(entry)
+        title = title_line(entry, at)
+        if self._full_error:
+            title.append(f"   ⚠ {self._full_error}", style="bold red")
+        self.query_one("#detail-title", Static).update(title)
         self.query_one("#section-status", Static).update(instance_section(entry, at))
         self._show_timeline(at)
         self._maybe_load_timeline()
-        self.query_one("#section-emulator", Static).update(emulator_section(entry.instance, at))
+        full = entry.full
+        self.query_one("#section-emulator", Static).update(emulator_section(full, at))
         watch = self.watch_url(self.instance_name) if self.watch_url is not None else None
-        self.query_one("#section-stream", Static).update(stream_section(entry.instance, watch))
+        self.query_one("#section-stream", Static).update(stream_section(full, watch))
         hist = list(entry.breaker_history)
-        self.query_one("#section-breaker", Static).update(breaker_section(entry.instance, hist, at))
-        self.query_one("#section-pod", Static).update(pod_section(entry.instance, at))
+        self.query_one("#section-breaker", Static).update(breaker_section(full, hist, at))
+        self.query_one("#section-pod", Static).update(pod_section(full, at))
         self.query_one("#section-events", Static).update(
             events_section(self._events, self._events_error, at)
         )
@@ -607,12 +662,38 @@ class DetailScreen(Screen[None]):
         if now - self._history_at >= 15:
             self._load_history()
 
+    # ------------------------------------------------------------------ full form
+    def _maybe_load_full(self, entry: Entry) -> None:
+        """The list has the instance's summary; what this screen shows beyond it (the
+        health body, the breaker's counts, the pod's conditions) is fetched, again each
+        time the summary changes."""
+        if entry.full_current or self.fetch is None or entry.origin is not Origin.BACKEND:
+            return
+        if self._full_loading or self.clock.monotonic() - self._full_at < FULL_GAP:
+            return  # the next fleet change or tick looks again
+        self._load_full(entry.summary)
+
+    @work(group="detail-full", exit_on_error=False)
+    async def _load_full(self, taken_for: InstanceSummary) -> None:
+        assert self.fetch is not None
+        self._full_loading = True
+        self._full_at = self.clock.monotonic()
+        try:
+            inst = await self.fetch(self.instance_name)
+            self._full_error = None
+        except DataError as exc:
+            self._full_error = str(exc)
+            return
+        finally:
+            self._full_loading = False
+        self.model.set_full(inst, taken_for)
+
     # ------------------------------------------------------------------ timeline
     def _timeline_wanted(self) -> tuple[object, ...]:
         """What the timeline shown should be up to date with; a fetch is due when it
         moves (a status change, a rung, a decision about this instance, an action)."""
         entry = self.model.get(self.instance_name)
-        inst = entry.instance if entry is not None else None
+        inst = entry.summary if entry is not None else None
         last = next(
             (d.seq for d in reversed(self.model.decisions) if d.instance == self.instance_name),
             None,
@@ -638,7 +719,7 @@ class DetailScreen(Screen[None]):
         entry = self.model.get(self.instance_name)
         self.query_one("#section-timeline", Static).update(
             timeline_section(
-                entry.instance if entry is not None else None,
+                entry.summary if entry is not None else None,
                 self._timeline,
                 self._timeline_error,
                 at,
@@ -670,7 +751,7 @@ class DetailScreen(Screen[None]):
     async def _load_events(self) -> None:
         kube = self.kube
         entry = self.model.get(self.instance_name)
-        if entry is not None and entry.instance.pod is None:
+        if entry is not None and entry.summary.phase is None:
             self._events, self._events_error = [], None  # not a pod: nothing to ask
         elif kube is None:
             self._events = None

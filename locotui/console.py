@@ -154,7 +154,8 @@ async def _preflight(
         return None, None
     # The cluster answering is enough to open: the console shows its pods at once and keeps
     # trying the backend, so a backend that does not answer does not hold them back. The
-    # backend's verdict is needed only when the cluster fails too.
+    # backend's verdict is needed only when the cluster fails too, or when the backend is
+    # reached through the cluster.
     checks = {asyncio.ensure_future(backend()): "b", asyncio.ensure_future(cluster()): "k"}
     errors: dict[str, str | None] = {}
     try:
@@ -163,7 +164,9 @@ async def _preflight(
             done, pending = await asyncio.wait(pending, return_when=asyncio.FIRST_COMPLETED)
             for task in done:
                 errors[checks[task]] = task.result()
-            if "k" in errors and errors["k"] is None:
+            if "k" in errors and errors["k"] is None and not through_cluster:
+                # Through the cluster the backend's look is the cluster's own (a Ready
+                # pod, a port-forward): what it finds stops the console, so wait for it.
                 break
     finally:
         for task in checks:

@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 from textual.pilot import Pilot
 
-from backend.models import TimelineEntry
+from backend.models import Instance, TimelineEntry
 from locotui.data.kube_client import KubeEvent
 from locotui.ui.app import LocoApp
 from locotui.ui.clock import FrozenClock
@@ -33,6 +33,10 @@ class Backend:
 
     async def thumbnail(self, name: str, width: int = 160) -> bytes:
         raise AssertionError("no pictures in these tests")
+
+    async def get_instance(self, name: str) -> Instance:
+        """The full form the detail view fetches."""
+        return {i.name: i for i in demo_instances(9)}[name]
 
     async def timeline(self, name: str) -> list[TimelineEntry]:
         self.asked.append(name)

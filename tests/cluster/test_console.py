@@ -97,7 +97,7 @@ def test_the_console_on_the_cluster_as_an_operator(
 
     term.keys("q")
     poll_until(lambda: not alive(pid), 20, "the console to exit", describe=term.screen)
-    assert term.exit_status() == 0
+    assert term.wait_exit(10) == 0
 
 
 def test_a_denied_restart_shows_the_api_servers_words(
@@ -120,4 +120,4 @@ def test_a_denied_restart_shows_the_api_servers_words(
     term.wait(lambda s: "Restart pod —" not in s, 20, "dialog closed")
     term.keys("q")
     poll_until(lambda: not alive(pid), 20, "the console to exit", describe=term.screen)
-    assert term.exit_status() == 0
+    assert term.wait_exit(10) == 0

@@ -108,6 +108,5 @@ def test_demo_from_the_keyboard(demo: Tmux) -> None:
     assert "loco-2" in screen
 
     term.keys("q")
-    poll_until(lambda: term.exit_status() is not None, 60, "the demo to exit")
-    assert term.exit_status() == 0
+    assert term.wait_exit(60, "the demo to exit") == 0
     assert wait_gone(pids, 30) == [], "quitting left processes behind"

@@ -67,8 +67,7 @@ def test_locotui_in_tmux_help_and_quit(backend: BackendProcess, term: Tmux, tmp_
     )
     term.keys("q")
     poll_until(lambda: not alive(pid), 20, "locotui to exit after q", describe=term.screen)
-    poll_until(lambda: term.exit_status() is not None, 10, "the exit status")
-    assert term.exit_status() == 0
+    assert term.wait_exit(10) == 0
 
 
 def test_closed_terminal_ends_the_process(

@@ -45,6 +45,20 @@ async def stream_of(sup: SupervisorProcess) -> dict:
     return (await sup.health())["stream"]
 
 
+async def report_and_received(sup: SupervisorProcess, receiver: RtpReceiver) -> tuple[dict, float]:
+    """The supervisor's stream report and the frames/s the receiver got over the same 5 s
+    as the report's window, once 6 s have streamed (so that window is full)."""
+    await wait_until(
+        lambda: asyncio.sleep(0, receiver.first_at),
+        lambda t: t is not None and time.monotonic() - t > 6,
+        30,
+        what="6 s of stream",
+    )
+    stream = await stream_of(sup)
+    read_at = time.monotonic()
+    return stream, receiver.frames_between(read_at - 5.0, read_at) / 5.0
+
+
 async def frames_arrive(receiver: RtpReceiver, more: int, deadline: float = 30) -> int:
     before = receiver.decoded().count
 
@@ -73,15 +87,7 @@ async def test_the_receiver_decodes_the_guests_picture_and_the_rate_matches(
 
     # What the supervisor says it sent over its 5 s window, against what arrived in the
     # same 5 s, counted by the receiver (after 6 s of streaming, so the window is full).
-    await wait_until(
-        lambda: asyncio.sleep(0, receiver.first_at),
-        lambda t: t is not None and time.monotonic() - t > 6,
-        30,
-        what="6 s of stream",
-    )
-    stream = await stream_of(sup)
-    read_at = time.monotonic()
-    received = receiver.frames_between(read_at - 5.0, read_at) / 5.0
+    stream, received = await report_and_received(sup, receiver)
     reported = stream["frames_per_second"]
     assert stream["state"] == "playing" and stream["codec"] == "VP8"
     assert reported > 0
@@ -225,15 +231,7 @@ async def test_the_frame_rate_cap_holds(tmp_path: Path) -> None:
     try:
         with RtpReceiver(port) as receiver:
             await sup.wait_status(lambda h: h["stream"]["state"] == "playing", 30, "playing")
-            await wait_until(
-                lambda: asyncio.sleep(0, receiver.first_at),
-                lambda t: t is not None and time.monotonic() - t > 6,
-                30,
-                what="6 s of stream",
-            )
-            stream = await stream_of(sup)
-            read_at = time.monotonic()
-            received = receiver.frames_between(read_at - 5.0, read_at) / 5.0
+            stream, received = await report_and_received(sup, receiver)
             # The guest draws 30 frames/s: two in three are held back, none beyond the cap.
             assert stream["max_fps"] == 10 and stream["capped"] > 0
             assert 0 < stream["frames_per_second"] <= 10 * 1.05

@@ -87,6 +87,22 @@ class Tmux:
         text = self.status_file.read_text().strip() if self.status_file.exists() else ""
         return int(text) if text.isdigit() else None
 
+    def wait_exit(self, timeout: float, what: str = "the program's exit status") -> int:
+        """The exit status once the shell has recorded it.
+
+        The program's pid goes away a moment before the shell writes the status, so a
+        test that saw the process die still has to wait for this.
+        """
+        status = poll_until(
+            self.exit_status,
+            timeout,
+            what,
+            describe=self.screen,
+            accept=lambda s: s is not None,  # 0 is an answer
+        )
+        assert status is not None
+        return status
+
     def kill_server(self) -> None:
         self.tmux("kill-server", check=False)
 

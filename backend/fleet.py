@@ -48,7 +48,7 @@ from backend.models import (
 from backend.status_rule import StatusInputs, derive_status
 from emulator import sse
 from emulator.jsonlog import log
-from emulator.models import CLOCK_FIELDS, EmulatorStatus
+from emulator.models import CLOCK_FIELDS, EmulatorStatus, with_published_rates
 
 logger = logging.getLogger("backend.fleet")
 
@@ -213,7 +213,11 @@ class Fleet:
             return
         now = datetime.now(UTC)
         rec.link = link
-        rec.health = health
+        # A rate that only jitters keeps its published figure, so a probed emulator costs
+        # an event no more often than a streaming one (whose supervisor applies the same).
+        rec.health = with_published_rates(
+            rec.instance.health if rec.instance is not None else None, health
+        )
         rec.probed = rec.probe_ok = True
         rec.last_error = None
         rec.last_probe_at = rec.last_ok_at = now

@@ -175,6 +175,54 @@ def significant_json(status: EmulatorStatus) -> str:
     return status.model_dump_json(exclude=CLOCK_FIELDS)
 
 
+# A measured rate jitters from one window to the next (an animated guest reads 30.0-30.7 fps
+# for minutes; the stream's encoder rate moves every second). Were each wiggle news, every
+# animated emulator would cost an event a second whether anything happened or not. A rate
+# is news when it moves from the figure last published by at least RATE_BAND_FPS or
+# RATE_BAND_FRACTION of it, whichever is larger, and always when it appears, goes, or
+# reaches or leaves 0 (a guest that stopped drawing is news whatever its figure was).
+# A slow drift is still published: it is measured against the last published figure, not
+# the previous reading.
+RATE_BAND_FPS = 0.5
+RATE_BAND_FRACTION = 0.05
+
+
+def rate_moved(published: float | None, now: float | None) -> bool:
+    """Whether a measured rate moved enough since ``published`` to be news."""
+    if published is None or now is None:
+        return published != now
+    if (published == 0) != (now == 0):
+        return True
+    return abs(now - published) >= max(RATE_BAND_FPS, RATE_BAND_FRACTION * abs(published))
+
+
+def with_published_rates(published: EmulatorStatus | None, now: EmulatorStatus) -> EmulatorStatus:
+    """``now``, with each measured rate (the guest's frame rate, the stream's) that has not
+    moved (:func:`rate_moved`) since ``published`` put back to the published figure."""
+    if published is None:
+        return now
+    video = now.video
+    rate = video.estimated_frame_rate
+    if rate != published.video.estimated_frame_rate and not rate_moved(
+        published.video.estimated_frame_rate, rate
+    ):
+        video = video.model_copy(
+            update={"estimated_frame_rate": published.video.estimated_frame_rate}
+        )
+    stream = now.stream
+    if stream is not None and published.stream is not None:
+        sent = stream.frames_per_second
+        if sent != published.stream.frames_per_second and not rate_moved(
+            published.stream.frames_per_second, sent
+        ):
+            stream = stream.model_copy(
+                update={"frames_per_second": published.stream.frames_per_second}
+            )
+    if video is now.video and stream is now.stream:
+        return now
+    return now.model_copy(update={"video": video, "stream": stream})
+
+
 class Readiness(BaseModel):
     """Body of ``GET /ready`` and ``GET /startup``."""
 

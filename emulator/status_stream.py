@@ -23,7 +23,8 @@ Wire format::
 
 * The first event is the full current status; ``id`` is its revision.
 * Then one event for every change of a field that is not a clock
-  (``emulator.models.CLOCK_FIELDS``): a new status, with the next revision. Events are
+  (``emulator.models.CLOCK_FIELDS``), or of a measured rate by more than its band
+  (``emulator.models.rate_moved``): a new status, with the next revision. Events are
   state, not a log: a subscriber that is behind gets the latest status, never a backlog.
 * A ``: keep-alive`` comment every ``heartbeat`` seconds of quiet (the
   ``X-Heartbeat-Interval`` response header says how often), so the reader can declare the
@@ -54,7 +55,7 @@ from starlette.types import Receive, Scope, Send
 
 from emulator import sse
 from emulator.jsonlog import log
-from emulator.models import EmulatorStatus, significant_json
+from emulator.models import EmulatorStatus, significant_json, with_published_rates
 
 logger = logging.getLogger("emulator.status_stream")
 
@@ -72,6 +73,7 @@ class StatusFeed:
         self.revision = 0
         self.subscribers = 0
         self._significant = ""
+        self._published: EmulatorStatus | None = None
         self._event = b""
         self._pending = False
         self._changed = asyncio.Event()
@@ -103,10 +105,12 @@ class StatusFeed:
         """Recomputes the status; a new revision when anything but a clock changed."""
         self._pending = False
         status = self._compute()
-        significant = significant_json(status)
-        if significant == self._significant:
+        # Compared with the rates held at their published figures while they only jitter;
+        # the event itself carries what was measured.
+        if significant_json(with_published_rates(self._published, status)) == self._significant:
             return
-        self._significant = significant
+        self._published = status
+        self._significant = significant_json(status)
         self.revision += 1
         self._event = sse.event("status", self.revision, status.model_dump_json().encode())
         changed, self._changed = self._changed, asyncio.Event()

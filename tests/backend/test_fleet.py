@@ -100,6 +100,27 @@ def test_clock_only_changes_are_never_published() -> None:
     assert fleet.seq == seq + 1, "a status change is published at once"
 
 
+def test_a_jittering_frame_rate_is_published_when_it_moves() -> None:
+    """An animated guest's figure wiggles every window: not news, until it has moved from
+    what was published by the band (a slow drift included); reaching 0 always is."""
+    fleet = new_fleet()
+    fleet.sync([target("a")])
+    fleet.probe_succeeded("a", body(fps=30.0))
+    seq = fleet.seq
+    for fps in (30.4, 29.7, 30.3, 29.6, 30.2):
+        fleet.probe_succeeded("a", body(fps=fps))
+    assert fleet.seq == seq, "jitter inside the band: no event"
+    inst = fleet.get("a")
+    assert inst is not None and inst.fps == 30.0, "the published figure is kept"
+    fleet.probe_succeeded("a", body(fps=31.4))
+    assert fleet.seq == seq, "drifting, still inside 5 % of 30"
+    fleet.probe_succeeded("a", body(fps=31.6))
+    assert fleet.seq == seq + 1 and fleet.get("a").fps == 31.6  # type: ignore[union-attr]
+    fleet.probe_succeeded("a", body(fps=0.3))
+    fleet.probe_succeeded("a", body(fps=0.0))
+    assert fleet.seq == seq + 3, "a guest that stopped drawing is news"
+
+
 def test_the_backend_and_the_supervisor_agree_on_what_is_news() -> None:
     """The fleet's clock-only part of a health body is the supervisor's own definition: a
     change the supervisor's stream would not send is one the fleet would not publish, and

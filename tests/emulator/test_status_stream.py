@@ -28,6 +28,7 @@ class Facts:
     overall: OverallStatus = OverallStatus.HEALTHY
     reasons: list[str] = field(default_factory=list)
     tick: int = 0
+    fps: float | None = None
     computed: int = 0
 
     def status(self) -> EmulatorStatus:
@@ -40,7 +41,11 @@ class Facts:
             timestamp=datetime.now(UTC),
             supervisor_uptime_seconds=self.tick,
             qemu=QemuFacts(running=True, uptime_seconds=self.tick, qmp_latency_ms=self.tick),
-            video=VideoFacts(frames_total=self.tick * 30, last_frame_age_seconds=0.1),
+            video=VideoFacts(
+                frames_total=self.tick * 30,
+                last_frame_age_seconds=0.1,
+                estimated_frame_rate=self.fps,
+            ),
         )
 
 
@@ -90,6 +95,29 @@ def test_a_revision_only_for_news() -> None:
     feed.refresh()
     assert feed.revision == 2
     assert feed.latest()[1].startswith(b"event: status\nid: 2\ndata: {")
+
+
+def test_a_rate_is_news_when_it_moves_from_what_was_sent() -> None:
+    facts = Facts(fps=30.0)
+    feed = StatusFeed(facts.status)
+    feed.refresh()
+    for fps in (30.4, 29.6, 30.2, 31.4):
+        facts.fps = fps
+        feed.refresh()
+    assert feed.revision == 1, "jitter within the band of the figure sent"
+    facts.overall = OverallStatus.DEGRADED
+    feed.refresh()
+    assert feed.revision == 2
+    assert b'"estimated_frame_rate":31.4' in feed.latest()[1], "an event carries what was measured"
+    facts.fps = 31.8
+    feed.refresh()
+    assert feed.revision == 2, "compared with 31.4, the figure sent last"
+    facts.fps = 0.0
+    feed.refresh()
+    assert feed.revision == 3, "a guest that stopped drawing"
+    facts.fps = None
+    feed.refresh()
+    assert feed.revision == 4, "a figure that went away"
 
 
 def test_nothing_is_computed_without_subscribers() -> None:
@@ -216,3 +244,26 @@ def test_heartbeat_setting_is_checked(heartbeat: str, tmp_path) -> None:
     )
     with pytest.raises(SettingsError, match="heartbeat"):
         settings_from(args, env={})
+
+
+def test_the_stream_rate_has_the_same_band() -> None:
+    from emulator.models import with_published_rates
+    from tests.support.builders import instance, with_stream
+
+    health = with_stream(instance("a")).health
+    assert health is not None and health.stream is not None
+    sent = health.stream.frames_per_second
+    assert sent == 24.0
+
+    def at(fps: float | None) -> EmulatorStatus:
+        assert health is not None and health.stream is not None
+        stream = health.stream.model_copy(update={"frames_per_second": fps})
+        return health.model_copy(update={"stream": stream})
+
+    held = with_published_rates(health, at(24.9))
+    assert held.stream is not None and held.stream.frames_per_second == 24.0
+    assert with_published_rates(health, at(24.9)).video == health.video
+    moved = with_published_rates(health, at(26.0))
+    assert moved.stream is not None and moved.stream.frames_per_second == 26.0
+    gone = with_published_rates(health, at(None))
+    assert gone.stream is not None and gone.stream.frames_per_second is None

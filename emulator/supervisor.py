@@ -29,6 +29,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 
+from emulator.answer_deadline import AnswerDeadline
 from emulator.backoff import Backoff
 from emulator.childproc import describe_exit, die_with_parent
 from emulator.jsonlog import log
@@ -37,7 +38,10 @@ from emulator.qmp import Qmp, QmpCommandError, QmpUnavailable
 
 logger = logging.getLogger("emulator.supervisor")
 
-PROBE_INTERVAL = 1.0
+# How often QMP is asked whether QEMU is alive. With the answer's wait (floor 0.25 s,
+# emulator.answer_deadline) a hang is news about 0.4 s after it starts; a probe costs
+# well under a millisecond of QEMU's time.
+PROBE_INTERVAL = 0.25
 QMP_TIMEOUT = 1.0
 QMP_CONNECT_LIMIT = 15.0
 RUNNING_LIMIT = 10.0
@@ -138,6 +142,7 @@ class Supervisor:
         self.qmp_ok = False
         self.qmp_latency_ms: float | None = None
         self.qmp_silent_since: float | None = None
+        self.answer_deadline = AnswerDeadline(ceiling=QMP_TIMEOUT)
         self.next_start_at: float | None = None
         self.errors: deque[str] = deque(maxlen=10)
         self.stderr_tail: deque[str] = deque(maxlen=20)
@@ -290,6 +295,7 @@ class Supervisor:
         self.started_at = self._clock()
         self.started_wall = datetime.now(UTC)
         self.qmp_status, self.qmp_ok, self.qmp_silent_since = None, False, None
+        self.answer_deadline.reset()
         self.disk_error = None  # a new QEMU starts with its disk requests afresh
         self._stderr_task = asyncio.create_task(self._read_stderr(proc))
         log(logger, logging.INFO, "QEMU started", pid=proc.pid, argv=self.argv)
@@ -352,7 +358,8 @@ class Supervisor:
             await asyncio.sleep(0.1)
 
     async def _monitor(self) -> None:
-        """Probes QMP every second until QEMU exits, or a restart or stop is asked for."""
+        """Probes QMP every ``PROBE_INTERVAL`` until QEMU exits, or a restart or stop is
+        asked for."""
         proc = self.proc
         assert proc is not None
         exited = asyncio.create_task(proc.wait())
@@ -434,8 +441,10 @@ class Supervisor:
         try:
             if not self.qmp.connected:
                 await self.qmp.connect(QMP_TIMEOUT)
-            status = await self.qmp.execute("query-status", limit=QMP_TIMEOUT)
+            status = await self.qmp.execute("query-status", limit=self.answer_deadline.limit)
         except (QmpUnavailable, QmpCommandError) as exc:
+            if isinstance(exc, QmpUnavailable):
+                self.answer_deadline.missed()
             if self.qmp_ok:
                 self._error(f"QMP stopped answering: {exc}")
             self.qmp_ok = False
@@ -443,6 +452,7 @@ class Supervisor:
                 self.qmp_silent_since = self._clock()
             return
         elapsed = time.perf_counter() - started
+        self.answer_deadline.answered(elapsed)
         self.qmp_latency_ms = round(elapsed * 1000, 2)
         if self.on_qmp_latency:
             self.on_qmp_latency(elapsed)

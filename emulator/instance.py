@@ -37,6 +37,8 @@ class EmulatorInstance:
         self.feed = StatusFeed(self.status)
         """The status as a stream of changes (``GET /status/stream``)."""
         supervisor.on_change = sampler.on_change = counter.on_change = self.feed.poke
+        if stream is not None:
+            stream.on_change = self.feed.poke
 
     def status(self) -> EmulatorStatus:
         sup = self.supervisor

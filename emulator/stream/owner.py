@@ -101,8 +101,11 @@ class StreamOwner:
         self._picture_changed_at = picture_changed_at
         self._clock, self._wall = clock, wall
         self.backoff = Backoff(BACKOFF_MIN, BACKOFF_MAX, jitter=False)
-        self.state = StreamState.WAITING
-        self.pipeline_state = "NULL"
+        self.on_change: Callable[[], None] | None = None
+        """Called when the stream's state, the pipeline's or its last error changes (the
+        status stream listens; its frame rate is read at the status's regular recheck)."""
+        self._state = StreamState.WAITING
+        self._pipeline_state = "NULL"
         self.restarts = 0
         self.last_error: str | None = None
         self.current: Pipeline | None = None
@@ -115,6 +118,30 @@ class StreamOwner:
         self._closing: set[asyncio.Task[bool]] = set()
 
     # -- facts ----------------------------------------------------------------------------
+
+    @property
+    def state(self) -> StreamState:
+        return self._state
+
+    @state.setter
+    def state(self, value: StreamState) -> None:
+        if value is not self._state:
+            self._state = value
+            self._changed()
+
+    @property
+    def pipeline_state(self) -> str:
+        return self._pipeline_state
+
+    @pipeline_state.setter
+    def pipeline_state(self, value: str) -> None:
+        if value != self._pipeline_state:
+            self._pipeline_state = value
+            self._changed()
+
+    def _changed(self) -> None:
+        if self.on_change is not None:
+            self.on_change()
 
     def facts(self) -> StreamFacts:
         pipe = self.current
@@ -234,6 +261,7 @@ class StreamOwner:
             self.backoff.reset()
         self.restarts += 1
         self.last_error = reason
+        self._changed()
         log(
             logger,
             logging.WARNING,

@@ -248,6 +248,34 @@ async def test_an_error_on_the_bus_restarts_the_pipeline_and_totals_survive(
     assert owner.facts().state is not StreamState.PLAYING
 
 
+async def test_the_status_hears_of_every_change_of_state_at_once(
+    fake_pipelines: list[FakePipeline],
+) -> None:
+    """The supervisor's status stream is poked on each change of the stream's state, so it
+    does not wait for its periodic recheck to send it."""
+    owner = make_owner()
+    seen: list[tuple[str, str, str | None]] = []
+    owner.on_change = lambda: seen.append((owner.state, owner.pipeline_state, owner.last_error))
+    task = asyncio.create_task(owner.run())
+    try:
+        first = await started(fake_pipelines, 1)
+        first.say("state", "PLAYING")
+        await wait_until(
+            lambda: asyncio.sleep(0, list(seen)), lambda s: ("playing", "PLAYING", None) in s, 5
+        )
+        seen.clear()
+        first.say("error", "capture: VNC connection lost")
+        await started(fake_pipelines, 2)
+    finally:
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+    assert ("playing", "NULL", None) in seen, "the pipeline stopped"
+    assert any(e == "capture: VNC connection lost" for _, _, e in seen), "why, at once"
+    assert any(state == "restarting" for state, _, _ in seen)
+    assert any(state == "starting" for state, _, _ in seen)
+
+
 async def test_a_pipeline_that_cannot_start_is_retried(fake_pipelines: list[FakePipeline]) -> None:
     FakePipeline.refuse_first = True
     owner = make_owner()

@@ -304,7 +304,7 @@ class StreamSummary(_Wire):
 class InstanceSummary(_Wire):
     """One instance as the summary list has it: what a fleet overview shows (the console's
     tiles and table), without the health body. Fields at their default are left out of the
-    JSON (a healthy instance is about 120 bytes); the full instance is
+    JSON (a healthy instance is about 150 bytes); the full instance is
     ``GET /api/instances/{name}``. Moments are whole seconds: whoever shows an age computes
     it from them."""
 

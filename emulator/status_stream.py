@@ -37,9 +37,9 @@ How changes are found: the supervisor, the VNC sampler, the frame counter and th
 stream call :meth:`StatusFeed.poke` when something they report changes (QEMU started,
 exited or stopped answering, the guest's run state, a disk error, VNC connected or lost, a
 new frame-rate figure, the stream's state...). The status is recomputed once per burst of
-pokes, and compared without its clock fields. Conditions that time alone brings about (no frame for ``ACTIVE_WITHIN``
-seconds, the start grace) are caught by a recomputation every ``RECHECK`` seconds while a
-stream is open. Without subscribers nothing is recomputed.
+pokes, and compared without its clock fields. Conditions that time alone brings about (no
+frame for ``ACTIVE_WITHIN`` seconds, the start grace) are caught by a recomputation every
+``RECHECK`` seconds while a stream is open. Without subscribers nothing is recomputed.
 """
 
 from __future__ import annotations

@@ -299,7 +299,9 @@ class FakeEmulators:
         while True:
             for name in rng.sample(names, min(count, len(names))):
                 i = self.instances[name]
-                i.set(fps=24.0 if i.fps != 24.0 else 25.0)
+                # A move the supervisors count as news (more than 5 % of the figure, see
+                # emulator.models.rate_moved); 24 <-> 25 fps would be jitter and send nothing.
+                i.set(fps=20.0 if i.fps != 20.0 else 25.0)
             await asyncio.sleep(interval)
 
     async def _silent(self, i: FakeInstance) -> AsyncIterator[bytes]:

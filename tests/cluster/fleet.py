@@ -236,9 +236,7 @@ def install(cluster: Cluster, namespace: str = NAMESPACE) -> Fleet:
 
 
 def uninstall(cluster: Cluster, namespace: str = NAMESPACE) -> None:
-    cluster_helm = helm.helm(cluster, "uninstall", RELEASE, "--namespace", namespace, "--wait")
-    subprocess.run(cluster_helm, capture_output=True, timeout=300, check=False)
-    cluster.kubectl("delete", "namespace", namespace, "--wait=true", timeout=300)
+    helm.uninstall(cluster, namespace, RELEASE)
 
 
 @contextlib.contextmanager

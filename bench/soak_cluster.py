@@ -248,6 +248,9 @@ def run(args: argparse.Namespace) -> ClusterSoak | None:
             asyncio.run(_soak(soak, args.instances))
             return soak
         finally:
+            # A second SIGTERM must not cut the cleanup short and leave the namespace behind.
+            for sig in previous:
+                signal.signal(sig, signal.SIG_IGN)
             say(f"removing the release and namespace {NAMESPACE}")
             helm.uninstall(cluster, NAMESPACE)
     except ClusterError as exc:

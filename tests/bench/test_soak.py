@@ -6,12 +6,14 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 
 import pytest
 
 from bench.soak import Sample, growth, lives, serial_path, serial_socket
 from bench.soak_cluster import qemu_child, restart_note
+from localcluster.processes import cmdline
 
 SLEEPER = [sys.executable, "-c", "import time; time.sleep(30)"]
 
@@ -61,6 +63,10 @@ def test_the_serial_socket_is_read_from_qemus_command_line(
 def fake_qemu() -> Iterator[subprocess.Popen[bytes]]:
     argv = ["qemu-system-x86_64", *SLEEPER[1:], "-serial", "unix:/tmp/x/serial.sock,server=on"]
     proc = subprocess.Popen(argv, executable=sys.executable)
+    # Right after the spawn /proc may still show the parent's copy or nothing: wait for ours.
+    deadline = time.monotonic() + 10
+    while cmdline(proc.pid)[:1] != ["qemu-system-x86_64"] and time.monotonic() < deadline:
+        time.sleep(0.01)
     try:
         yield proc
     finally:

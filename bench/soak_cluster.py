@@ -199,7 +199,9 @@ class ClusterSoak(Soak):
                 for c in p.get("status", {}).get("conditions") or []
             )
         ]
-        self.notes.append(f"at the end: {len(ready)}/{len(listed)} pods Ready")
+        self.notes.append(
+            f"at the end: {len(ready)}/{len(listed)} pods Ready (the emulators, the backend)"
+        )
 
 
 def cannot(cluster: Cluster) -> str | None:

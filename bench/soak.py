@@ -50,6 +50,8 @@ GROWTH_MIB = 8.0
 settles in steps; a few MiB is noise, a leak keeps going)."""
 GROWTH_COUNT = 2
 """Descriptors or threads more than this many above the first minute's are growth."""
+TREND_WINDOW = 3
+"""Samples whose median stands for a process's first and for its last minute."""
 
 
 @dataclass(frozen=True)
@@ -90,23 +92,32 @@ def lives(column: list[Sample | None]) -> list[list[Sample]]:
     return out
 
 
+_MEASURES: list[tuple[str, Callable[[Sample], float], float, str]] = [
+    ("RSS", lambda s: s.rss_mib, GROWTH_MIB, " MiB"),
+    ("descriptors", lambda s: s.fds, GROWTH_COUNT, ""),
+    ("threads", lambda s: s.threads, GROWTH_COUNT, ""),
+]
+
+
 def growth(role: str, column: list[Sample | None]) -> list[str]:
     """What grew within one process of the role. A process's first sample is left out (it
     may be taken while the process starts, or while the fleet settles after minute 0), so
-    a trend needs three samples of the same process."""
+    a trend needs three samples of the same process. Its first and last minutes are each
+    read as the median of up to ``TREND_WINDOW`` samples: one sample can catch a passing
+    state (a supervisor holds three descriptors fewer while its QEMU is down after a kill)
+    that is not where the process stands, while a leak moves every sample."""
     found = []
     for life in lives(column):
         settled = life[1:]
         if len(settled) < 2:
             continue
-        first, last = settled[0], settled[-1]
-        what = f"{role} (pid {first.pid})"
-        if last.rss_mib - first.rss_mib > GROWTH_MIB:
-            found.append(f"{what}: RSS {first.rss_mib:.0f} -> {last.rss_mib:.0f} MiB")
-        if last.fds > first.fds + GROWTH_COUNT:
-            found.append(f"{what}: descriptors {first.fds} -> {last.fds}")
-        if last.threads > first.threads + GROWTH_COUNT:
-            found.append(f"{what}: threads {first.threads} -> {last.threads}")
+        k = max(1, min(TREND_WINDOW, len(settled) // 2))
+        head, tail = settled[:k], settled[-k:]
+        what = f"{role} (pid {settled[0].pid})"
+        for label, value, limit, unit in _MEASURES:
+            before, after = (statistics.median(value(s) for s in part) for part in (head, tail))
+            if after - before > limit:
+                found.append(f"{what}: {label} {before:.0f} -> {after:.0f}{unit}")
     return found
 
 
@@ -354,7 +365,7 @@ class Soak:
             lines.append(
                 f"no growth: no process died, none grew by more than {GROWTH_MIB:g} MiB, "
                 f"{GROWTH_COUNT} descriptors or {GROWTH_COUNT} threads from its first "
-                "settled minute to its last"
+                f"settled minutes to its last (medians of up to {TREND_WINDOW})"
             )
         return "\n".join(lines)
 

@@ -41,6 +41,19 @@ def test_growth_is_read_within_one_process_after_its_first_sample() -> None:
     ]
 
 
+def test_one_sample_in_a_passing_state_is_not_a_trend() -> None:
+    # A supervisor sampled while its QEMU was down after a kill (the cluster soak's minute
+    # 1): three descriptors and a thread fewer, then back where it stands.
+    dip = [s(5, 76, 12, 3), s(5, 76, 9, 2), s(5, 76, 12, 3), s(5, 76, 12, 3), s(5, 78, 12, 3)]
+    assert growth("supervisor b", dip) == []
+    # A leak moves every sample, so the medians at both ends move too.
+    leak = [s(5, 60, 10, 3)] + [s(5, 60 + 2 * i, 10 + i, 3) for i in range(1, 9)]
+    assert growth("supervisor b", leak) == [
+        "supervisor b (pid 5): RSS 64 -> 74 MiB",
+        "supervisor b (pid 5): descriptors 12 -> 17",
+    ]
+
+
 @pytest.mark.parametrize(
     ("argv", "path"),
     [

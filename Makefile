@@ -79,9 +79,11 @@ bench: setup
 	$(BIN)/python -m bench.run
 
 # A local fleet under continuous faults (not in CI): SOAK_MINUTES=10 make soak
+# SOAK_CLUSTER=1: the chart on the local Kubernetes instead (as root; started if need be).
 SOAK_MINUTES ?= 30
-soak: setup
-	$(BIN)/python -m bench.soak --minutes $(SOAK_MINUTES) --doc
+SOAK_CLUSTER ?=
+soak: $(if $(SOAK_CLUSTER),setup-cluster,setup)
+	$(BIN)/python -m bench.soak --minutes $(SOAK_MINUTES)$(if $(SOAK_CLUSTER), --cluster) --doc
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache

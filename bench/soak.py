@@ -1,22 +1,25 @@
-"""``make soak``: a local fleet under continuous faults for a while, and whether anything
-grows.
+"""``make soak``: a fleet under continuous faults for a while, and whether anything grows.
 
-    .venv/bin/python -m bench.soak [--minutes 30] [--instances 3] [--every 10]
+    .venv/bin/python -m bench.soak [--minutes 30] [--instances 3] [--every 10] [--cluster]
 
 The fleet is the demo's (:class:`locotui.demo.stack.DemoStack`: real supervisors on the
-test image, the real backend with local discovery). While it runs, one fault every
-``--every`` seconds, instance after instance, from the fault suite's repertoire: a soft
-reset and a restart through the backend (as an operator or the automatic recovery would),
-QEMU killed (SIGKILL), QEMU hung (SIGSTOP for a few seconds, then SIGCONT), the guest's
-picture frozen and thawed over its serial port. A console-like client follows
+test image, the real backend with local discovery), or with ``--cluster`` the chart on the
+local Kubernetes (``bench/soak_cluster.py``). While it runs, one fault every ``--every``
+seconds, instance after instance, from the fault suite's repertoire: a soft reset and a
+restart through the backend (as an operator or the automatic recovery would), QEMU killed
+(SIGKILL), QEMU hung (SIGSTOP for a few seconds, then SIGCONT), the guest's picture frozen
+and thawed over its serial port. A console-like client follows
 ``/api/events?view=summary`` all along.
 
 Once a minute it records the resident memory, open file descriptors and threads of every
-process: each supervisor, its current QEMU, the backend. At the end it prints the
-minute-by-minute figures and, per process, the change from the first minute (after the
-fleet settled) to the last; a process that died unexpectedly, or whose memory, descriptors
-or threads keep growing, is a finding. With ``--doc`` the summary goes into
-``docs/performance.md``. Not part of the tests (it takes half an hour by default).
+process: each supervisor, its current QEMU, the backend (and on the cluster its control
+plane and node daemons), and the load average. At the end it prints the minute-by-minute
+figures and, per process, the change from the first minute (after the fleet settled) to
+the last. A role whose process is replaced (QEMU after a kill, a pod after a restart)
+counts a restart, and growth is read within one process only, never across two. A process
+that died unexpectedly, or whose memory, descriptors or threads keep growing, is a finding.
+With ``--doc`` the summary goes into ``docs/performance.md``. Not part of the tests (it
+takes half an hour by default).
 """
 
 from __future__ import annotations
@@ -31,23 +34,29 @@ import statistics
 import sys
 import time
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
 import httpx
 
 from bench.report import Run, load, write_block
+from localcluster.processes import cmdline
 from locotui.demo.stack import DemoError, DemoStack
 
 HANG_SECONDS = 3.0
 GROWTH_MIB = 8.0
 """RSS growth from the first to the last minute worth calling growth (a process's heap
 settles in steps; a few MiB is noise, a leak keeps going)."""
+GROWTH_COUNT = 2
+"""Descriptors or threads more than this many above the first minute's are growth."""
+TREND_WINDOW = 3
+"""Samples whose median stands for a process's first and for its last minute."""
 
 
 @dataclass(frozen=True)
 class Sample:
+    pid: int
     rss_mib: float
     fds: int
     threads: int
@@ -66,38 +75,126 @@ def sample(pid: int) -> Sample | None:
             rss = int(line.split()[1])
         elif line.startswith("Threads:"):
             threads = int(line.split()[1])
-    return Sample(rss / 1024, fds, threads)
+    return Sample(pid, rss / 1024, fds, threads)
 
 
-@dataclass
+def lives(column: list[Sample | None]) -> list[list[Sample]]:
+    """A role's samples split by process: a new pid is a new process (a restart), and a
+    minute without one (a pod being replaced) is no process at all."""
+    out: list[list[Sample]] = []
+    for s in column:
+        if s is None:
+            continue
+        if out and out[-1][-1].pid == s.pid:
+            out[-1].append(s)
+        else:
+            out.append([s])
+    return out
+
+
+_MEASURES: list[tuple[str, Callable[[Sample], float], float, str]] = [
+    ("RSS", lambda s: s.rss_mib, GROWTH_MIB, " MiB"),
+    ("descriptors", lambda s: s.fds, GROWTH_COUNT, ""),
+    ("threads", lambda s: s.threads, GROWTH_COUNT, ""),
+]
+
+
+def growth(role: str, column: list[Sample | None]) -> list[str]:
+    """What grew within one process of the role. A process's first sample is left out (it
+    may be taken while the process starts, or while the fleet settles after minute 0), so
+    a trend needs three samples of the same process. Its first and last minutes are each
+    read as the median of up to ``TREND_WINDOW`` samples: one sample can catch a passing
+    state (a supervisor holds three descriptors fewer while its QEMU is down after a kill)
+    that is not where the process stands, while a leak moves every sample."""
+    found = []
+    for life in lives(column):
+        settled = life[1:]
+        if len(settled) < 2:
+            continue
+        k = max(1, min(TREND_WINDOW, len(settled) // 2))
+        head, tail = settled[:k], settled[-k:]
+        what = f"{role} (pid {settled[0].pid})"
+        for label, value, limit, unit in _MEASURES:
+            before, after = (statistics.median(value(s) for s in part) for part in (head, tail))
+            if after - before > limit:
+                found.append(f"{what}: {label} {before:.0f} -> {after:.0f}{unit}")
+    return found
+
+
+def serial_path(argv: list[str]) -> str | None:
+    """The path of QEMU's ``-serial unix:PATH,server=on,...`` (QEMU doubles a comma inside
+    an option's value), or None when its serial port is no such socket."""
+    try:
+        value = argv[argv.index("-serial") + 1]
+    except (ValueError, IndexError):
+        return None
+    if not value.startswith("unix:"):
+        return None
+    value = value.removeprefix("unix:")
+    i = 0
+    while (i := value.find(",", i)) != -1:
+        if value[i + 1 : i + 2] == ",":
+            i += 2
+            continue
+        value = value[:i]
+        break
+    return value.replace(",,", ",")
+
+
+def serial_socket(qemu_pid: int) -> str:
+    """Where this process connects to QEMU's serial socket. QEMU in a container has a root
+    of its own, reached through /proc/PID/root; the plain path when it shares ours (a unix
+    socket's path must stay under 108 bytes, so no detour when there is none to make)."""
+    path = serial_path(cmdline(qemu_pid))
+    if path is None:
+        raise RuntimeError(f"QEMU (pid {qemu_pid}) has no serial socket")
+    theirs, ours = os.stat(f"/proc/{qemu_pid}/root"), os.stat("/")
+    if (theirs.st_dev, theirs.st_ino) == (ours.st_dev, ours.st_ino):
+        return path
+    return f"/proc/{qemu_pid}/root{path}"
+
+
 class Soak:
-    stack: DemoStack
-    every: float
-    minutes: float
-    samples: dict[str, list[Sample | None]] = field(default_factory=dict)
-    faults: dict[str, list[bool]] = field(default_factory=dict)
-    errors: list[str] = field(default_factory=list)
-    deaths: list[str] = field(default_factory=list)
-    events: int = 0
-    reconnects: int = 0
-    instances: int = 0
+    """Faults, sampling and the report, whatever runs the fleet. A subclass says which
+    instances there are, which processes to sample and where an instance's QEMU is."""
+
+    title = "Soak (bench/soak.py)"
+    block = "soak"
+
+    def __init__(self, backend_url: str, token: str, every: float, minutes: float) -> None:
+        self.backend_url = backend_url
+        self.token = token
+        self.every = every
+        self.minutes = minutes
+        self.names: list[str] = []
+        self.samples: dict[str, list[Sample | None]] = {}
+        self.loads: list[float] = []
+        self.faults: dict[str, list[bool]] = {}
+        self.errors: list[str] = []
+        self.deaths: list[str] = []
+        self.notes: list[str] = []
+        self.events = 0
+        self.reconnects = 0
+
+    # ------------------------------------------------------------------ the fleet
+    async def pids(self, http: httpx.AsyncClient) -> dict[str, int]:
+        """Every process to sample, by role."""
+        raise NotImplementedError
+
+    async def qemu_pid(self, http: httpx.AsyncClient, name: str) -> int:
+        """The pid (on this host) of the instance's current QEMU."""
+        raise NotImplementedError
+
+    async def watch_deaths(self) -> None:
+        """Appends to ``deaths`` what exits unexpectedly, for as long as the soak runs."""
+
+    def describe(self) -> str:
+        return f"{len(self.names)} instances"
 
     # ------------------------------------------------------------------ processes
-    async def pids(self, http: httpx.AsyncClient) -> dict[str, int]:
-        """Every process of the fleet by role: supervisors, their current QEMU, backend."""
-        out: dict[str, int] = {}
-        for child in self.stack.children:
-            if child.proc is not None and child.running:
-                out[child.name] = child.proc.pid
-        for child in self.stack.emulators:
-            with contextlib.suppress(httpx.HTTPError, KeyError, TypeError):
-                pid = (await http.get(f"{child.url}/health")).json()["qemu"]["pid"]
-                if pid:
-                    out[f"qemu {child.name}"] = int(pid)
-        return out
-
     async def record(self, http: httpx.AsyncClient, minute: int) -> None:
         pids = await self.pids(http)
+        self.loads.append(os.getloadavg()[0])
         for role in sorted(set(self.samples) | set(pids)):
             column = self.samples.setdefault(role, [None] * minute)
             column.append(sample(pids[role]) if role in pids else None)
@@ -106,7 +203,7 @@ class Soak:
             for role, col in sorted(self.samples.items())
             if (s := col[-1]) is not None
         )
-        print(f"[minute {minute:3d}] {line}", flush=True)
+        print(f"[minute {minute:3d}] load {self.loads[-1]:.2f}  {line}", flush=True)
 
     # ------------------------------------------------------------------ faults
     def _fault_kinds(self) -> list[tuple[str, Callable[[httpx.AsyncClient, str], Awaitable[None]]]]:
@@ -120,8 +217,8 @@ class Soak:
 
     async def _action(self, http: httpx.AsyncClient, name: str, verb: str) -> None:
         resp = await http.post(
-            f"{self.stack.backend_url}/api/instances/{name}/{verb}",
-            headers={"Authorization": f"Bearer {self.stack.token}"},
+            f"{self.backend_url}/api/instances/{name}/{verb}",
+            headers={"Authorization": f"Bearer {self.token}"},
         )
         resp.raise_for_status()
 
@@ -131,18 +228,11 @@ class Soak:
     async def _restart(self, http: httpx.AsyncClient, name: str) -> None:
         await self._action(http, name, "restart")
 
-    async def _qemu_pid(self, http: httpx.AsyncClient, name: str) -> int:
-        url = next(c.url for c in self.stack.emulators if c.name == name)
-        pid = (await http.get(f"{url}/health")).json()["qemu"]["pid"]
-        if not pid:
-            raise RuntimeError("QEMU is not running")
-        return int(pid)
-
     async def _kill_qemu(self, http: httpx.AsyncClient, name: str) -> None:
-        os.kill(await self._qemu_pid(http, name), signal.SIGKILL)
+        os.kill(await self.qemu_pid(http, name), signal.SIGKILL)
 
     async def _hang_qemu(self, http: httpx.AsyncClient, name: str) -> None:
-        pid = await self._qemu_pid(http, name)
+        pid = await self.qemu_pid(http, name)
         os.kill(pid, signal.SIGSTOP)
         try:
             await asyncio.sleep(HANG_SECONDS)
@@ -151,10 +241,9 @@ class Soak:
                 os.kill(pid, signal.SIGCONT)
 
     async def _freeze(self, http: httpx.AsyncClient, name: str) -> None:
-        assert self.stack.state_dir is not None
-        sock = self.stack.state_dir / "emulators" / name / "serial.sock"
+        sock = serial_socket(await self.qemu_pid(http, name))
         for command, pause in ((b"f", HANG_SECONDS), (b"g", 0.0)):
-            _, writer = await asyncio.open_unix_connection(str(sock))
+            _, writer = await asyncio.open_unix_connection(sock)
             try:
                 writer.write(command)
                 await writer.drain()
@@ -164,9 +253,8 @@ class Soak:
             await asyncio.sleep(pause)
 
     async def inject(self, http: httpx.AsyncClient, stop: float) -> None:
-        names = [c.name for c in self.stack.emulators]
         plan = itertools.cycle(
-            (kind, fault, name) for kind, fault in self._fault_kinds() for name in names
+            (kind, fault, name) for kind, fault in self._fault_kinds() for name in self.names
         )
         while time.monotonic() + self.every < stop:
             await asyncio.sleep(self.every)
@@ -188,9 +276,7 @@ class Soak:
             while True:
                 try:
                     async with http.stream(
-                        "GET",
-                        f"{self.stack.backend_url}/api/events",
-                        params={"view": "summary"},
+                        "GET", f"{self.backend_url}/api/events", params={"view": "summary"}
                     ) as stream:
                         async for line in stream.aiter_lines():
                             if line.startswith("data: "):
@@ -200,14 +286,8 @@ class Soak:
                 self.reconnects += 1
                 await asyncio.sleep(1.0)
 
-    async def watch_deaths(self) -> None:
-        async for line in self.stack.deaths():
-            self.deaths.append(line)
-            print(line, flush=True)
-
     # ------------------------------------------------------------------ run
     async def run(self) -> None:
-        self.instances = len(self.stack.emulators)
         start = time.monotonic()
         stop = start + self.minutes * 60
         tasks = [
@@ -235,8 +315,8 @@ class Soak:
         lines = []
         minutes = max((len(c) for c in self.samples.values()), default=0)
         lines.append(
-            f"{self.instances} instances, {minutes - 1} min, a fault every "
-            f"{self.every:g} s; {self.events} events on the summary stream, "
+            f"{self.describe()}, {minutes - 1} min, a fault every {self.every:g} s; "
+            f"{self.events} events on the summary stream, "
             f"{max(0, self.reconnects)} stream reconnects"
         )
         done = ", ".join(
@@ -245,11 +325,14 @@ class Soak:
         lines.append(f"faults carried out (ok/tried): {done or 'none'}")
         for error in self.errors[:10]:
             lines.append(f"  fault error: {error}")
+        lines += [f"  {note}" for note in self.notes]
         for death in self.deaths:
             lines.append(f"  UNEXPECTED EXIT: {death}")
         lines.append("")
+        width = max((len(role) for role in self.samples), default=7)
         lines.append(
-            "process          RSS MiB first/last/max  fds first/last/max  threads first/last/max"
+            f"{'process':{width}} restarts  RSS MiB first/last/max  fds first/last/max  "
+            "threads first/last/max"
         )
         findings = []
         for role, column in sorted(self.samples.items()):
@@ -258,49 +341,84 @@ class Soak:
             if not seen:
                 continue
             first, last = seen[0], seen[-1]
-            rss = [s.rss_mib for s in seen]
-            fds = [s.fds for s in seen]
-            threads = [s.threads for s in seen]
+            restarts = len(lives(column)) - 1
             lines.append(
-                f"{role:16} {first.rss_mib:7.1f} {last.rss_mib:7.1f} {max(rss):7.1f}   "
-                f"{first.fds:5d} {last.fds:5d} {max(fds):5d}   "
-                f"{first.threads:5d} {last.threads:5d} {max(threads):5d}"
+                f"{role:{width}} {restarts:8d} "
+                f"{first.rss_mib:7.1f} {last.rss_mib:7.1f} {max(s.rss_mib for s in seen):7.1f}   "
+                f"{first.fds:5d} {last.fds:5d} {max(s.fds for s in seen):5d}   "
+                f"{first.threads:5d} {last.threads:5d} {max(s.threads for s in seen):5d}"
             )
-            if role.startswith("qemu "):
-                continue  # a new process after every kill or restart: no trend to read
-            if last.rss_mib - first.rss_mib > GROWTH_MIB:
-                findings.append(f"{role}: RSS {first.rss_mib:.0f} -> {last.rss_mib:.0f} MiB")
-            if last.fds > first.fds + 2:
-                findings.append(f"{role}: descriptors {first.fds} -> {last.fds}")
-            if last.threads > first.threads + 2:
-                findings.append(f"{role}: threads {first.threads} -> {last.threads}")
+            findings += growth(role, column)
         backend = [s.rss_mib for s in self.samples.get("backend", []) if s is not None]
         if backend:
             lines.append("")
             lines.append("backend RSS by minute (MiB): " + " ".join(f"{x:.0f}" for x in backend))
             lines.append(f"backend RSS median {statistics.median(backend):.1f} MiB")
+        if self.loads:
+            lines.append(
+                "load average (1 min) by minute: " + " ".join(f"{x:.1f}" for x in self.loads)
+            )
         lines.append("")
         if findings or self.deaths:
             lines.append("FINDINGS: " + "; ".join(findings + self.deaths))
         else:
             lines.append(
                 f"no growth: no process died, none grew by more than {GROWTH_MIB:g} MiB, "
-                "2 descriptors or 2 threads from the first minute to the last"
+                f"{GROWTH_COUNT} descriptors or {GROWTH_COUNT} threads from its first "
+                f"settled minutes to its last (medians of up to {TREND_WINDOW})"
             )
         return "\n".join(lines)
 
+    @property
+    def clean(self) -> bool:
+        return not self.deaths and not any(
+            growth(role, column) for role, column in self.samples.items()
+        )
 
-async def main_async(args: argparse.Namespace) -> tuple[str, bool]:
+
+class LocalSoak(Soak):
+    """The demo's fleet: supervisors and the backend as children of this process."""
+
+    def __init__(self, stack: DemoStack, every: float, minutes: float) -> None:
+        super().__init__(stack.backend_url, stack.token, every, minutes)
+        self.stack = stack
+        self.names = [c.name for c in stack.emulators]
+
+    async def pids(self, http: httpx.AsyncClient) -> dict[str, int]:
+        out: dict[str, int] = {}
+        for child in self.stack.children:
+            if child.proc is not None and child.running:
+                out[child.name] = child.proc.pid
+        for child in self.stack.emulators:
+            with contextlib.suppress(
+                httpx.HTTPError, KeyError, TypeError, ValueError, RuntimeError
+            ):
+                out[f"qemu {child.name}"] = await self.qemu_pid(http, child.name)
+        return out
+
+    async def qemu_pid(self, http: httpx.AsyncClient, name: str) -> int:
+        url = next(c.url for c in self.stack.emulators if c.name == name)
+        pid = (await http.get(f"{url}/health")).json()["qemu"]["pid"]
+        if not pid:
+            raise RuntimeError("QEMU is not running")
+        return int(pid)
+
+    async def watch_deaths(self) -> None:
+        async for line in self.stack.deaths():
+            self.deaths.append(line)
+            print(line, flush=True)
+
+
+async def local_soak(args: argparse.Namespace) -> Soak:
     stack = DemoStack(instances=args.instances, prometheus=False)
     try:
         await stack.start(lambda line: print(line, flush=True))
-        soak = Soak(stack, args.every, args.minutes)
+        soak = LocalSoak(stack, args.every, args.minutes)
         await soak.run()
     finally:
         stack.stop()
         stack.cleanup()
-    text = soak.report()
-    return text, not soak.deaths and "FINDINGS" not in text
+    return soak
 
 
 def main() -> int:
@@ -308,34 +426,45 @@ def main() -> int:
     parser.add_argument("--minutes", type=float, default=30.0, help="how long (30)")
     parser.add_argument("--instances", type=int, default=3, help="emulators (3)")
     parser.add_argument("--every", type=float, default=10.0, help="seconds between faults (10)")
+    parser.add_argument(
+        "--cluster", action="store_true", help="the chart on the local Kubernetes (root)"
+    )
     parser.add_argument("--doc", action="store_true", help="write into docs/performance.md")
     args = parser.parse_args()
-    if args.minutes <= 0 or args.every <= 0:
-        parser.error("--minutes and --every must be positive")
+    if args.minutes <= 0 or args.every <= 0 or args.instances <= 0:
+        parser.error("--minutes, --every and --instances must be positive")
     command = ".venv/bin/python -m bench.soak " + " ".join(sys.argv[1:])
     started, t0, before = datetime.now(UTC), time.monotonic(), load()
-    try:
-        text, clean = asyncio.run(main_async(args))
-    except DemoError as exc:
-        print(f"soak: {exc}", file=sys.stderr)
+    if args.cluster:
+        from bench import soak_cluster
+
+        soak = soak_cluster.run(args)
+    else:
+        try:
+            soak = asyncio.run(local_soak(args))
+        except DemoError as exc:
+            print(f"soak: {exc}", file=sys.stderr)
+            return 2
+    if soak is None:
         return 2
+    text = soak.report()
     print("\n" + text)
     if args.doc:
         write_block(
             Run(
-                "soak",
-                "Soak (bench/soak.py)",
+                soak.block,
+                soak.title,
                 command.strip(),
                 started,
                 time.monotonic() - t0,
                 before,
                 load(),
-                "completed" if clean else "completed, with findings",
+                "completed" if soak.clean else "completed, with findings",
                 text,
             )
         )
-        print("-> docs/performance.md: soak")
-    return 0 if clean else 1
+        print(f"-> docs/performance.md: {soak.block}")
+    return 0 if soak.clean else 1
 
 
 if __name__ == "__main__":

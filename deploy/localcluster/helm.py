@@ -8,6 +8,7 @@ small requests so a handful of emulators fit.
 from __future__ import annotations
 
 import base64
+import subprocess
 from collections.abc import Sequence
 from typing import Any
 
@@ -101,6 +102,16 @@ def install(
             f"installing the chart as {release}",
             "`kubectl get pods -A` and `kubectl describe` the pods that are not Ready",
         )
+
+
+def uninstall(cluster: Cluster, namespace: str, release: str = RELEASE) -> None:
+    """Removes the release and then its namespace, waiting for both. Never raises for what
+    is already gone: it runs in cleanups, also after an install that failed half-way."""
+    argv = helm(cluster, "uninstall", release, "--namespace", namespace, "--wait")
+    subprocess.run(argv, capture_output=True, timeout=300, check=False)
+    cluster.kubectl(
+        "delete", "namespace", namespace, "--ignore-not-found", "--wait=true", timeout=300
+    )
 
 
 def backend_url(cluster: Cluster, namespace: str = NAMESPACE) -> str:

@@ -37,6 +37,21 @@ def cmdline(pid: int) -> list[str]:
     return [a.decode(errors="replace") for a in raw.split(b"\0") if a]
 
 
+def children(pid: int) -> list[int]:
+    """The process's children (of all its threads), or [] when it is gone."""
+    found: list[int] = []
+    try:
+        tasks = list(Path(f"/proc/{pid}/task").iterdir())
+    except OSError:
+        return []
+    for task in tasks:
+        try:
+            found += [int(c) for c in (task / "children").read_text().split()]
+        except OSError:
+            continue  # the thread ended meanwhile
+    return found
+
+
 def pids_where(match: str) -> list[int]:
     """Processes whose command line contains ``match`` (e.g. a socket path of ours)."""
     found = []

@@ -1,9 +1,9 @@
 """Fixtures of the tests against the real local cluster (deploy/localcluster).
 
-``cluster`` is shared by every worker of the run (see shared.py). Where the cluster cannot
-run (not root, another kubelet or container runtime on the host, missing packages) its
-tests are skipped with the reason in the summary; with CI=true they fail instead, since
-CI must run them.
+``cluster`` is shared by every worker of the run (see localcluster/shared.py). Where the
+cluster cannot run (not root, another kubelet or container runtime on the host, missing
+packages) its tests are skipped with the reason in the summary; with CI=true they fail
+instead, since CI must run them.
 """
 
 from __future__ import annotations
@@ -15,9 +15,9 @@ import pytest
 
 from localcluster.cluster import Cluster
 from localcluster.errors import ClusterError
+from localcluster.shared import SharedCluster
 from tests.cluster import fleet as fleet_module
 from tests.cluster.fleet import Fleet
-from tests.cluster.shared import SharedCluster
 
 
 def _cannot(reason: str) -> None:

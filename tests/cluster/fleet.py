@@ -16,7 +16,7 @@ import httpx
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from localcluster import access, helm, processes
+from localcluster import access, helm, pods, processes
 from localcluster.cluster import Cluster
 from tests.support.waiting import poll_until
 
@@ -144,22 +144,16 @@ class Fleet:
     # --- the runtime underneath -----------------------------------------------------------
     def container(self, pod: str, name: str = "emulator") -> dict[str, Any]:
         """The pod's running container as the container runtime knows it."""
-        out = self.cluster.crictl(
-            "ps", "--name", name, "--label", f"io.kubernetes.pod.name={pod}",
-            "--label", f"io.kubernetes.pod.namespace={self.namespace}", "-o", "json",
-        )  # fmt: skip
-        [found] = json.loads(out.stdout)["containers"]
-        return dict(found)
+        found = pods.container(self.cluster, self.namespace, pod, name)
+        assert found is not None, f"no running {name} container in {pod}"
+        return found
 
     def host_pid(self, pod: str) -> int:
         """The host's pid of the container's first process (the supervisor); checked, so a
         signal meant for it never reaches anything else."""
-        info = json.loads(
-            self.cluster.crictl("inspect", "-o", "json", self.container(pod)["id"]).stdout
-        )
-        pid = int(info["info"]["pid"])
-        cmdline = " ".join(processes.cmdline(pid))
-        assert pid > 1 and "loco-emulator" in cmdline, f"pid {pid} is not the supervisor: {cmdline}"
+        pid = pods.container_pid(self.cluster, self.container(pod)["id"])
+        cmdline = " ".join(processes.cmdline(pid or 0))
+        assert pid and "loco-emulator" in cmdline, f"pid {pid} is not the supervisor: {cmdline}"
         return pid
 
     def crash(self, pod: str) -> int:
@@ -236,9 +230,7 @@ def install(cluster: Cluster, namespace: str = NAMESPACE) -> Fleet:
 
 
 def uninstall(cluster: Cluster, namespace: str = NAMESPACE) -> None:
-    cluster_helm = helm.helm(cluster, "uninstall", RELEASE, "--namespace", namespace, "--wait")
-    subprocess.run(cluster_helm, capture_output=True, timeout=300, check=False)
-    cluster.kubectl("delete", "namespace", namespace, "--wait=true", timeout=300)
+    helm.uninstall(cluster, namespace, RELEASE)
 
 
 @contextlib.contextmanager

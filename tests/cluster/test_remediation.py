@@ -11,7 +11,6 @@ reported by the new leader) without acting on the guest a second time.
 from __future__ import annotations
 
 import copy
-import subprocess
 import time
 from collections.abc import Iterator
 from typing import Any
@@ -63,9 +62,7 @@ def failover(cluster: Cluster) -> Iterator[Fleet]:
         helm.install(cluster, namespace=NAMESPACE, release=RELEASE, replicas=1, values=_values())
         yield fleet
     finally:
-        helm_argv = helm.helm(cluster, "uninstall", RELEASE, "--namespace", NAMESPACE, "--wait")
-        subprocess.run(helm_argv, capture_output=True, timeout=300, check=False)
-        cluster.kubectl("delete", "namespace", NAMESPACE, "--wait=true", timeout=300)
+        helm.uninstall(cluster, NAMESPACE, RELEASE)
 
 
 def _backends(fleet: Fleet) -> dict[str, str]:

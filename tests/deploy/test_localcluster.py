@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import os
+import subprocess
 import tomllib
 from pathlib import Path
 from unittest import mock
@@ -14,7 +15,7 @@ import pytest
 from cryptography import x509
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
-from localcluster import cli, config, hoststate, pki, versions
+from localcluster import cli, config, hoststate, pki, processes, versions
 from localcluster.hoststate import HostState
 from localcluster.paths import Layout
 from localcluster.topology import Topology
@@ -170,3 +171,14 @@ def test_the_command_line_refuses_clearly(capsys: pytest.CaptureFixture[str]) ->
         cli.main(["build", "no-such-component"])
     assert exit_.value.code == 2
     assert "invalid choice: 'no-such-component'" in capsys.readouterr().err
+
+
+def test_children_are_found_and_a_gone_process_has_none() -> None:
+    child = subprocess.Popen(["sleep", "30"])
+    try:
+        assert child.pid in processes.children(os.getpid())
+        assert processes.children(child.pid) == []
+    finally:
+        child.kill()
+        child.wait()
+    assert processes.children(child.pid) == []

@@ -1,9 +1,11 @@
-"""One local cluster for every test worker of a run (only one kubelet fits on a host).
+"""One local cluster for every program that uses it at the same time: the workers of a
+test run, the soak (only one kubelet fits on a host).
 
-The first worker to ask starts it and the last one to leave stops it, unless it was
-already running before the run (then it is left running). Workers register by pid in a
-file guarded by an exclusive lock, so a worker that died without leaving is pruned and
-the count never goes stale.
+The first user to ask starts it and the last one to leave stops it, unless it was already
+running before the first one came (then it is left running). Users register by pid in a
+file guarded by an exclusive lock, so a user that died without leaving is pruned and the
+count never goes stale. The file names and the ``started_by_tests`` key are the ones the
+test runs have always used, so a checkout from before the soak joined still agrees.
 """
 
 from __future__ import annotations
@@ -37,7 +39,7 @@ class SharedCluster:
         self.lock_path.parent.mkdir(parents=True, exist_ok=True)
         fd = os.open(self.lock_path, os.O_RDWR | os.O_CREAT, 0o600)
         try:
-            fcntl.flock(fd, fcntl.LOCK_EX)  # a worker starting the cluster holds it meanwhile
+            fcntl.flock(fd, fcntl.LOCK_EX)  # a user starting the cluster holds it meanwhile
             registry = self._load()
             registry.users = [p for p in registry.users if processes.start_time(p) is not None]
             yield registry
@@ -52,6 +54,7 @@ class SharedCluster:
             return _Registry()
 
     def acquire(self) -> None:
+        """Registers this process; the first user in starts a cluster that is not up."""
         with self._locked() as registry:
             if not registry.users:
                 registry.started_by_tests = not self.cluster.is_up()
@@ -60,7 +63,8 @@ class SharedCluster:
             registry.users.append(os.getpid())
 
     def release(self) -> list[str]:
-        """Leaves; the last one out stops a cluster the tests started. What was left behind."""
+        """Leaves; the last one out stops a cluster that one of the users started. Returns
+        what was left behind."""
         with self._locked() as registry:
             registry.users = [p for p in registry.users if p != os.getpid()]
             if registry.users or not registry.started_by_tests:

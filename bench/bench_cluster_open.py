@@ -310,7 +310,8 @@ def measure(
 def _ms(values: list[float]) -> str:
     return (
         f"{statistics.median(values) * 1000:6.0f} ms  "
-        f"({min(values) * 1000:.0f}-{max(values) * 1000:.0f})"
+        f"({min(values) * 1000:.0f}-{max(values) * 1000:.0f}; "
+        f"{', '.join(f'{v * 1000:.0f}' for v in values)})"
     )
 
 
@@ -321,10 +322,10 @@ def report(results: dict[str, Samples], args: argparse.Namespace, loads: list[st
         f"terminal {SIZE[0]}x{SIZE[1]}, {os.cpu_count()} CPUs"
     )
     print(f"load average before the runs {loads[0]}, after them {loads[1]}")
-    print(f"launch -> first screen listing >= {args.rows} pods: median (min-max)")
+    print(f"launch -> first screen listing >= {args.rows} pods: median (min-max; each round)")
     for tool in TOOLS:
         print(f"  {tool:13} {_ms(results[tool].rows)}")
-    print("launch -> first screen with any text: median (min-max)")
+    print("launch -> first screen with any text: median (min-max; each round)")
     for tool in TOOLS:
         print(f"  {tool:13} {_ms(results[tool].first_text)}")
     k9s = statistics.median(results["k9s"].rows)

@@ -26,22 +26,22 @@ Kubernetes alone, then again) for ``--rounds`` rounds after ``--warmup`` untimed
   --context ... -n NAMESPACE --view table``: the refused connection starts the
   Kubernetes-only fallback at once, which lists and watches the pods itself.
 
-Both programs get the same admin kubeconfig, a 160x50 terminal, TERM=tmux-256color,
-COLORTERM=truecolor, and a HOME and XDG_CONFIG_HOME / XDG_STATE_HOME / XDG_DATA_HOME /
-XDG_CACHE_HOME of their own, new for every run (no user configuration, nothing cached from
-an earlier run). k9s gets one setting written there, ``skipLatestRevCheck``: otherwise it
-asks api.github.com for its newest release at start, which has nothing to do with the
-cluster.
+k9s and ours/k8s read the same admin kubeconfig (ours/backend none: KUBECONFIG is empty).
+Every run gets a 160x50 terminal, TERM=tmux-256color, COLORTERM=truecolor, and a HOME and
+XDG_CONFIG_HOME / XDG_STATE_HOME / XDG_DATA_HOME / XDG_CACHE_HOME of its own, new for
+every run (no user configuration, nothing cached from an earlier run). k9s gets one
+setting written there, ``skipLatestRevCheck``: otherwise it asks api.github.com for its
+newest release at start, which has nothing to do with the cluster.
 
 Criterion, the same kind of thing for both: launch (just before the terminal is asked to
 start the program) to the first screen on which the pod list is drawn with rows: at least
 ``--rows`` distinct names of this namespace's pods visible (30 by default; a screenful is
 about 40 rows for both at 160x50) and the number of pods in the list's title or header
-(k9s: ``pods(NAMESPACE)[1,000]``; ours: ``of 1000``), so a list still filling does not count.
-Both fill their list from one list of all the pods, so in practice the first screen with
-rows is the whole first screenful.
-Also reported: launch to the first screen with any text on it (the program is up and
-drawing), which splits each time into start-up and waiting for the data.
+(k9s: ``pods(NAMESPACE)[1,000]``; ours: ``of 1000``), so a list still filling does not
+count. Both fill their list from one list of all the pods, so in practice the first screen
+with rows is the whole first screenful. Also reported: launch to the first screen with any
+text on it (the program is up and drawing), which splits each time into start-up and
+waiting for the data.
 
 The terminal is a private tmux server polled with ``capture-pane`` every 20 ms, not a pty
 read here and rendered with a terminal emulator: pyte is not among the project's

@@ -330,7 +330,8 @@ def report(results: dict[str, Samples], args: argparse.Namespace, loads: list[st
         print(f"  {tool:13} {_ms(results[tool].first_text)}")
     k9s = statistics.median(results["k9s"].rows)
     for tool in TOOLS[1:]:
-        print(f"ratio {tool}/k9s (medians): {statistics.median(results[tool].rows) / k9s:.2f}")
+        ratio = statistics.median(results[tool].rows) / k9s
+        print(f"ratio of the medians, {tool} to k9s: {ratio:.2f}")
 
 
 def main(argv: list[str] | None = None) -> int:

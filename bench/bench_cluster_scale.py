@@ -72,15 +72,17 @@ def _apply(cluster: Cluster, docs: list[dict[str, Any]], work: Path) -> None:
         raise RuntimeError(f"kubectl apply: {result.stderr}")
 
 
-def fake_nodes(count: int) -> list[dict[str, Any]]:
+def fake_nodes(count: int, namespace: str = NAMESPACE) -> list[dict[str, Any]]:
+    """Nodes labelled with ``namespace``: a second benchmark or test on the same cluster
+    has its own nodes (and its own kwok), and removes only those."""
     capacity = {"cpu": "32", "memory": "256Gi", "pods": str(PODS_PER_NODE)}
     return [
         {
             "apiVersion": "v1",
             "kind": "Node",
             "metadata": {
-                "name": f"kwok-node-{i}",
-                "labels": {KWOK_LABEL: "true", "type": "kwok"},
+                "name": f"kwok-{namespace}-{i}",
+                "labels": {KWOK_LABEL: namespace, "type": "kwok"},
                 "annotations": {"kwok.x-k8s.io/node": "fake"},
             },
             # Only pods that tolerate this land here: never the real workloads.
@@ -91,11 +93,11 @@ def fake_nodes(count: int) -> list[dict[str, Any]]:
     ]
 
 
-def stand_in_statefulset(health_url: str) -> dict[str, Any]:
+def stand_in_statefulset(health_url: str, namespace: str = NAMESPACE) -> dict[str, Any]:
     return {
         "apiVersion": "apps/v1",
         "kind": "StatefulSet",
-        "metadata": {"name": STATEFULSET, "namespace": NAMESPACE, "labels": CONTRACT},
+        "metadata": {"name": STATEFULSET, "namespace": namespace, "labels": CONTRACT},
         "spec": {
             "replicas": 0,
             "serviceName": STATEFULSET,
@@ -108,7 +110,7 @@ def stand_in_statefulset(health_url: str) -> dict[str, Any]:
                     "annotations": {"lego-loco.io/health-url": health_url},
                 },
                 "spec": {
-                    "nodeSelector": {KWOK_LABEL: "true"},
+                    "nodeSelector": {KWOK_LABEL: namespace},
                     "tolerations": [{"key": KWOK_LABEL, "operator": "Exists"}],
                     "automountServiceAccountToken": False,
                     "terminationGracePeriodSeconds": 0,
@@ -126,7 +128,7 @@ def stand_in_statefulset(health_url: str) -> dict[str, Any]:
 
 
 @contextlib.contextmanager
-def kwok(cluster: Cluster, work: Path) -> Iterator[None]:
+def kwok(cluster: Cluster, work: Path, namespace: str = NAMESPACE) -> Iterator[None]:
     binary = build.ensure(cluster.layout, ["kwok"], cluster.progress)["kwok"]
     log = (work / "kwok.log").open("wb")
     proc = subprocess.Popen(
@@ -134,7 +136,7 @@ def kwok(cluster: Cluster, work: Path) -> Iterator[None]:
             str(binary),
             f"--kubeconfig={cluster.layout.admin_kubeconfig}",
             "--manage-all-nodes=false",
-            f"--manage-nodes-with-label-selector={KWOK_LABEL}=true",
+            f"--manage-nodes-with-label-selector={KWOK_LABEL}={namespace}",
             "--cidr=10.200.0.1/16",
             "--node-ip=10.200.0.1",
             # Heartbeats as leases (cheap): without them a busy machine delays kwok's node
@@ -165,12 +167,56 @@ def _cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
-def _count(url: str, healthy: bool = False) -> int:
+@contextlib.contextmanager
+def stand_in_fleet(
+    cluster: Cluster, pods: int, work: Path, namespace: str = NAMESPACE
+) -> Iterator[int]:
+    """``namespace`` with the stand-in StatefulSet (0 replicas), kwok and enough kwok nodes
+    for ``pods``, and the fake supervisors their health URLs point at; yields the number of
+    nodes. Everything is removed at the end, also on failure."""
+    nodes = math.ceil(pods / (PODS_PER_NODE - 10))
+    with contextlib.ExitStack() as stack:
+        stack.callback(cluster.kubectl, "delete", "nodes", "-l", f"{KWOK_LABEL}={namespace}",
+                       timeout=300)  # fmt: skip
+        stack.callback(_delete_namespace, cluster, namespace)  # when kwok did not start
+        cluster.kubectl("create", "namespace", namespace)
+        stack.enter_context(kwok(cluster, work, namespace))
+        fake_port = stack.enter_context(fake_supervisors(1, work))
+        # Deleted while kwok still runs: kwok is what lets the pods on its nodes go.
+        stack.callback(_delete_namespace, cluster, namespace)
+        _apply(cluster, fake_nodes(nodes, namespace), work)
+        _apply(cluster, [stand_in_statefulset(f"http://127.0.0.1:{fake_port}", namespace)], work)
+        yield nodes
+
+
+def _delete_namespace(cluster: Cluster, namespace: str) -> None:
+    cluster.kubectl("delete", "namespace", namespace, "--ignore-not-found", "--wait=true",
+                    timeout=900)  # fmt: skip
+
+
+def backend_discovery(cluster: Cluster, namespace: str = NAMESPACE) -> list[str]:
+    """The backend's discovery flags: the pod watch in ``namespace`` as the chart's
+    ServiceAccount, with only the chart's Role."""
+    role = helm.chart_role(cluster)
+    kubeconfig = access.service_account_kubeconfig(cluster, namespace, "loco-backend",
+                                                   role["rules"])  # fmt: skip
+    return ["--discovery", "kubernetes", "--kubeconfig", str(kubeconfig),
+            "--namespace", namespace]  # fmt: skip
+
+
+def scale(cluster: Cluster, replicas: int, namespace: str = NAMESPACE) -> None:
+    cluster.kubectl("-n", namespace, "scale", f"statefulset/{STATEFULSET}",
+                    f"--replicas={replicas}")  # fmt: skip
+
+
+def count_listed(url: str, healthy: bool = False) -> int:
+    """How many instances the backend lists (only the healthy ones, with ``healthy``)."""
     items = httpx.get(f"{url}/api/instances", timeout=30).json()["items"]
     return sum(1 for i in items if not healthy or i["status"] == "healthy")
 
 
-def _until(check: Any, deadline: float, what: str, interval: float = 0.1) -> float:
+def until(check: Any, deadline: float, what: str, interval: float = 0.1) -> float:
+    """Seconds until ``check()`` holds; raises after ``deadline`` seconds."""
     start = time.monotonic()
     while not check():
         if time.monotonic() - start > deadline:
@@ -182,49 +228,34 @@ def _until(check: Any, deadline: float, what: str, interval: float = 0.1) -> flo
 def measure(
     cluster: Cluster, pods: int, hold: float, probe_interval: float, work: Path, say: Any
 ) -> Result:
-    nodes = math.ceil(pods / (PODS_PER_NODE - 10))
-    cluster.kubectl("create", "namespace", NAMESPACE)
-    try:
-        with kwok(cluster, work), fake_supervisors(1, work) as fake_port:
-            _apply(cluster, fake_nodes(nodes), work)
-            _apply(cluster, [stand_in_statefulset(f"http://127.0.0.1:{fake_port}")], work)
-            role = helm.chart_role(cluster)
-            kubeconfig = access.service_account_kubeconfig(
-                cluster, NAMESPACE, "loco-backend", role["rules"]
+    with stand_in_fleet(cluster, pods, work) as nodes:
+        discovery = backend_discovery(cluster)
+        with backend(None, True, probe_interval, discovery=discovery) as (url, pid):
+            say(f"scaling to {pods} pods on {nodes} kwok nodes")
+            start = time.monotonic()
+            scale(cluster, pods)
+            until(lambda: count_listed(url) >= pods, 900, f"{pods} listed", 0.5)
+            listed = time.monotonic() - start
+            until(lambda: count_listed(url, healthy=True) >= pods, 900, f"{pods} healthy", 0.5)
+            healthy = time.monotonic() - start
+            say(f"listed after {listed:.1f} s, all healthy after {healthy:.1f} s")
+            cpu0, t0 = _cpu_seconds(pid), time.monotonic()
+            rss = []
+            lists = []
+            while time.monotonic() - t0 < hold:
+                rss.append(rss_kib(pid) / 1024)
+                began = time.perf_counter()
+                httpx.get(f"{url}/api/instances", timeout=30)
+                lists.append((time.perf_counter() - began) * 1000)
+                time.sleep(1.0)
+            cpu = (_cpu_seconds(pid) - cpu0) / (time.monotonic() - t0) * 100
+            start = time.monotonic()
+            scale(cluster, 0)
+            empty = until(lambda: count_listed(url) == 0, 900, "an empty list", 0.5)
+            lists.sort()
+            return Result(
+                pods, nodes, listed, healthy, empty, max(rss), cpu, lists[len(lists) // 2]
             )
-            discovery = ["--discovery", "kubernetes", "--kubeconfig", str(kubeconfig),
-                         "--namespace", NAMESPACE]  # fmt: skip
-            with backend(None, True, probe_interval, discovery=discovery) as (url, pid):
-                say(f"scaling to {pods} pods on {nodes} kwok nodes")
-                start = time.monotonic()
-                cluster.kubectl("-n", NAMESPACE, "scale", f"statefulset/{STATEFULSET}",
-                                f"--replicas={pods}")  # fmt: skip
-                _until(lambda: _count(url) >= pods, 900, f"{pods} listed", 0.5)
-                listed = time.monotonic() - start
-                _until(lambda: _count(url, healthy=True) >= pods, 900, f"{pods} healthy", 0.5)
-                healthy = time.monotonic() - start
-                say(f"listed after {listed:.1f} s, all healthy after {healthy:.1f} s")
-                cpu0, t0 = _cpu_seconds(pid), time.monotonic()
-                rss = []
-                lists = []
-                while time.monotonic() - t0 < hold:
-                    rss.append(rss_kib(pid) / 1024)
-                    began = time.perf_counter()
-                    httpx.get(f"{url}/api/instances", timeout=30)
-                    lists.append((time.perf_counter() - began) * 1000)
-                    time.sleep(1.0)
-                cpu = (_cpu_seconds(pid) - cpu0) / (time.monotonic() - t0) * 100
-                start = time.monotonic()
-                cluster.kubectl("-n", NAMESPACE, "scale", f"statefulset/{STATEFULSET}",
-                                "--replicas=0")  # fmt: skip
-                empty = _until(lambda: _count(url) == 0, 900, "an empty list", 0.5)
-                lists.sort()
-                return Result(
-                    pods, nodes, listed, healthy, empty, max(rss), cpu, lists[len(lists) // 2]
-                )
-    finally:
-        cluster.kubectl("delete", "namespace", NAMESPACE, "--wait=true", timeout=900)
-        cluster.kubectl("delete", "nodes", "-l", f"{KWOK_LABEL}=true", timeout=300)
 
 
 def main(argv: list[str] | None = None) -> int:

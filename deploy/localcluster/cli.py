@@ -138,7 +138,7 @@ def _run(args: argparse.Namespace, cluster: Cluster, progress: Progress) -> int:
             print(f"{name}: {path}")
         return 0
     if args.command in ("images", "prepare"):
-        names = [c.name for c in versions.COMPONENTS] if args.command == "prepare" else ["coredns"]
+        names = list(versions.PREPARED) if args.command == "prepare" else ["coredns"]
         bins = build.ensure(layout, names, progress)
         for image in Images(layout, progress).ensure_all(bins["coredns"]).values():
             print(image.name)

@@ -16,6 +16,8 @@ COREDNS = "v1.12.4"
 CRI_TOOLS = "v1.34.0"
 HELM = "v4.3.1"
 KWOK = "v0.7.0"
+# Not part of the cluster: the terminal UI bench/bench_cluster_open.py compares the console with.
+K9S = "v0.50.16"
 
 # Staging modules of k8s.io/kubernetes are published as v0.<minor>.<patch>.
 STAGING = "v0" + KUBERNETES[2:]
@@ -100,6 +102,13 @@ COMPONENTS: tuple[Component, ...] = (
         "sigs.k8s.io/kwok/cmd/kwok",
         (f"-X sigs.k8s.io/kwok/pkg/consts.Version={KWOK[1:]}",),
     ),
+    Component(
+        "k9s",
+        K9S,
+        Kind.INSTALL,
+        "github.com/derailed/k9s",
+        (f"-X github.com/derailed/k9s/cmd.version={K9S}",),
+    ),
 )
 
 BY_NAME = {c.name: c for c in COMPONENTS}
@@ -115,3 +124,6 @@ CLUSTER = (
     "coredns",
     "helm",
 )
+# What `prepare` builds ahead of the tests: everything but what only a benchmark runs (k9s
+# is built the first time the benchmark asks for it, then cached like the rest).
+PREPARED = tuple(c.name for c in COMPONENTS if c.name != "k9s")

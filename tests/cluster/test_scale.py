@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from bench.bench_cluster_scale import KWOK_LABEL, measure
+from bench.bench_cluster_scale import KWOK_LABEL, NAMESPACE, measure
 from localcluster.cluster import Cluster
 from tests.cluster.fleet import CLUSTER
 
@@ -21,5 +21,5 @@ def test_pods_on_simulated_nodes_are_discovered_and_forgotten(
     assert 0 < result.listed_s <= result.healthy_s
     assert result.rss_mib > 0
     # Everything the benchmark made is gone: no simulated node is left.
-    nodes = cluster.kubectl("get", "nodes", "-l", f"{KWOK_LABEL}=true", "-o", "name").stdout
+    nodes = cluster.kubectl("get", "nodes", "-l", f"{KWOK_LABEL}={NAMESPACE}", "-o", "name").stdout
     assert nodes.strip() == ""

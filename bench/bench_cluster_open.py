@@ -76,11 +76,13 @@ from bench.bench_cluster_scale import (
     backend_discovery,
     count_listed,
     scale,
+    shared_cluster,
     stand_in_fleet,
     until,
 )
 from localcluster import build, topology, versions
 from localcluster.cluster import Cluster
+from localcluster.errors import ClusterError
 
 NAMESPACE = "loco-open"
 BIN = Path(sys.executable).parent
@@ -347,21 +349,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--k9s-splash", action="store_true", help="k9s's logo first (1 s)")
     parser.add_argument("--show", action="store_true", help="print each tool's first screen")
     args = parser.parse_args(argv)
-    cluster = Cluster()
-    started_here = not cluster.is_up()
-    if started_here:
-        reason = cluster.cannot_run()
-        if reason:
-            print(f"bench: cannot run the local cluster: {reason}", file=sys.stderr)
-            return 1
-        cluster.up()
     loads: list[str] = []
     try:
-        with tempfile.TemporaryDirectory(prefix="bench-open-") as tmp:
+        with shared_cluster() as cluster, tempfile.TemporaryDirectory(prefix="bench-open-") as tmp:
             results = measure(cluster, args, Path(tmp), loads)
-    finally:
-        if started_here:
-            cluster.down()
+    except ClusterError as exc:
+        print(f"bench: {exc.line()}", file=sys.stderr)
+        return 1
     report(results, args, loads)
     return 0
 

@@ -39,6 +39,8 @@ from bench.bench_backend import backend, fake_supervisors, rss_kib
 from emulator.childproc import die_with_parent
 from localcluster import access, build, helm, versions
 from localcluster.cluster import Cluster
+from localcluster.errors import ClusterError
+from localcluster.shared import SharedCluster
 
 NAMESPACE = "loco-scale"
 STATEFULSET = "loco-emulator"
@@ -258,29 +260,40 @@ def measure(
             )
 
 
+@contextlib.contextmanager
+def shared_cluster() -> Iterator[Cluster]:
+    """The local cluster for the block, shared with test runs and the soak: started when it
+    is not up, stopped afterwards only by its last user and only when a user started it
+    (a benchmark that stopped it would pull it from under a test run)."""
+    cluster = Cluster()
+    if not cluster.is_up():
+        reason = cluster.cannot_run()
+        if reason:
+            raise ClusterError(f"cannot run the local cluster: {reason}")
+    shared = SharedCluster(cluster)
+    shared.acquire()
+    try:
+        yield cluster
+    finally:
+        for line in shared.release():
+            print(f"bench: left behind by stopping the cluster: {line}", file=sys.stderr)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--pods", type=int, default=1000)
     parser.add_argument("--hold", type=float, default=30.0, help="seconds of sampling")
     parser.add_argument("--probe-interval", type=float, default=1.0)
     args = parser.parse_args(argv)
-    cluster = Cluster()
-    started_here = not cluster.is_up()
-    if started_here:
-        reason = cluster.cannot_run()
-        if reason:
-            print(f"bench: cannot run the local cluster: {reason}", file=sys.stderr)
-            return 1
-        cluster.up()
     try:
-        with tempfile.TemporaryDirectory(prefix="bench-scale-") as tmp:
+        with shared_cluster() as cluster, tempfile.TemporaryDirectory(prefix="bench-scale-") as tmp:
             result = measure(
                 cluster, args.pods, args.hold, args.probe_interval, Path(tmp),
                 lambda m: print(f"bench: {m}", file=sys.stderr),
             )  # fmt: skip
-    finally:
-        if started_here:
-            cluster.down()
+    except ClusterError as exc:
+        print(f"bench: {exc.line()}", file=sys.stderr)
+        return 1
     print(f"Kubernetes {versions.KUBERNETES}, kwok {versions.KWOK}: {result.pods} emulator pods")
     print(f"  kubectl scale -> all listed by the backend   {result.listed_s:7.1f} s")
     print(f"  kubectl scale -> all healthy (probed)         {result.healthy_s:7.1f} s")

@@ -26,6 +26,14 @@ from typing import Any, TypeVar
 import aiohttp
 from kubernetes.aio import client as aio_client
 
+# Loaded here, not on first use as the package would (its __getattr__ imports each API
+# module when first named): core_v1_api is a module of several MB that takes most of a
+# second to load, and loaded inside the first request it counted against that request's
+# deadline (the console's 3 s look at the cluster before it opens).
+from kubernetes.aio.client.api.apps_v1_api import AppsV1Api
+from kubernetes.aio.client.api.coordination_v1_api import CoordinationV1Api
+from kubernetes.aio.client.api.core_v1_api import CoreV1Api
+
 from backend.bounded_http import LineTooLong, split_lines
 from backend.kube.config import KubeConnection
 from backend.kube.conventions import BACKEND_PORT_NAME, BACKEND_SELECTOR, DEFAULT_BACKEND_PORT
@@ -109,20 +117,20 @@ class KubeApi:
         self._call: Call = call or _direct
         self._client: aio_client.ApiClient | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
-        self._core: aio_client.CoreV1Api | None = None
-        self._apps: aio_client.AppsV1Api | None = None
-        self._coordination: aio_client.CoordinationV1Api | None = None
+        self._core: CoreV1Api | None = None
+        self._apps: AppsV1Api | None = None
+        self._coordination: CoordinationV1Api | None = None
         self._ws_client: Any = None
 
     # ------------------------------------------------------------------ plumbing
-    def _apis(self) -> tuple[aio_client.CoreV1Api, aio_client.AppsV1Api]:
+    def _apis(self) -> tuple[CoreV1Api, AppsV1Api]:
         loop = asyncio.get_running_loop()
         if self._client is None or self._loop is not loop:
             self._client = aio_client.ApiClient(self.connection.configuration)
             self._loop = loop
-            self._core = aio_client.CoreV1Api(self._client)
-            self._apps = aio_client.AppsV1Api(self._client)
-            self._coordination = aio_client.CoordinationV1Api(self._client)
+            self._core = CoreV1Api(self._client)
+            self._apps = AppsV1Api(self._client)
+            self._coordination = CoordinationV1Api(self._client)
         assert self._core is not None and self._apps is not None
         return self._core, self._apps
 
@@ -322,7 +330,7 @@ class KubeApi:
         if self._ws_client is None:
             # One websocket client (one connection pool) for every forward; close() ends it.
             self._ws_client = WsApiClient(self.connection.configuration)
-        ws_api = aio_client.CoreV1Api(self._ws_client)
+        ws_api = CoreV1Api(self._ws_client)
         try:
             resp = await ws_api.connect_get_namespaced_pod_portforward_without_preload_content(
                 name, namespace, ports=str(port)
@@ -384,7 +392,7 @@ class KubeApi:
         )
 
     # ------------------------------------------------------------------ leases
-    def _leases(self) -> aio_client.CoordinationV1Api:
+    def _leases(self) -> CoordinationV1Api:
         self._apis()
         assert self._coordination is not None
         return self._coordination

@@ -57,12 +57,20 @@ async def list_and_watch(
     selector: str,
     *,
     resync: float = 300.0,
+    listed: tuple[list[Pod], str] | None = None,
 ) -> AsyncIterator[Listed | Changed]:
-    """Lists, then watches, until the consumer stops (see the module docstring)."""
+    """Lists, then watches, until the consumer stops (see the module docstring).
+
+    ``listed`` is a list the caller made a moment ago (pods and its resourceVersion): the
+    loop starts from it instead of listing the same pods again. Should its version be too
+    old to watch from, the watch's 410 makes a fresh list as always."""
     reason = "start"
     while True:
         started = time.perf_counter()
-        pods, rv = await api.list_pods(namespace, selector)
+        if listed is not None:
+            (pods, rv), listed = listed, None
+        else:
+            pods, rv = await api.list_pods(namespace, selector)
         yield Listed(pods, rv, reason, time.perf_counter() - started)
         listed_at = time.monotonic()
         reason = "resync"

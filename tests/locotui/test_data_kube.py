@@ -66,6 +66,43 @@ async def test_a_dropped_watch_resumes_and_a_410_status_relists(
         await watch.close()
 
 
+async def test_the_look_before_opening_starts_the_watch_without_a_second_list(
+    sim: KubeSim, kube: KubeClient
+) -> None:
+    """The console lists the pods once to see that the cluster answers; its view starts
+    watching from that list rather than listing the same pods again."""
+
+    def pod_lists() -> int:
+        return sum(
+            1
+            for method, target in sim.ctx.requests
+            if method == "GET" and "/pods?" in target and "watch=true" not in target
+        )
+
+    looked = await kube.list_pods()
+    assert pod_lists() == 1
+    watch = Collector(kube.watch_pods(backoff=Backoff(0.05, 0.2)))
+    try:
+        first = await watch.wait(lambda i: isinstance(i, PodSnapshot), "snapshot")
+        assert first.pods == looked.pods
+        assert first.resource_version == looked.resource_version
+        await asyncio.to_thread(sim.scale, 4)
+        await watch.wait(
+            lambda i: isinstance(i, PodChange) and i.pod.name == "loco-emulator-3",
+            "a change after the look, from its version",
+        )
+        assert pod_lists() == 1, "no second list"
+    finally:
+        await watch.close()
+    # Once only: a later watch lists afresh.
+    again = Collector(kube.watch_pods(backoff=Backoff(0.05, 0.2)))
+    try:
+        await again.wait(lambda i: isinstance(i, PodSnapshot), "snapshot")
+        assert pod_lists() == 2
+    finally:
+        await again.close()
+
+
 async def test_pod_manifest_is_the_api_object_without_managed_fields(kube: KubeClient) -> None:
     manifest = await kube.pod_manifest("loco-emulator-1")
     assert manifest["metadata"]["name"] == "loco-emulator-1"

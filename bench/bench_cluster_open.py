@@ -4,8 +4,9 @@ server with N emulator pods.
     .venv/bin/python -m bench.bench_cluster_open [--pods 1000] [--rounds 5]
 
 Needs root, like bench/bench_cluster_scale.py, whose stand-in fleet it uses: the local
-cluster (started when it is not running and stopped afterwards; when it was already
-running it is left running and only this benchmark's namespace is removed), N pods of the
+cluster (shared with test runs and the soak: started when it is not running, stopped
+afterwards by its last user when one of them started it; only this benchmark's namespace
+and nodes are removed), N pods of the
 stand-in StatefulSet on kwok nodes, one process of fake supervisors they point at, and
 the real backend discovering them through the pod watch with the chart's Role, probing
 every ``--probe-interval`` seconds throughout (so every run competes with the same

@@ -3,8 +3,9 @@ the backend through the real list and watch.
 
     .venv/bin/python -m bench.bench_cluster_scale [--pods 1000] [--hold 30]
 
-Needs root: it uses the local cluster (deploy/localcluster), starting it when it is not
-running and stopping it afterwards. Real: the API server, etcd, the scheduler, the
+Needs root: it uses the local cluster (deploy/localcluster), shared with test runs and
+the soak (:func:`shared_cluster`): started when it is not running, stopped afterwards by
+its last user when one of them started it. Real: the API server, etcd, the scheduler, the
 StatefulSet controller, the watch, the backend with the chart's Role. Simulated: kwok
 (sigs.k8s.io/kwok, built by localcluster) plays the nodes beside the real one and runs the
 pods' lifecycle (a thousand QEMUs do not fit on one machine), and every pod carries the

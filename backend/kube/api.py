@@ -18,21 +18,19 @@ console's own loop.
 from __future__ import annotations
 
 import asyncio
+import importlib
 import json
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import aiohttp
 from kubernetes.aio import client as aio_client
 
-# Loaded here, not on first use as the package would (its __getattr__ imports each API
-# module when first named): core_v1_api is a module of several MB that takes most of a
-# second to load, and loaded inside the first request it counted against that request's
-# deadline (the console's 3 s look at the cluster before it opens).
-from kubernetes.aio.client.api.apps_v1_api import AppsV1Api
-from kubernetes.aio.client.api.coordination_v1_api import CoordinationV1Api
-from kubernetes.aio.client.api.core_v1_api import CoreV1Api
+if TYPE_CHECKING:
+    from kubernetes.aio.client.api.apps_v1_api import AppsV1Api
+    from kubernetes.aio.client.api.coordination_v1_api import CoordinationV1Api
+    from kubernetes.aio.client.api.core_v1_api import CoreV1Api
 
 from backend.bounded_http import LineTooLong, split_lines
 from backend.kube.config import KubeConnection
@@ -101,6 +99,30 @@ class Stream:
         self.response.close()
 
 
+# The pod list and watch (what the console's start and the backend's discovery wait for)
+# are made with the client's ApiClient alone. The generated API classes are loaded only for
+# the other calls: each is a module of megabytes (CoreV1Api alone takes most of a second
+# to import), which at start delayed the first list by that much, and inside the
+# console's 3 s look at the cluster counted against it.
+_API_MODULES = (
+    "kubernetes.aio.client.api.core_v1_api",
+    "kubernetes.aio.client.api.apps_v1_api",
+    "kubernetes.aio.client.api.coordination_v1_api",
+)
+
+
+# They are loaded in a worker thread this long after the first pod list, so that the first
+# call that needs them (a restart, a log tail) does not wait for them, and the loading does
+# not compete with drawing that list.
+LOAD_API_MODULES_AFTER = 2.0
+
+
+def load_api_modules() -> None:
+    """Imports the generated API classes (blocking: call it off the event loop)."""
+    for name in _API_MODULES:
+        importlib.import_module(name)
+
+
 class KubeApi:
     """The calls, for one connection (any namespace)."""
 
@@ -121,18 +143,60 @@ class KubeApi:
         self._apps: AppsV1Api | None = None
         self._coordination: CoordinationV1Api | None = None
         self._ws_client: Any = None
+        self._api_modules_asked = False
 
     # ------------------------------------------------------------------ plumbing
-    def _apis(self) -> tuple[CoreV1Api, AppsV1Api]:
+    def _api_client(self) -> aio_client.ApiClient:
+        """This loop's client (a connection pool belongs to one event loop)."""
         loop = asyncio.get_running_loop()
         if self._client is None or self._loop is not loop:
             self._client = aio_client.ApiClient(self.connection.configuration)
             self._loop = loop
-            self._core = CoreV1Api(self._client)
-            self._apps = AppsV1Api(self._client)
-            self._coordination = CoordinationV1Api(self._client)
-        assert self._core is not None and self._apps is not None
+            self._core = self._apps = self._coordination = None
+        return self._client
+
+    def _apis(self) -> tuple[CoreV1Api, AppsV1Api]:
+        client = self._api_client()
+        if self._core is None or self._apps is None or self._coordination is None:
+            from kubernetes.aio.client.api.apps_v1_api import AppsV1Api
+            from kubernetes.aio.client.api.coordination_v1_api import CoordinationV1Api
+            from kubernetes.aio.client.api.core_v1_api import CoreV1Api
+
+            self._core = CoreV1Api(client)
+            self._apps = AppsV1Api(client)
+            self._coordination = CoordinationV1Api(client)
         return self._core, self._apps
+
+    # The query parameters list_namespaced_pod_without_preload_content takes that this
+    # layer uses, by the API's own names.
+    _POD_LIST_QUERY = {
+        "label_selector": "labelSelector",
+        "watch": "watch",
+        "allow_watch_bookmarks": "allowWatchBookmarks",
+        "resource_version": "resourceVersion",
+        "timeout_seconds": "timeoutSeconds",
+    }
+
+    async def list_namespaced_pod_without_preload_content(
+        self, namespace: str, *, _request_timeout: Any = None, **query: str | int | bool
+    ) -> aiohttp.ClientResponse:
+        """CoreV1Api's method of the same name (and the same permissions: the chart's RBAC
+        tests map calls by that name), made with the same serialization, authentication and
+        REST client, without loading CoreV1Api."""
+        client = self._api_client()
+        request = await client.param_serialize(
+            method="GET",
+            resource_path="/api/v1/namespaces/{namespace}/pods",
+            path_params={"namespace": namespace},
+            query_params=[(self._POD_LIST_QUERY[k], v) for k, v in query.items()],
+            header_params={"Accept": "application/json"},
+            auth_settings=["BearerToken"],
+        )
+        data = await client.call_api(
+            *request, _preload_content=False, _request_timeout=_request_timeout
+        )
+        response: aiohttp.ClientResponse = data.response
+        return response
 
     async def close(self) -> None:
         ws_client, self._ws_client = self._ws_client, None
@@ -196,13 +260,18 @@ class KubeApi:
     # ------------------------------------------------------------------ pods
     async def list_pods(self, namespace: str, selector: str) -> tuple[list[Pod], str]:
         """The pods and the list's resourceVersion (to watch from)."""
-        core, _ = self._apis()
         body = await self._json(
             f"list pods in {namespace}",
-            core.list_namespaced_pod_without_preload_content,
+            self.list_namespaced_pod_without_preload_content,
             namespace,
             label_selector=selector,
         )
+        if not self._api_modules_asked:
+            self._api_modules_asked = True
+            loop = asyncio.get_running_loop()
+            loop.call_later(
+                LOAD_API_MODULES_AFTER, lambda: loop.run_in_executor(None, load_api_modules)
+            )
         pods = []
         for item in body.get("items") or []:
             try:
@@ -217,10 +286,9 @@ class KubeApi:
     ) -> Stream:
         """Opens a watch from ``resource_version`` with bookmarks; the server ends it after
         ``duration`` s. A version too old is :class:`KubeGone` (here or as an ERROR event)."""
-        core, _ = self._apis()
         return await self._stream(
             f"watch pods in {namespace}",
-            core.list_namespaced_pod_without_preload_content,
+            self.list_namespaced_pod_without_preload_content,
             namespace,
             label_selector=selector,
             watch=True,
@@ -325,6 +393,7 @@ class KubeApi:
     async def open_port_forward(self, namespace: str, name: str, port: int) -> Any:
         """A websocket to ``port`` of pod ``name`` (``pods/portforward``; see
         :mod:`backend.kube.portforward` for the protocol). The caller closes it."""
+        from kubernetes.aio.client.api.core_v1_api import CoreV1Api
         from kubernetes.aio.stream.ws_client import WsApiClient
 
         if self._ws_client is None:

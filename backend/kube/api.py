@@ -20,6 +20,7 @@ from __future__ import annotations
 import asyncio
 import importlib
 import json
+import sys
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, TypeVar
@@ -111,9 +112,9 @@ _API_MODULES = (
 )
 
 
-# They are loaded in a worker thread this long after the first pod list, so that the first
-# call that needs them (a restart, a log tail) does not wait for them, and the loading does
-# not compete with drawing that list.
+# They are loaded in a worker thread this long after the first request on a loop, so that
+# the first call that needs them (a restart, a log tail) does not wait for them, and the
+# loading does not compete with drawing the first list.
 LOAD_API_MODULES_AFTER = 2.0
 
 
@@ -121,6 +122,10 @@ def load_api_modules() -> None:
     """Imports the generated API classes (blocking: call it off the event loop)."""
     for name in _API_MODULES:
         importlib.import_module(name)
+
+
+def api_modules_loaded() -> bool:
+    return all(name in sys.modules for name in _API_MODULES)
 
 
 class KubeApi:
@@ -143,7 +148,6 @@ class KubeApi:
         self._apps: AppsV1Api | None = None
         self._coordination: CoordinationV1Api | None = None
         self._ws_client: Any = None
-        self._api_modules_asked = False
 
     # ------------------------------------------------------------------ plumbing
     def _api_client(self) -> aio_client.ApiClient:
@@ -153,6 +157,12 @@ class KubeApi:
             self._client = aio_client.ApiClient(self.connection.configuration)
             self._loop = loop
             self._core = self._apps = self._coordination = None
+            # Per loop: one that ends at once (the console's look before it opens) drops
+            # the timer, and the loop that carries on must still load them.
+            if not api_modules_loaded():
+                loop.call_later(
+                    LOAD_API_MODULES_AFTER, lambda: loop.run_in_executor(None, load_api_modules)
+                )
         return self._client
 
     def _apis(self) -> tuple[CoreV1Api, AppsV1Api]:
@@ -266,12 +276,6 @@ class KubeApi:
             namespace,
             label_selector=selector,
         )
-        if not self._api_modules_asked:
-            self._api_modules_asked = True
-            loop = asyncio.get_running_loop()
-            loop.call_later(
-                LOAD_API_MODULES_AFTER, lambda: loop.run_in_executor(None, load_api_modules)
-            )
         pods = []
         for item in body.get("items") or []:
             try:

@@ -7,6 +7,8 @@ tests/cluster/test_console_data.py."""
 from __future__ import annotations
 
 import asyncio
+import subprocess
+import sys
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
@@ -20,6 +22,7 @@ from locotui.data.kube_client import (
 )
 from locotui.data.link import Backoff, LinkChange, LinkState
 from tests.kubesim import KubeSim
+from tests.support.paths import ROOT
 from tests.support.waiting import Collector, eventually
 
 PODS = ["loco-emulator-0", "loco-emulator-1", "loco-emulator-2"]
@@ -198,3 +201,42 @@ async def test_unreachable_and_server_errors(sim: KubeSim, kube: KubeClient) -> 
     sim.add_error(429, path="/api/v1/namespaces/loco/pods.*", count=1)
     with pytest.raises(RateLimited):
         await kube.list_pods()
+
+
+def test_api_classes_load_in_the_background_not_on_the_way_to_the_first_list(
+    sim: KubeSim,
+) -> None:
+    """In a fresh interpreter: the pod list (what the console's start waits for) does not
+    load the generated API classes; they load by themselves soon after, also when the
+    first loop ended at once (the look before the console opens), so the first restart
+    does not stall the console while a module of megabytes is imported."""
+    script = f"""
+import asyncio, time
+from backend.kube.api import api_modules_loaded
+from locotui.data.kube_client import KubeClient
+
+async def look():
+    kube = await KubeClient.aconnect({str(sim.kubeconfig)!r})
+    await kube.list_pods()
+    await kube.aclose()
+    return kube
+
+kube = asyncio.run(look())
+print("after the look:", api_modules_loaded())
+
+async def app():
+    await kube.list_pods()
+    deadline = time.monotonic() + 20
+    while not api_modules_loaded() and time.monotonic() < deadline:
+        await asyncio.sleep(0.05)
+    print("later:", api_modules_loaded())
+    await kube.aclose()
+
+asyncio.run(app())
+"""
+    out = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, timeout=60, cwd=ROOT
+    )
+    assert out.returncode == 0, out.stderr
+    assert "after the look: False" in out.stdout, out.stdout
+    assert "later: True" in out.stdout, out.stdout

@@ -468,11 +468,12 @@ class LocoApp(App[int]):
             if handler is not None:
                 handler()
 
-    @staticmethod
-    def _screen_handler(screen: Any, name: str) -> Any:
-        """A pushed screen's handler, once it is mounted: a tick that lands between the push
-        and the mount would find none of its widgets (it fills itself in on mount)."""
-        return getattr(screen, name, None) if screen.is_mounted else None
+    def _screen_handler(self, screen: Any, name: str) -> Any:
+        """A pushed screen's handler, once it is mounted and until the app shuts down: a
+        tick that lands between the push and the mount would find none of its widgets (it
+        fills itself in on mount), and while the app shuts down the screens still on the
+        stack lose their widgets before the timers and feeds that call this stop."""
+        return getattr(screen, name, None) if self.is_running and screen.is_mounted else None
 
     def _tick(self) -> None:
         if not self.header.is_mounted:

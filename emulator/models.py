@@ -196,31 +196,25 @@ def rate_moved(published: float | None, now: float | None) -> bool:
     return abs(now - published) >= max(RATE_BAND_FPS, RATE_BAND_FRACTION * abs(published))
 
 
+def _held(published: float | None, now: float | None) -> float | None:
+    """The figure to compare: the published one while ``now`` has not moved from it."""
+    return now if rate_moved(published, now) else published
+
+
 def with_published_rates(published: EmulatorStatus | None, now: EmulatorStatus) -> EmulatorStatus:
     """``now``, with each measured rate (the guest's frame rate, the stream's) that has not
     moved (:func:`rate_moved`) since ``published`` put back to the published figure."""
     if published is None:
         return now
-    video = now.video
-    rate = video.estimated_frame_rate
-    if rate != published.video.estimated_frame_rate and not rate_moved(
-        published.video.estimated_frame_rate, rate
-    ):
-        video = video.model_copy(
-            update={"estimated_frame_rate": published.video.estimated_frame_rate}
-        )
-    stream = now.stream
-    if stream is not None and published.stream is not None:
-        sent = stream.frames_per_second
-        if sent != published.stream.frames_per_second and not rate_moved(
-            published.stream.frames_per_second, sent
-        ):
-            stream = stream.model_copy(
-                update={"frames_per_second": published.stream.frames_per_second}
-            )
-    if video is now.video and stream is now.stream:
-        return now
-    return now.model_copy(update={"video": video, "stream": stream})
+    update: dict[str, Any] = {}
+    rate = _held(published.video.estimated_frame_rate, now.video.estimated_frame_rate)
+    if rate != now.video.estimated_frame_rate:
+        update["video"] = now.video.model_copy(update={"estimated_frame_rate": rate})
+    if now.stream is not None and published.stream is not None:
+        sent = _held(published.stream.frames_per_second, now.stream.frames_per_second)
+        if sent != now.stream.frames_per_second:
+            update["stream"] = now.stream.model_copy(update={"frames_per_second": sent})
+    return now.model_copy(update=update) if update else now
 
 
 class Readiness(BaseModel):

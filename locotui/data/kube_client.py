@@ -298,14 +298,16 @@ class KubeClient:
         self._primed = (time.monotonic(), snapshot)
         return snapshot
 
-    def _take_primed(self) -> PodSnapshot | None:
-        """The last list, once, if it is recent enough to start a watch from (the console's
-        first look at the cluster, just before it opens)."""
+    def _take_primed(self) -> tuple[list[Pod], str] | None:
+        """The last list (pods and its resourceVersion), once, if it is recent enough to
+        start a watch from (the console's first look at the cluster, just before it opens)."""
         primed, self._primed = self._primed, None
-        if primed is None or not primed[1].resource_version:
+        if primed is None or time.monotonic() - primed[0] > PRIMED_FOR:
             return None
-        at, snapshot = primed
-        return snapshot if time.monotonic() - at <= PRIMED_FOR else None
+        snapshot = primed[1]
+        if not snapshot.resource_version:
+            return None
+        return snapshot.pods, snapshot.resource_version
 
     async def get_pod(self, name: str) -> Pod:
         try:
@@ -340,9 +342,7 @@ class KubeClient:
             yield LinkChange(
                 LinkState.CONNECTING, attempt=attempt, at=time.time(), detail=self.detail
             )
-            listed = None
-            if primed is not None and primed.resource_version:
-                listed, primed = (primed.pods, primed.resource_version), None
+            listed, primed = primed, None  # the first attempt only
             try:
                 async for item in list_and_watch(
                     self.api,
